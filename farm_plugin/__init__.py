@@ -1,0 +1,7 @@
+"""comfyfarm's farm side: the contracts both sides share and the worker runtime.
+
+Plain Python, importable without Deadline or Flame. The Deadline plugin folders (``ComfyUI/``,
+``ComfyUIRelink/``) are thin adapters over it.
+"""
+
+__version__ = "0.1.0"

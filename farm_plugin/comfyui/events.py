@@ -1,0 +1,279 @@
+"""Following prompts on ComfyUI's WebSocket: sessions, events and results.
+
+ComfyUI's message order for one prompt (shared/reference/comfyui/README.md §3): ``execution_start``,
+``execution_cached``, ``executing`` per node, ``progress``, ``executed`` per output node,
+``execution_success`` (or ``execution_error`` / ``execution_interrupted``), ``status``, then
+``executing{node: null}``. The end of a prompt is its ``execution_*`` message; ``status`` is no sign of
+anything. A cached resubmit re-sends ``executed`` with the old file names and writes no new file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+import websocket
+
+from farm_plugin.comfyui.errors import (
+    ComfyUIError,
+    ComfyUITimeout,
+    ComfyUIUnreachable,
+    ConnectionLost,
+    PromptExecutionError,
+    PromptInterrupted,
+)
+
+if TYPE_CHECKING:
+    from farm_plugin.comfyui.client import ComfyUIClient, QueuedPrompt
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file ComfyUI wrote, as ``executed`` messages and ``/history`` name it."""
+
+    filename: str
+    subfolder: str = ""
+    type: str = "output"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OutputFile:
+        return cls(str(data.get("filename", "")), str(data.get("subfolder", "")), str(data.get("type", "output")))
+
+
+@dataclass(frozen=True)
+class PromptEvent:
+    """Something that happened to one prompt. ``kind``: started, cached, executing, progress, executed,
+    finished. ``node`` and ``class_type`` for node events; ``value``/``max`` for progress."""
+
+    kind: str
+    prompt_id: str
+    node: Optional[str] = None
+    class_type: Optional[str] = None
+    value: Optional[int] = None
+    max: Optional[int] = None
+
+
+EventCallback = Callable[[PromptEvent], None]
+
+
+@dataclass
+class PromptResult:
+    """How one prompt ended: ``success``, ``error`` or ``interrupted``, with its outputs per node."""
+
+    prompt_id: str
+    status: str = "pending"
+    outputs: Dict[str, List[OutputFile]] = field(default_factory=dict)
+    cached_nodes: Tuple[str, ...] = ()
+    start_ms: Optional[int] = None
+    end_ms: Optional[int] = None
+    error: Optional[ComfyUIError] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def busy_seconds(self) -> Optional[float]:
+        """ComfyUI's own execution time for this prompt, from its message timestamps."""
+        if self.start_ms is None or self.end_ms is None:
+            return None
+        return (self.end_ms - self.start_ms) / 1000.0
+
+    def raise_for_status(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def output_files(self, node: Optional[str] = None) -> List[OutputFile]:
+        if node is not None:
+            return list(self.outputs.get(node, []))
+        return [f for files in self.outputs.values() for f in files]
+
+
+def _files_of(output: Mapping[str, Any]) -> List[OutputFile]:
+    files = []
+    for value in output.values():  # "images", "gifs", "videos", … : lists of {filename, subfolder, type}
+        if isinstance(value, list):
+            files.extend(OutputFile.from_dict(v) for v in value if isinstance(v, dict) and "filename" in v)
+    return files
+
+
+class PromptSession:
+    """One WebSocket with its own client id, and the prompts submitted through it."""
+
+    def __init__(
+        self,
+        client: ComfyUIClient,
+        *,
+        client_id: str,
+        connect_timeout_s: float = 10.0,
+        on_event: Optional[EventCallback] = None,
+    ) -> None:
+        self.client = client
+        self.client_id = client_id
+        self.connect_timeout_s = connect_timeout_s
+        self.on_event = on_event
+        self._socket: Optional[websocket.WebSocket] = None
+        self._results: Dict[str, PromptResult] = {}
+        self._graphs: Dict[str, Mapping[str, Any]] = {}
+        self._yielded: Set[str] = set()
+
+    def __enter__(self) -> PromptSession:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        url = f"{self.client.websocket_url}?clientId={self.client_id}"
+        try:
+            self._socket = websocket.create_connection(url, timeout=self.connect_timeout_s)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ComfyUIUnreachable(self.client.base_url, f"WebSocket: {exc}") from exc
+        logger.debug("WebSocket open to %s as %s", self.client.websocket_url, self.client_id)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.close(timeout=1)
+            except (OSError, websocket.WebSocketException):
+                pass
+            self._socket = None
+
+    def submit(self, graph: Mapping[str, Any], *, prompt_id: Optional[str] = None) -> QueuedPrompt:
+        """Queue ``graph`` under this session's client id, so that its events come to this socket."""
+        if self._socket is None:
+            raise RuntimeError("connect the session (use it as a context manager) before submitting")
+        queued = self.client.submit(graph, client_id=self.client_id, prompt_id=prompt_id)
+        self._results.setdefault(queued.prompt_id, PromptResult(queued.prompt_id))
+        self._graphs[queued.prompt_id] = graph
+        return queued
+
+    def results(
+        self,
+        prompt_ids: Sequence[str],
+        *,
+        idle_timeout_s: float = 600.0,
+        timeout_s: Optional[float] = None,
+    ) -> Iterator[PromptResult]:
+        """Yield each prompt's result as it ends, in the order they end.
+
+        ``idle_timeout_s`` bounds the silence between two messages; ``timeout_s`` the whole wait.
+        Raises :class:`ConnectionLost` if the socket drops with prompts unfinished, and
+        :class:`ComfyUITimeout` when a bound runs out. Failed prompts are yielded, not raised.
+        """
+        wanted = [pid for pid in prompt_ids if pid not in self._yielded]
+        for pid in wanted:
+            self._results.setdefault(pid, PromptResult(pid))
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            for pid in wanted:
+                if pid not in self._yielded and self._results[pid].status != "pending":
+                    self._yielded.add(pid)
+                    yield self._results[pid]
+            pending = [pid for pid in wanted if pid not in self._yielded]
+            if not pending:
+                return
+            wait_s = idle_timeout_s
+            if deadline is not None:
+                wait_s = min(wait_s, deadline - time.monotonic())
+                if wait_s <= 0:
+                    raise ComfyUITimeout(f"waiting for {len(pending)} ComfyUI prompt(s) to finish", timeout_s)
+            self._handle(self._receive(wait_s, pending, idle_timeout_s))
+
+    def _receive(self, wait_s: float, pending: List[str], idle_timeout_s: float) -> Any:
+        assert self._socket is not None, "session is not connected"
+        self._socket.settimeout(max(wait_s, 0.001))
+        try:
+            frame = self._socket.recv()
+        except websocket.WebSocketTimeoutException as exc:
+            raise ComfyUITimeout(
+                f"waiting for {len(pending)} ComfyUI prompt(s): no message for {idle_timeout_s:g} s "
+                "(ComfyUI hung, or another connection took over this client id)",
+                wait_s,
+            ) from exc
+        except (websocket.WebSocketConnectionClosedException, OSError) as exc:
+            finished = {pid: r for pid, r in self._results.items() if r.status != "pending"}
+            raise ConnectionLost(self.client.base_url, pending, str(exc) or type(exc).__name__, finished) from exc
+        if isinstance(frame, bytes):
+            return None  # previews (SaveImageWebsocket, latent previews): not used
+        if frame == "":
+            finished = {pid: r for pid, r in self._results.items() if r.status != "pending"}
+            raise ConnectionLost(self.client.base_url, pending, "connection closed", finished)
+        try:
+            return json.loads(frame)
+        except ValueError:
+            logger.warning("ComfyUI sent a WebSocket text frame that is not JSON: %.200r", frame)
+            return None
+
+    def _emit(self, event: PromptEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _class_of(self, prompt_id: str, node: Optional[str]) -> Optional[str]:
+        node_def = self._graphs.get(prompt_id, {}).get(node) if node is not None else None
+        return node_def.get("class_type") if isinstance(node_def, Mapping) else None
+
+    def _handle(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        data = message.get("data") or {}
+        prompt_id = data.get("prompt_id") if isinstance(data, dict) else None
+        result = self._results.get(prompt_id) if prompt_id else None
+        if result is None or result.status != "pending":
+            return
+        node = data.get("node")
+        if kind == "execution_start":
+            result.start_ms = data.get("timestamp")
+            self._emit(PromptEvent("started", prompt_id))
+        elif kind == "execution_cached":
+            result.cached_nodes = tuple(str(n) for n in data.get("nodes") or ())
+            self._emit(PromptEvent("cached", prompt_id))
+        elif kind == "executing" and node is not None:
+            self._emit(PromptEvent("executing", prompt_id, str(node), self._class_of(prompt_id, node)))
+        elif kind == "progress":
+            self._emit(PromptEvent("progress", prompt_id, str(node), self._class_of(prompt_id, node),
+                                   data.get("value"), data.get("max")))
+        elif kind == "executed":
+            result.outputs[str(node)] = _files_of(data.get("output") or {})
+            self._emit(PromptEvent("executed", prompt_id, str(node), self._class_of(prompt_id, node)))
+        elif kind == "execution_success":
+            self._finish(result, "success", data)
+        elif kind == "execution_error":
+            self._finish(result, "error", data, PromptExecutionError.from_message(data))
+        elif kind == "execution_interrupted":
+            self._finish(result, "interrupted", data, PromptInterrupted(prompt_id, data.get("node_id")))
+        elif kind == "executing" and node is None:
+            self._finish_from_history(result)
+
+    def _finish(self, result: PromptResult, status: str, data: Mapping[str, Any],
+                error: Optional[ComfyUIError] = None) -> None:
+        result.status = status
+        result.end_ms = data.get("timestamp")
+        result.error = error
+        logger.debug("prompt %s ended: %s", result.prompt_id, status)
+        self._emit(PromptEvent("finished", result.prompt_id))
+
+    def _finish_from_history(self, result: PromptResult) -> None:
+        """``executing null`` without an ``execution_*`` message (older ComfyUI): ask /history."""
+        entry = self.client.history(result.prompt_id).get(result.prompt_id) or {}
+        status = entry.get("status") or {}
+        for node, output in (entry.get("outputs") or {}).items():
+            result.outputs.setdefault(str(node), _files_of(output))
+        if status.get("status_str") == "success":
+            self._finish(result, "success", {})
+            return
+        for event, data in status.get("messages") or []:
+            if event == "execution_error":
+                self._finish(result, "error", data, PromptExecutionError.from_message(data))
+                return
+            if event == "execution_interrupted":
+                self._finish(result, "interrupted", data, PromptInterrupted(result.prompt_id, data.get("node_id")))
+                return
+        self._finish(result, "error", {}, ComfyUIError(f"ComfyUI prompt {result.prompt_id} ended without success"))

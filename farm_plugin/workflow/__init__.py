@@ -1,0 +1,1 @@
+"""Workflow packages: ``workflow.json`` (ComfyUI API format) + ``workflow.yaml`` (the manifest)."""

@@ -1,0 +1,329 @@
+"""The workflow package: a typed model of ``workflow.yaml`` and its loader.
+
+A package is a folder with ``workflow.json`` (ComfyUI API format) and ``workflow.yaml`` (the manifest).
+The manifest says what the farm needs and ComfyUI does not: which node takes the frames and which writes
+them, the parameters an artist may set, the mode (``per_frame`` or ``sequence``) and what a worker needs.
+
+Structural mistakes (missing keys, wrong types) raise :class:`WorkflowPackageError` naming the file, the
+key and the fix. Whether the manifest agrees with the graph and with ComfyUI's node definitions is the
+validator's job (:mod:`farm_plugin.workflow.validate`), which reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import yaml
+
+from farm_plugin.workflow.graph import Graph
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA = 1
+MODES = ("per_frame", "sequence")
+PARAMETER_TYPES = ("int", "float", "bool", "string", "choice")
+BLEND_MODES = ("none", "crossfade")
+
+
+class WorkflowPackageError(Exception):
+    """A workflow package cannot be read: the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Where the frames go in (``input``) or come out (``output``): a node id and, for inputs, its input."""
+
+    node: str
+    input: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A value an artist may set, mapped onto one input of one node."""
+
+    key: str
+    node: str
+    input: str
+    type: str
+    default: Any
+    label: str
+    description: str = ""
+    min: Optional[float] = None
+    max: Optional[float] = None
+    step: Optional[float] = None
+    choices: Tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelRequirement:
+    """A model file a worker must have, by the name the node looks for and the ComfyUI models folder."""
+
+    name: str
+    folder: str = ""
+
+
+@dataclass(frozen=True)
+class Requirements:
+    nodes: Tuple[str, ...] = ()
+    models: Tuple[ModelRequirement, ...] = ()
+    packs: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SequenceSettings:
+    """Temporal settings: window length in frames, handle frames each side, frame-count ratio, blending."""
+
+    context_frames: int
+    overlap_frames: int = 0
+    ratio: float = 1.0
+    blend: str = "none"
+
+
+@dataclass(frozen=True)
+class WorkflowPackage:
+    name: str
+    path: Path
+    title: str
+    description: str
+    category: str
+    mode: str
+    graph: Graph
+    input: Binding
+    output: Binding
+    parameters: Tuple[Parameter, ...] = ()
+    requirements: Requirements = field(default_factory=Requirements)
+    sequence: Optional[SequenceSettings] = None
+    template: str = "default"
+    notes: str = ""
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "workflow.yaml"
+
+    @property
+    def graph_path(self) -> Path:
+        return self.path / "workflow.json"
+
+    def parameter(self, key: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.key == key:
+                return parameter
+        known = ", ".join(p.key for p in self.parameters) or "none"
+        raise KeyError(f"workflow '{self.name}' has no parameter '{key}' (its parameters: {known})")
+
+
+class _Reader:
+    """Reads typed values out of the manifest mapping, with errors that name the file and the key."""
+
+    def __init__(self, manifest_path: Path) -> None:
+        self.path = manifest_path
+
+    def fail(self, key: str, message: str) -> WorkflowPackageError:
+        return WorkflowPackageError(f"{self.path}: {key}: {message}")
+
+    def mapping(self, data: Any, key: str) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise self.fail(key, f"expected a mapping (key: value lines), got {type(data).__name__}")
+        return data
+
+    def text(self, data: Mapping[str, Any], key: str, where: str, default: Optional[str] = None) -> str:
+        value = data.get(key, default)
+        if value is None:
+            raise self.fail(f"{where}{key}", "is required: add it to the manifest")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.fail(f"{where}{key}", f"expected text, got {value!r}")
+        return str(value)
+
+    def number(self, data: Mapping[str, Any], key: str, where: str) -> Optional[float]:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(f"{where}{key}", f"expected a number, got {value!r}")
+        return value
+
+    def names(self, data: Mapping[str, Any], key: str, where: str) -> Tuple[str, ...]:
+        value = data.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{where}{key}", f"expected a list of names, got {value!r}")
+        return tuple(value)
+
+
+def load_package(path: str | Path) -> WorkflowPackage:
+    """Load the package in folder ``path`` (or the folder of a ``workflow.yaml``/``workflow.json``)."""
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    manifest_path = folder / "workflow.yaml"
+    graph_path = folder / "workflow.json"
+    for required in (manifest_path, graph_path):
+        if not required.is_file():
+            raise WorkflowPackageError(
+                f"{folder}: no {required.name}: a workflow package is a folder with workflow.json "
+                "(ComfyUI API format, 'Export (API)' in ComfyUI) and workflow.yaml (the manifest)"
+            )
+    graph = _load_graph(graph_path)
+    reader = _Reader(manifest_path)
+    try:
+        raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise WorkflowPackageError(f"{manifest_path}: not valid YAML: {exc}") from exc
+    data = reader.mapping(raw, "(top level)")
+    schema = data.get("schema", MANIFEST_SCHEMA)
+    if schema != MANIFEST_SCHEMA:
+        raise reader.fail("schema", f"version {schema!r} is not supported: this comfyfarm reads {MANIFEST_SCHEMA}")
+    mode = reader.text(data, "mode", "", default="per_frame")
+    if mode not in MODES:
+        raise reader.fail("mode", f"'{mode}' is not a mode: use per_frame or sequence")
+    sequence = _read_sequence(reader, data.get("sequence"), mode)
+    package = WorkflowPackage(
+        name=str(data.get("name") or folder.name),
+        path=folder,
+        title=reader.text(data, "title", ""),
+        description=reader.text(data, "description", "", default=""),
+        category=reader.text(data, "category", "", default="Other"),
+        mode=mode,
+        graph=graph,
+        input=_read_binding(reader, data.get("input"), "input", needs_input=True),
+        output=_read_binding(reader, data.get("output"), "output", needs_input=False),
+        parameters=_read_parameters(reader, data.get("parameters")),
+        requirements=_read_requirements(reader, data.get("requirements")),
+        sequence=sequence,
+        template=reader.text(data, "template", "", default="default"),
+        notes=reader.text(data, "notes", "", default=""),
+    )
+    logger.debug("loaded workflow package %s from %s", package.name, folder)
+    return package
+
+
+def _load_graph(graph_path: Path) -> Graph:
+    try:
+        graph = json.loads(graph_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WorkflowPackageError(f"{graph_path}: not valid JSON: {exc}") from exc
+    if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
+        raise WorkflowPackageError(
+            f"{graph_path}: this is ComfyUI's UI format; save it with 'Export (API)' instead"
+        )
+    if isinstance(graph, dict) and isinstance(graph.get("prompt"), dict):
+        graph = graph["prompt"]
+    if not isinstance(graph, dict) or not graph:
+        raise WorkflowPackageError(f"{graph_path}: expected an API-format object of nodes, got {type(graph).__name__}")
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+            raise WorkflowPackageError(f"{graph_path}: node {node_id}: has no class_type")
+        if not isinstance(node.get("inputs", {}), dict):
+            raise WorkflowPackageError(f"{graph_path}: node {node_id}: 'inputs' must be an object")
+        node.setdefault("inputs", {})
+    return graph
+
+
+def _read_binding(reader: _Reader, raw: Any, key: str, *, needs_input: bool) -> Binding:
+    data = reader.mapping(raw, key)
+    node = reader.text(data, "node", f"{key}.")
+    name = data.get("input")
+    if needs_input and not name:
+        raise reader.fail(f"{key}.input", "is required: name the node input that takes the frame file")
+    return Binding(node=node, input=str(name) if name else None)
+
+
+def _read_parameters(reader: _Reader, raw: Any) -> Tuple[Parameter, ...]:
+    if raw is None:
+        return ()
+    data = reader.mapping(raw, "parameters")
+    parameters = []
+    for key, spec_raw in data.items():
+        where = f"parameters.{key}."
+        spec = reader.mapping(spec_raw, f"parameters.{key}")
+        kind = reader.text(spec, "type", where)
+        if kind not in PARAMETER_TYPES:
+            kinds = ", ".join(PARAMETER_TYPES)
+            raise reader.fail(f"{where}type", f"'{kind}' is not a parameter type: use one of {kinds}")
+        choices = spec.get("choices") or []
+        if not isinstance(choices, list):
+            raise reader.fail(f"{where}choices", f"expected a list, got {choices!r}")
+        if "default" not in spec:
+            raise reader.fail(f"{where}default", "is required: every parameter needs a default")
+        parameters.append(
+            Parameter(
+                key=str(key),
+                node=reader.text(spec, "node", where),
+                input=reader.text(spec, "input", where),
+                type=kind,
+                default=spec["default"],
+                label=reader.text(spec, "label", where, default=str(key)),
+                description=reader.text(spec, "description", where, default=""),
+                min=reader.number(spec, "min", where),
+                max=reader.number(spec, "max", where),
+                step=reader.number(spec, "step", where),
+                choices=tuple(choices),
+            )
+        )
+    return tuple(parameters)
+
+
+def _read_requirements(reader: _Reader, raw: Any) -> Requirements:
+    if raw is None:
+        return Requirements()
+    data = reader.mapping(raw, "requirements")
+    models = []
+    for index, item in enumerate(data.get("models") or []):
+        if isinstance(item, str):
+            models.append(ModelRequirement(name=item))
+            continue
+        spec = reader.mapping(item, f"requirements.models[{index}]")
+        models.append(
+            ModelRequirement(
+                name=reader.text(spec, "name", f"requirements.models[{index}]."),
+                folder=reader.text(spec, "folder", f"requirements.models[{index}].", default=""),
+            )
+        )
+    return Requirements(
+        nodes=reader.names(data, "nodes", "requirements."),
+        models=tuple(models),
+        packs=reader.names(data, "packs", "requirements."),
+    )
+
+
+def _read_sequence(reader: _Reader, raw: Any, mode: str) -> Optional[SequenceSettings]:
+    if mode == "per_frame":
+        if raw is not None:
+            raise reader.fail("sequence", "is only for mode: sequence; remove it or set mode: sequence")
+        return None
+    if raw is None:
+        raise reader.fail("sequence", "is required for mode: sequence (context, overlap, ratio)")
+    data = reader.mapping(raw, "sequence")
+    context = data.get("context")
+    overlap = data.get("overlap", 0)
+    ratio = data.get("ratio", 1)
+    blend = data.get("blend", "none")
+    for key, value in (("context", context), ("overlap", overlap)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise reader.fail(f"sequence.{key}", f"expected a whole number of frames, got {value!r}")
+    if context < 1:
+        raise reader.fail("sequence.context", f"must be at least 1 frame, got {context}")
+    if overlap < 0 or overlap * 2 >= context:
+        raise reader.fail(
+            "sequence.overlap",
+            f"{overlap} handle frames each side leave no frame of a {context}-frame window: "
+            f"use 0 to {max(0, (context - 1) // 2)}",
+        )
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
+        raise reader.fail("sequence.ratio", f"expected a positive number (2 for 2x interpolation), got {ratio!r}")
+    if blend not in BLEND_MODES:
+        raise reader.fail("sequence.blend", f"'{blend}' is not a blend mode: use none or crossfade")
+    return SequenceSettings(context_frames=context, overlap_frames=overlap, ratio=float(ratio), blend=blend)
+
+
+def package_parameters(package: WorkflowPackage) -> Dict[str, Any]:
+    """The package's parameters at their defaults, by key."""
+    return {parameter.key: parameter.default for parameter in package.parameters}
+
+
+def list_packages(root: str | Path) -> List[Path]:
+    """Every package folder directly under ``root`` (a folder holding a workflow.yaml)."""
+    return sorted(p.parent for p in Path(root).glob("*/workflow.yaml"))

@@ -1,0 +1,260 @@
+"""Validate a workflow package against itself and, optionally, against ComfyUI's node definitions.
+
+Every problem is reported, not only the first, as a :class:`Problem` whose ``str()`` is one line naming
+the package, the node id, its class and the input: what ``comfyfarm validate`` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Optional
+
+from farm_plugin.workflow.graph import find_cycle, is_link
+from farm_plugin.workflow.object_info import InputSpec, NodeDefinitions, looks_like_model_input
+from farm_plugin.workflow.package import Parameter, WorkflowPackage
+
+
+@dataclass(frozen=True)
+class Problem:
+    package: str
+    code: str
+    message: str
+    node: Optional[str] = None
+    class_type: Optional[str] = None
+    input: Optional[str] = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.node is not None:
+            where = f" node {self.node}"
+            if self.class_type:
+                where += f" ({self.class_type})"
+        if self.input is not None:
+            where += f" input '{self.input}'"
+        return f"{self.package}:{where}: {self.message} [{self.code}]" if where else (
+            f"{self.package}: {self.message} [{self.code}]"
+        )
+
+
+class _Report:
+    def __init__(self, package: WorkflowPackage) -> None:
+        self.package = package
+        self.problems: List[Problem] = []
+
+    def add(self, code: str, message: str, node: Optional[str] = None, input: Optional[str] = None) -> None:
+        class_type = None
+        if node is not None and node in self.package.graph:
+            class_type = self.package.graph[node].get("class_type")
+        self.problems.append(Problem(str(self.package.path), code, message, node, class_type, input))
+
+
+def validate_package(
+    package: WorkflowPackage,
+    definitions: Optional[NodeDefinitions] = None,
+    *,
+    allowed_nodes: Optional[Iterable[str]] = None,
+    check_models: Optional[bool] = None,
+) -> List[Problem]:
+    """All problems of ``package``; an empty list means it is valid.
+
+    ``check_models`` defaults to ``definitions.live``: recorded definitions list no model files, so only a
+    live server can say that a model is missing.
+    """
+    report = _Report(package)
+    _check_graph(report)
+    _check_bindings(report)
+    _check_parameters(report)
+    if allowed_nodes is not None:
+        allowed = set(allowed_nodes)
+        for node_id, node in package.graph.items():
+            if node["class_type"] not in allowed:
+                report.add("node_not_allowed", f"class '{node['class_type']}' is not in the allow-list", node_id)
+    if definitions is not None:
+        models = definitions.live if check_models is None else check_models
+        _check_against_definitions(report, definitions, check_models=models)
+    return report.problems
+
+
+def _check_graph(report: _Report) -> None:
+    graph = report.package.graph
+    for node_id, node in graph.items():
+        for name, value in node["inputs"].items():
+            if not is_link(value):
+                if isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)):
+                    report.add("bad_link", f"link {value!r} must be [\"<node id>\", <output index>]", node_id, name)
+                continue
+            source, index = value
+            if source not in graph:
+                report.add("dangling_link", f"links to node {source}, which does not exist", node_id, name)
+            elif index < 0:
+                report.add("bad_link", f"output index {index} of node {source} is negative", node_id, name)
+    cycle = find_cycle(graph)
+    if cycle:
+        report.add("cycle", "the graph has a cycle: " + " -> ".join(cycle), cycle[0])
+
+
+def _check_bindings(report: _Report) -> None:
+    package = report.package
+    graph = package.graph
+    if package.input.node not in graph:
+        report.add("bad_binding", f"input.node {package.input.node} is not a node of workflow.json")
+    elif package.input.input not in graph[package.input.node]["inputs"]:
+        report.add(
+            "bad_binding",
+            "input binding names an input this node does not have in workflow.json",
+            package.input.node,
+            package.input.input,
+        )
+    elif is_link(graph[package.input.node]["inputs"][package.input.input]):
+        report.add("bad_binding", "the bound input is a link; bind the loader's file input", package.input.node,
+                   package.input.input)
+    if package.output.node not in graph:
+        report.add("bad_binding", f"output.node {package.output.node} is not a node of workflow.json")
+    elif package.output.input and package.output.input not in graph[package.output.node]["inputs"]:
+        report.add("bad_binding", "output binding names an input this node does not have", package.output.node,
+                   package.output.input)
+
+
+def _check_parameters(report: _Report) -> None:
+    graph = report.package.graph
+    for parameter in report.package.parameters:
+        prefix = f"parameter '{parameter.key}'"
+        if parameter.node not in graph:
+            report.add("bad_parameter", f"{prefix} points at node {parameter.node}, which does not exist")
+            continue
+        inputs = graph[parameter.node]["inputs"]
+        if parameter.input not in inputs:
+            report.add("bad_parameter", f"{prefix} names an input this node does not have", parameter.node,
+                       parameter.input)
+        elif is_link(inputs[parameter.input]):
+            report.add("bad_parameter", f"{prefix} points at a linked input", parameter.node, parameter.input)
+        problem = parameter_value_problem(parameter, parameter.default)
+        if problem:
+            report.add("bad_parameter", f"{prefix} default: {problem}", parameter.node, parameter.input)
+        if parameter.min is not None and parameter.max is not None and parameter.min > parameter.max:
+            report.add("bad_parameter", f"{prefix}: min {parameter.min} is above max {parameter.max}",
+                       parameter.node, parameter.input)
+        if parameter.type == "choice" and not parameter.choices:
+            report.add("bad_parameter", f"{prefix}: type choice needs a list of choices", parameter.node,
+                       parameter.input)
+
+
+def parameter_value_problem(parameter: Parameter, value: Any) -> Optional[str]:
+    """Why ``value`` is not acceptable for ``parameter``, or None when it is."""
+    kind = parameter.type
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{value!r} is not a whole number"
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"{value!r} is not a number"
+    if kind == "bool" and not isinstance(value, bool):
+        return f"{value!r} is not true or false"
+    if kind == "string" and not isinstance(value, str):
+        return f"{value!r} is not text"
+    if kind == "choice" and parameter.choices and value not in parameter.choices:
+        return f"{value!r} is not one of {', '.join(map(str, parameter.choices))}"
+    if kind in ("int", "float"):
+        if parameter.min is not None and value < parameter.min:
+            return f"{value} is below the minimum {parameter.min:g}"
+        if parameter.max is not None and value > parameter.max:
+            return f"{value} is above the maximum {parameter.max:g}"
+    return None
+
+
+def _check_against_definitions(report: _Report, definitions: NodeDefinitions, *, check_models: bool) -> None:
+    package = report.package
+    graph = package.graph
+    for required in package.requirements.nodes:
+        if required not in definitions:
+            report.add("missing_node_class", f"required node class '{required}' is not installed "
+                       f"(not in {definitions.source}): install the pack that provides it")
+    for node_id, node in graph.items():
+        definition = definitions.get(node["class_type"])
+        if definition is None:
+            report.add("unknown_class", f"class '{node['class_type']}' is not a node ComfyUI knows "
+                       f"(not in {definitions.source}): install its pack or fix the name", node_id)
+            continue
+        inputs = node["inputs"]
+        for spec in definition.inputs:
+            if spec.required and spec.name not in inputs:
+                report.add("required_input_missing", f"required input is missing (type {spec.type})",
+                           node_id, spec.name)
+        for name, value in inputs.items():
+            spec = definition.input(name)
+            if spec is None:
+                continue  # ComfyUI ignores inputs a node does not declare
+            bound = node_id == package.input.node and name == package.input.input
+            if is_link(value):
+                _check_link(report, definitions, node_id, spec, value)
+            elif not bound:
+                _check_literal(report, node_id, spec, value, check_models=check_models)
+
+
+def _check_link(report: _Report, definitions: NodeDefinitions, node_id: str, spec: InputSpec, value: list) -> None:
+    source_id, index = value
+    source = report.package.graph.get(source_id)
+    if source is None:
+        return  # reported as a dangling link
+    source_definition = definitions.get(source["class_type"])
+    if source_definition is None:
+        return  # reported as an unknown class
+    if index >= len(source_definition.outputs):
+        report.add("output_index_out_of_range",
+                   f"links to output {index} of node {source_id} ({source['class_type']}), which has "
+                   f"{len(source_definition.outputs)} output(s)", node_id, spec.name)
+        return
+    received = source_definition.outputs[index]
+    if not _types_match(received, spec.type):
+        report.add("return_type_mismatch",
+                   f"expects {spec.type} but node {source_id} ({source['class_type']}) output {index} is {received}",
+                   node_id, spec.name)
+
+
+def _types_match(received: str, expected: str) -> bool:
+    if "*" in (received, expected) or expected == "COMBO" or received == "COMBO":
+        return True
+    wanted = {t.strip() for t in expected.split(",")}
+    return any(t.strip() in wanted for t in received.split(","))
+
+
+def _check_literal(report: _Report, node_id: str, spec: InputSpec, value: Any, *, check_models: bool) -> None:
+    if not spec.is_widget:
+        if spec.type != "*":
+            report.add("invalid_input_type", f"expects a link from a node output of type {spec.type}, "
+                       f"got the value {value!r}", node_id, spec.name)
+        return
+    if spec.is_combo:
+        options = spec.options or ()
+        if value in options:
+            return
+        if looks_like_model_input(spec, value):
+            if check_models:
+                listed = ", ".join(map(str, options[:5])) or "none"
+                report.add("missing_model", f"model file '{value}' is not installed on this ComfyUI "
+                           f"(it has: {listed}): put it in the models folder", node_id, spec.name)
+            return
+        if options:
+            listed = ", ".join(map(str, options[:8])) + (", …" if len(options) > 8 else "")
+            report.add("value_not_in_list", f"'{value}' is not one of: {listed}", node_id, spec.name)
+        return
+    problem = _widget_value_problem(spec, value)
+    if problem:
+        code, message = problem
+        report.add(code, message, node_id, spec.name)
+
+
+def _widget_value_problem(spec: InputSpec, value: Any) -> Optional[tuple]:
+    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if spec.type == "INT" and (isinstance(value, bool) or not integral):
+        return "invalid_input_type", f"expects INT, got {value!r}"
+    if spec.type == "FLOAT" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return "invalid_input_type", f"expects FLOAT, got {value!r}"
+    if spec.type == "BOOLEAN" and not isinstance(value, bool):
+        return "invalid_input_type", f"expects BOOLEAN, got {value!r}"
+    if spec.type == "STRING" and not isinstance(value, (str, int, float)):
+        return "invalid_input_type", f"expects STRING, got {value!r}"
+    if spec.type in ("INT", "FLOAT"):
+        if spec.min is not None and value < spec.min:
+            return "value_smaller_than_min", f"{value} is smaller than the minimum {spec.min}"
+        if spec.max is not None and value > spec.max:
+            return "value_bigger_than_max", f"{value} is bigger than the maximum {spec.max}"
+    return None

@@ -1,0 +1,54 @@
+"""The ``comfyfarm`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional, Sequence
+
+from farm_plugin import __version__
+from flame_submitter import cli_validate
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="comfyfarm",
+        description="Run ComfyUI workflows on a Deadline render farm from Flame, or on local GPUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"comfyfarm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cli_validate.add_parser(commands)
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        for noisy in ("urllib3", "websocket"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if not args.command:
+        parser.print_help()
+        return 2
+    configure_logging(args.verbose)
+    return int(args.run(args))
+
+
+def run(argv: List[str]) -> int:
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
