@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from farm_plugin import __version__
-from flame_submitter import cli_validate
+from flame_submitter import cli_demo, cli_run_local, cli_validate
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_validate.add_parser(commands)
+    cli_run_local.add_parser(commands)
+    cli_demo.add_parser(commands)
     return parser
 
 
@@ -44,10 +46,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     configure_logging(args.verbose)
     return int(args.run(args))
-
-
-def run(argv: List[str]) -> int:
-    return main(argv)
 
 
 if __name__ == "__main__":

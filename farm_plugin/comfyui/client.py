@@ -58,7 +58,10 @@ class ComfyUIClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
-        self._http = http or requests.Session()
+        if http is None:
+            http = requests.Session()
+            http.trust_env = False  # a worker's ComfyUI is on loopback: never through the studio's proxy
+        self._http = http
 
     def __repr__(self) -> str:
         return f"ComfyUIClient({self.base_url!r})"

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+STOP_CHECK_INTERVAL_SECONDS = 0.25
+_NOTHING = object()  # no frame arrived within the wait
+
 
 @dataclass(frozen=True)
 class OutputFile:
@@ -132,7 +135,9 @@ class PromptSession:
     def connect(self) -> None:
         url = f"{self.client.websocket_url}?clientId={self.client_id}"
         try:
-            self._socket = websocket.create_connection(url, timeout=self.connect_timeout_s)
+            self._socket = websocket.create_connection(
+                url, timeout=self.connect_timeout_s, skip_utf8_validation=True, enable_multithread=False
+            )
         except (OSError, websocket.WebSocketException) as exc:
             raise ComfyUIUnreachable(self.client.base_url, f"WebSocket: {exc}") from exc
         logger.debug("WebSocket open to %s as %s", self.client.websocket_url, self.client_id)
@@ -160,43 +165,54 @@ class PromptSession:
         *,
         idle_timeout_s: float = 600.0,
         timeout_s: Optional[float] = None,
+        should_stop: Optional[Callable[[], bool]] = None,
     ) -> Iterator[PromptResult]:
         """Yield each prompt's result as it ends, in the order they end.
 
         ``idle_timeout_s`` bounds the silence between two messages; ``timeout_s`` the whole wait.
         Raises :class:`ConnectionLost` if the socket drops with prompts unfinished, and
         :class:`ComfyUITimeout` when a bound runs out. Failed prompts are yielded, not raised.
+        ``should_stop`` is asked a few times a second; when it answers True the iteration ends early.
         """
         wanted = [pid for pid in prompt_ids if pid not in self._yielded]
         for pid in wanted:
             self._results.setdefault(pid, PromptResult(pid))
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last_message = time.monotonic()
         while True:
             for pid in wanted:
                 if pid not in self._yielded and self._results[pid].status != "pending":
                     self._yielded.add(pid)
                     yield self._results[pid]
             pending = [pid for pid in wanted if pid not in self._yielded]
-            if not pending:
+            if not pending or (should_stop is not None and should_stop()):
                 return
-            wait_s = idle_timeout_s
+            now = time.monotonic()
+            if now - last_message >= idle_timeout_s:
+                raise ComfyUITimeout(
+                    f"waiting for {len(pending)} ComfyUI prompt(s): no message for {idle_timeout_s:g} s "
+                    "(ComfyUI hung, or another connection took over this client id)",
+                    idle_timeout_s,
+                )
+            if deadline is not None and now >= deadline:
+                raise ComfyUITimeout(f"waiting for {len(pending)} ComfyUI prompt(s) to finish", timeout_s or 0)
+            wait_s = idle_timeout_s - (now - last_message)
             if deadline is not None:
-                wait_s = min(wait_s, deadline - time.monotonic())
-                if wait_s <= 0:
-                    raise ComfyUITimeout(f"waiting for {len(pending)} ComfyUI prompt(s) to finish", timeout_s)
-            self._handle(self._receive(wait_s, pending, idle_timeout_s))
+                wait_s = min(wait_s, deadline - now)
+            if should_stop is not None:
+                wait_s = min(wait_s, STOP_CHECK_INTERVAL_SECONDS)
+            message = self._receive(wait_s, pending)
+            if message is not _NOTHING:
+                last_message = time.monotonic()
+                self._handle(message)
 
-    def _receive(self, wait_s: float, pending: List[str], idle_timeout_s: float) -> Any:
+    def _receive(self, wait_s: float, pending: List[str]) -> Any:
         assert self._socket is not None, "session is not connected"
         self._socket.settimeout(max(wait_s, 0.001))
         try:
             frame = self._socket.recv()
-        except websocket.WebSocketTimeoutException as exc:
-            raise ComfyUITimeout(
-                f"waiting for {len(pending)} ComfyUI prompt(s): no message for {idle_timeout_s:g} s "
-                "(ComfyUI hung, or another connection took over this client id)",
-                wait_s,
-            ) from exc
+        except websocket.WebSocketTimeoutException:
+            return _NOTHING
         except (websocket.WebSocketConnectionClosedException, OSError) as exc:
             finished = {pid: r for pid, r in self._results.items() if r.status != "pending"}
             raise ConnectionLost(self.client.base_url, pending, str(exc) or type(exc).__name__, finished) from exc

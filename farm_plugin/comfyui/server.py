@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Deque, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, AbstractSet, Deque, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin.comfyui.client import ComfyUIClient
 from farm_plugin.comfyui.errors import ComfyUIStartError, ComfyUIUnreachable
@@ -58,7 +58,9 @@ def default_python(comfyui_dir: Path) -> str:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now (a port in TIME_WAIT counts as free, as for aiohttp)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -66,8 +68,9 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def choose_port(config: ServerConfig) -> int:
-    if port_is_free(config.port, config.listen):
+def choose_port(config: ServerConfig, exclude: AbstractSet[int] = frozenset()) -> int:
+    """The configured port, or (``port_in_use: next``) the next free one not in ``exclude``."""
+    if config.port not in exclude and port_is_free(config.port, config.listen):
         return config.port
     if config.port_in_use != "next":
         raise ComfyUIStartError(
@@ -75,7 +78,7 @@ def choose_port(config: ServerConfig) -> int:
             "GPU?): stop what holds it, choose another base port, or allow the next free port"
         )
     for port in range(config.port + 1, config.port + PORT_SEARCH_SPAN):
-        if port_is_free(port, config.listen):
+        if port not in exclude and port_is_free(port, config.listen):
             logger.info("port %d is in use; ComfyUI takes port %d", config.port, port)
             return port
     raise ComfyUIStartError(f"no free port between {config.port} and {config.port + PORT_SEARCH_SPAN - 1}")
@@ -123,8 +126,15 @@ class ComfyUIServer:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
+    def reserve_port(self, exclude: AbstractSet[int] = frozenset()) -> int:
+        """Choose the port now (before starting several servers at once, so that they do not collide)."""
+        self.port = choose_port(self.config, exclude)
+        return self.port
+
     def start(self) -> None:
-        """Start ComfyUI and wait until ``/system_stats`` answers, or raise with its log tail."""
+        """Start ComfyUI and wait until ``/system_stats`` answers, or raise with its log tail.
+
+        A restart keeps the port chosen at the first start."""
         if self.is_running():
             return
         main = self.config.comfyui_dir / "main.py"
@@ -133,7 +143,7 @@ class ComfyUIServer:
                 f"{self.config.comfyui_dir} is not a ComfyUI folder (no main.py): set the ComfyUI directory "
                 "to the folder you cloned ComfyUI into"
             )
-        port = choose_port(self.config)
+        port = self.port if self.port is not None else choose_port(self.config)
         for folder in ("input", "output", "temp"):
             (self.scratch_dir / folder).mkdir(parents=True, exist_ok=True)
         command = self.command(port)
@@ -171,6 +181,7 @@ class ComfyUIServer:
                     f"ComfyUI exited with code {code} while starting on port {self.port}", self.log_tail()
                 )
             if client.is_healthy(timeout_s=2.0):
+                self._check_identity(client)
                 logger.info("ComfyUI is up at %s (pid %d)", self.url, self.process.pid)
                 return
             time.sleep(HEALTH_CHECK_INTERVAL_SECONDS)
@@ -180,6 +191,17 @@ class ComfyUIServer:
             "start-up timeout, or see why in its log",
             self.log_tail(),
         )
+
+    def _check_identity(self, client: ComfyUIClient) -> None:
+        """The server answering must be ours (same scratch folders), not another one on the port."""
+        argv = client.system_stats().get("system", {}).get("argv") or []
+        ours = str(self.scratch_dir / "input")
+        if ours not in argv:
+            self.stop()
+            raise ComfyUIStartError(
+                f"another server answers on port {self.port} (not the ComfyUI just started): stop it, or choose "
+                "another base port"
+            )
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

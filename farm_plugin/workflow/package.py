@@ -327,3 +327,24 @@ def package_parameters(package: WorkflowPackage) -> Dict[str, Any]:
 def list_packages(root: str | Path) -> List[Path]:
     """Every package folder directly under ``root`` (a folder holding a workflow.yaml)."""
     return sorted(p.parent for p in Path(root).glob("*/workflow.yaml"))
+
+
+def bundled_workflows_dir() -> Path:
+    """The ``workflows/`` folder shipped beside the package (a checkout or an installed tree)."""
+    return Path(__file__).resolve().parents[2] / "workflows"
+
+
+def find_package(name_or_path: str, search_dirs: List[str | Path] = ()) -> Path:
+    """A package folder from a path, or from a name looked up in ``search_dirs`` then the bundled folder."""
+    direct = Path(name_or_path).expanduser()
+    if direct.is_dir() or direct.is_file():
+        return direct
+    folders = [Path(d).expanduser() for d in search_dirs] + [bundled_workflows_dir()]
+    for folder in folders:
+        if (folder / name_or_path / "workflow.yaml").is_file():
+            return folder / name_or_path
+    known = sorted({p.name for folder in folders if folder.is_dir() for p in list_packages(folder)})
+    raise WorkflowPackageError(
+        f"no workflow '{name_or_path}': give a package folder, or one of {', '.join(known) or 'none found'} "
+        f"(looked in {', '.join(map(str, folders))})"
+    )

@@ -29,7 +29,8 @@ def test_shipped_packages_load_with_their_bindings() -> None:
 
 def test_unknown_parameter_names_the_known_ones() -> None:
     blur = load_package(WORKFLOWS / "blur")
-    with pytest.raises(KeyError, match=re.escape("workflow 'blur' has no parameter 'size' (its parameters: radius, sigma)")):
+    message = "workflow 'blur' has no parameter 'size' (its parameters: radius, sigma)"
+    with pytest.raises(KeyError, match=re.escape(message)):
         blur.parameter("size")
 
 

@@ -1,0 +1,132 @@
+"""Colour: which space the plates are in, which space the workflow sees, and the conversions between them.
+
+Conversions run through OpenColorIO inside OpenImageIO (``ImageBufAlgo.colorconvert``) with the config the
+policy names; ``ocio://default`` is OpenImageIO's built-in ACES studio config. Names may be any colour
+space name, alias or role the config defines ("ACEScg", "lin_rec709", "scene_linear", …).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
+import OpenImageIO as oiio
+
+from .errors import ColourSpaceError
+from .image_io import PlateInfo
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "ocio://default"
+SCENE_LINEAR_REC709 = "Linear Rec.709 (sRGB)"
+"""Scene-linear with Rec.709/sRGB primaries: what an EXR plate holds unless its header says otherwise."""
+SRGB_ENCODED_REC709 = "sRGB Encoded Rec.709 (sRGB)"
+"""sRGB-encoded Rec.709: what an 8-bit image is, and what ComfyUI's loaders and models expect."""
+
+
+@dataclass(frozen=True)
+class ColourPolicy:
+    """Plates are in ``plate_space``; the workflow sees ``working_space``; names come from ``config``."""
+
+    plate_space: str
+    working_space: str = SRGB_ENCODED_REC709
+    config: str = DEFAULT_CONFIG
+
+    @classmethod
+    def default_for(cls, info: PlateInfo, *, config: str = DEFAULT_CONFIG) -> ColourPolicy:
+        """The policy a plate gets unless the user says otherwise.
+
+        A colour space the header declares (``oiio:ColorSpace``) and the config knows wins. Otherwise
+        half/float plates are scene-linear Rec.709, converted to sRGB for the workflow and back; integer
+        plates (PNG, JPEG, TIFF, DPX at 8–16 bits) are already display-referred sRGB and pass unconverted.
+        """
+        declared = info.metadata.get("oiio:ColorSpace")
+        if isinstance(declared, str) and declared and _load_config(config).getColorSpaceIndex(declared) >= 0:
+            return cls(plate_space=declared, config=config)
+        if info.is_float:
+            return cls(plate_space=SCENE_LINEAR_REC709, config=config)
+        return cls(plate_space=SRGB_ENCODED_REC709, config=config)
+
+    @property
+    def converts(self) -> bool:
+        """Whether staging changes the pixels' colour (the two spaces differ)."""
+        if self.plate_space == self.working_space:
+            return False
+        config = _load_config(self.config)
+        return config.resolve(self.plate_space) != config.resolve(self.working_space)
+
+    def validate(self) -> None:
+        """Raise ``ColourSpaceError`` unless the config loads and defines both spaces."""
+        config = _load_config(self.config)
+        for role, name in (("plate", self.plate_space), ("working", self.working_space)):
+            if config.getColorSpaceIndex(name) < 0:
+                raise ColourSpaceError(
+                    f"{role} colour space '{name}' is not in OCIO config '{self.config}': use one of "
+                    f"{_suggestions(config, name)}"
+                )
+
+
+def to_working(pixels: np.ndarray, policy: ColourPolicy) -> np.ndarray:
+    """``pixels`` (height, width, 3 or 4 channels) from the plate space to the working space."""
+    return _convert(pixels, policy, policy.plate_space, policy.working_space)
+
+
+def from_working(pixels: np.ndarray, policy: ColourPolicy) -> np.ndarray:
+    """``pixels`` (height, width, 3 or 4 channels) from the working space back to the plate space."""
+    return _convert(pixels, policy, policy.working_space, policy.plate_space)
+
+
+def _convert(pixels: np.ndarray, policy: ColourPolicy, source: str, target: str) -> np.ndarray:
+    image = np.ascontiguousarray(pixels, dtype=np.float32)
+    policy.validate()
+    if not policy.converts:
+        return image
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ColourSpaceError(
+            f"cannot convert pixels of shape {image.shape} from '{source}' to '{target}': colour conversion "
+            f"needs (height, width, 3) RGB or (height, width, 4) RGBA"
+        )
+    # With four channels the fourth is alpha: colorconvert unpremultiplies, converts, premultiplies.
+    # OpenImageIO caches its colour processors only for the default config: naming that config
+    # explicitly would rebuild the processor on every frame (about 20 ms each).
+    if _is_default_config(policy.config):
+        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(image), source, target)
+    else:
+        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(image), source, target, colorconfig=policy.config)
+    if result.has_error:
+        raise ColourSpaceError(
+            f"cannot convert from '{source}' to '{target}' with OCIO config '{policy.config}': "
+            f"{result.geterror()}: check the config and colour space names"
+        )
+    return np.asarray(result.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(image.shape)
+
+
+def _is_default_config(path: str) -> bool:
+    """Whether ``path`` is the config OpenImageIO uses when none is named ($OCIO, else its built-in)."""
+    return path == os.environ.get("OCIO", DEFAULT_CONFIG)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_config(path: str) -> oiio.ColorConfig:
+    config = oiio.ColorConfig(path)
+    error = config.geterror()
+    if error or config.getNumColorSpaces() == 0:
+        raise ColourSpaceError(
+            f"OCIO config '{path}' cannot be loaded ({error or 'no colour spaces'}): name an existing "
+            f"config.ocio file, or {DEFAULT_CONFIG} for the built-in ACES config"
+        )
+    return config
+
+
+def _suggestions(config: oiio.ColorConfig, name: str) -> str:
+    """A few of ``config``'s colour space names, the closest to ``name`` first."""
+    names: List[str] = list(config.getColorSpaceNames())
+    close = difflib.get_close_matches(name, names, n=4, cutoff=0.5)
+    preferred = [n for n in (SCENE_LINEAR_REC709, SRGB_ENCODED_REC709, "ACEScg") if n in names]
+    shown = list(dict.fromkeys(close + preferred))[:5]
+    return ", ".join(f"'{n}'" for n in shown) + f" ({len(names)} in all)"

@@ -1,0 +1,478 @@
+"""Read and write plates with OpenImageIO: EXR (half, float), DPX (8–16 bit), TIFF, PNG, JPEG.
+
+Writes are atomic: the image goes to a hidden temporary file beside the target (``.<name>.<random>.tmp.<ext>``,
+which no frame pattern matches) and is renamed over the target once complete. The header attributes
+listed in ``CARRIED_ATTRIBUTES`` (timecode, frame rate, colour space, dates, credits, pixel aspect) are
+carried from the source plate into what is written, in the names each format uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import OpenImageIO as oiio
+
+from .errors import PlateError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# Header attributes worth carrying from a source plate into a result, under OpenImageIO's names.
+# OpenImageIO renames EXR's capDate, owner and comments to DateTime, Copyright and ImageDescription
+# when it reads a file, and back when it writes one; they are listed for files read otherwise.
+CARRIED_ATTRIBUTES = (
+    "smpte:TimeCode",
+    "timecode",
+    "FramesPerSecond",
+    "oiio:ColorSpace",
+    "DateTime",
+    "Artist",
+    "Copyright",
+    "ImageDescription",
+    "DocumentName",
+    "HostComputer",
+    "PixelAspectRatio",
+    "capDate",
+    "owner",
+    "comments",
+    "utcOffset",
+    "smpte:KeyCode",
+)
+_ATTRIBUTE_TYPES = {
+    "smpte:TimeCode": "timecode",
+    "smpte:KeyCode": "keycode",
+    "FramesPerSecond": "rational",
+    "PixelAspectRatio": "float",
+    "utcOffset": "float",
+}
+
+# File format: OpenImageIO's name for it, from an extension or a name a user may write.
+_FORMAT_NAMES = {
+    "exr": "openexr",
+    "openexr": "openexr",
+    "dpx": "dpx",
+    "tif": "tiff",
+    "tiff": "tiff",
+    "png": "png",
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+}
+_EXTENSIONS = {"openexr": "exr", "dpx": "dpx", "tiff": "tif", "png": "png", "jpeg": "jpg"}
+
+# Bit depth: OpenImageIO pixel type and bits per sample.
+_BIT_DEPTHS = {
+    "uint8": ("uint8", 8),
+    "uint10": ("uint16", 10),
+    "uint12": ("uint16", 12),
+    "uint16": ("uint16", 16),
+    "half": ("half", 16),
+    "float": ("float", 32),
+}
+_FORMAT_BIT_DEPTHS = {
+    "openexr": ("half", "float"),
+    "dpx": ("uint8", "uint10", "uint12", "uint16"),
+    "tiff": ("uint8", "uint16", "half", "float"),
+    "png": ("uint8", "uint16"),
+    "jpeg": ("uint8",),
+}
+# Without a source of the same format: the format's usual depth for plates, never below 10 bits where
+# the format allows more (a scene-linear plate written to PNG or TIFF would band at 8 bits).
+DEFAULT_BIT_DEPTHS = {"openexr": "half", "dpx": "uint10", "tiff": "uint16", "png": "uint16", "jpeg": "uint8"}
+_COMPRESSION = {"openexr": "zip", "tiff": "zip", "jpeg": "jpeg:95"}
+
+
+@dataclass(frozen=True)
+class PlateInfo:
+    """What a plate's header says: size, channels, format, pixel type and carried metadata.
+
+    ``format`` is OpenImageIO's name ("openexr", "dpx", "tiff", "png", "jpeg"); ``pixel_type`` how
+    samples are stored ("half", "float", "uint8", "uint16"); ``bits_per_sample`` the bits used (10 for a
+    10-bit DPX stored as uint16). ``metadata`` holds the ``CARRIED_ATTRIBUTES`` found, with the frame
+    rate as ``FramesPerSecond`` (numerator, denominator) and the timecode as ``smpte:TimeCode``
+    (SMPTE BCD, user bits) whatever the format called them.
+    """
+
+    path: str
+    width: int
+    height: int
+    channels: int
+    channel_names: Tuple[str, ...]
+    format: str
+    pixel_type: str
+    bits_per_sample: int
+    metadata: Dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def bit_depth(self) -> str:
+        """``pixel_type`` with the bits a DPX really uses: "uint10", "uint12", else ``pixel_type``."""
+        if self.pixel_type == "uint16" and self.bits_per_sample in (10, 12):
+            return f"uint{self.bits_per_sample}"
+        return self.pixel_type
+
+    @property
+    def is_float(self) -> bool:
+        return self.pixel_type in ("half", "float", "double")
+
+    @property
+    def timecode(self) -> Optional[str]:
+        """``"HH:MM:SS:FF"`` (``;`` before the frames when drop-frame), or None."""
+        value = self.metadata.get("smpte:TimeCode")
+        return None if value is None else timecode_text(int(value[0]))
+
+    @property
+    def fps(self) -> Optional[float]:
+        value = self.metadata.get("FramesPerSecond")
+        return None if value is None else value[0] / value[1]
+
+
+def probe(path: PathLike) -> PlateInfo:
+    """Read ``path``'s header (not its pixels)."""
+    text = os.fspath(path)
+    image_input = _open_input(text)
+    try:
+        return _plate_info(text, image_input.format_name(), image_input.spec())
+    finally:
+        image_input.close()
+
+
+def read_pixels(path: PathLike) -> np.ndarray:
+    """The pixels of ``path``'s first image as float32 (height, width, channels), integers scaled to 0..1.
+
+    A truncated or damaged file raises ``PlateError``, also where the decoder returned partial pixels
+    with a warning (libjpeg's "Premature end of JPEG file").
+    """
+    text = os.fspath(path)
+    image_input = _open_input(text)
+    try:
+        pixels = image_input.read_image("float")
+        error = image_input.geterror()
+        channels = image_input.spec().nchannels
+    finally:
+        image_input.close()
+    if pixels is None or error:
+        raise PlateError(
+            f"cannot read the pixels of plate '{text}': {error or 'no pixels returned'}: the file is "
+            f"incomplete or damaged; export or render it again",
+            path=text,
+        )
+    return np.ascontiguousarray(pixels, dtype=np.float32).reshape(pixels.shape[0], pixels.shape[1], channels)
+
+
+def write_frame(
+    path: PathLike,
+    pixels: np.ndarray,
+    *,
+    like: Optional[PlateInfo] = None,
+    file_format: Optional[str] = None,
+    bit_depth: Optional[str] = None,
+    metadata: Optional[Mapping[str, Any]] = None,
+) -> PlateInfo:
+    """Write ``pixels`` (height, width, channels; floats in 0..1 for integer formats) to ``path`` atomically.
+
+    The format is the one ``path``'s extension names; ``file_format`` ("exr", "dpx", "tiff", "png",
+    "jpeg"), when given, must agree with it. The bit depth is ``bit_depth`` ("uint8", "uint10",
+    "uint12", "uint16", "half", "float"), else ``like``'s when ``like`` has the same format, else
+    ``DEFAULT_BIT_DEPTHS``. ``like``'s carried metadata and channel names go into the header, updated by
+    ``metadata``. On failure nothing at ``path`` changes and no temporary file is left. Returns the header
+    of the written file.
+    """
+    target = Path(path)
+    image = _image_array(pixels, target)
+    format_name = _resolve_format(target, file_format)
+    depth = _resolve_bit_depth(target, format_name, bit_depth, like)
+    carried = dict(like.metadata) if like is not None else {}
+    carried.update(metadata or {})
+    spec = _output_spec(image, format_name, depth, carried)
+    if like is not None and like.channels == spec.nchannels:
+        spec.channelnames = like.channel_names
+    with _atomic_path(target) as temp:
+        _write_images(temp, target, format_name, [(spec, image)])
+    logger.debug("wrote %s (%s %s, %dx%d)", target, format_name, depth, spec.width, spec.height)
+    return probe(target)
+
+
+def write_pages(path: PathLike, pages: Sequence[np.ndarray], *, bit_depth: str = "uint8") -> None:
+    """Write ``pages`` (same-size float arrays) as one multi-page TIFF, in order, atomically."""
+    target = Path(path)
+    format_name = _resolve_format(target, "tiff")
+    depth = _resolve_bit_depth(target, format_name, bit_depth, None)
+    if not pages:
+        raise PlateError(f"cannot write '{target}': no pages given: pass at least one image", path=str(target))
+    images = [_image_array(page, target) for page in pages]
+    specs = [_output_spec(image, format_name, depth, {}) for image in images]
+    for spec in specs:
+        # Without this OpenImageIO reports "failed TIFFWriteCustomDirectory() of the Exif data" for
+        # every appended page.
+        spec.attribute("tiff:write_exif", 0)
+    with _atomic_path(target) as temp:
+        _write_images(temp, target, format_name, list(zip(specs, images)))
+    logger.debug("wrote %s (%d pages)", target, len(images))
+
+
+def verify_frame(path: PathLike, *, width: int, height: int, channels: int, check_pixels: bool = True) -> None:
+    """Raise ``PlateError`` unless ``path`` is a complete image of this size and channel count.
+
+    ``check_pixels`` decodes the whole image, which is what finds a truncated file.
+    """
+    info = probe(path)
+    differences = []
+    if (info.width, info.height) != (width, height):
+        differences.append(f"it is {info.width}x{info.height}, expected {width}x{height}")
+    if info.channels != channels:
+        differences.append(f"it has {info.channels} channels, expected {channels}")
+    if differences:
+        raise PlateError(
+            f"frame '{info.path}' is not what was rendered: {'; '.join(differences)}: delete it so that "
+            f"its task renders it again",
+            path=info.path,
+        )
+    if check_pixels:
+        read_pixels(path)
+
+
+def timecode_text(bcd: int) -> str:
+    """An SMPTE BCD timecode (as in EXR ``timeCode`` and DPX headers) as ``"HH:MM:SS:FF"``."""
+    hours = ((bcd >> 28) & 0x3) * 10 + ((bcd >> 24) & 0xF)
+    minutes = ((bcd >> 20) & 0x7) * 10 + ((bcd >> 16) & 0xF)
+    seconds = ((bcd >> 12) & 0x7) * 10 + ((bcd >> 8) & 0xF)
+    frames = ((bcd >> 4) & 0x3) * 10 + (bcd & 0xF)
+    separator = ";" if bcd & 0x40 else ":"
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{frames:02d}"
+
+
+def timecode_bcd(text: str) -> int:
+    """``"HH:MM:SS:FF"`` (or ``;`` for drop-frame) as SMPTE BCD; ``ValueError`` if it is not one."""
+    parts = text.strip().replace(";", ":").split(":")
+    if len(parts) != 4 or not all(part.isdigit() and len(part) <= 2 for part in parts):
+        raise ValueError(f"timecode '{text}' is not HH:MM:SS:FF")
+    values = [int(part) for part in parts]
+    if any(value >= limit for value, limit in zip(values, (24, 60, 60, 40))):
+        raise ValueError(f"timecode '{text}' is out of range: HH below 24, MM and SS below 60, FF below 40")
+    bcd = 0
+    for value in values:
+        bcd = (bcd << 8) | ((value // 10) << 4) | (value % 10)
+    return bcd | (0x40 if ";" in text else 0)
+
+
+def _open_input(text: str) -> oiio.ImageInput:
+    if not Path(text).exists():
+        raise PlateError(
+            f"plate '{text}' does not exist: check the path and that its storage is mounted here", path=text
+        )
+    image_input = oiio.ImageInput.open(text)
+    if image_input is None:
+        raise PlateError(
+            f"cannot read plate '{text}': {oiio.geterror() or 'unknown error'}: check that it is an image "
+            f"file OpenImageIO reads (EXR, DPX, TIFF, PNG, JPEG) and that it is complete",
+            path=text,
+        )
+    return image_input
+
+
+def _plate_info(path: str, format_name: str, spec: oiio.ImageSpec) -> PlateInfo:
+    pixel_type = str(spec.format)
+    bits = spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8
+    return PlateInfo(
+        path=path,
+        width=spec.width,
+        height=spec.height,
+        channels=spec.nchannels,
+        channel_names=tuple(spec.channelnames),
+        format=format_name,
+        pixel_type=pixel_type,
+        bits_per_sample=bits,
+        metadata=_carried_metadata(spec),
+    )
+
+
+def _carried_metadata(spec: oiio.ImageSpec) -> Dict[str, Any]:
+    metadata = {}
+    for name in CARRIED_ATTRIBUTES:
+        value = spec.getattribute(name)
+        if value is not None:
+            metadata[name] = value
+    if "FramesPerSecond" not in metadata:
+        # EXR files from Nuke or Flame use OpenEXR's name; DPX keeps a float in its TV header.
+        rate = spec.getattribute("framesPerSecond") or spec.getattribute("dpx:FrameRate")
+        if isinstance(rate, tuple) and len(rate) == 2 and rate[1]:
+            metadata["FramesPerSecond"] = (int(rate[0]), int(rate[1]))
+        elif isinstance(rate, float) and rate > 0:
+            metadata["FramesPerSecond"] = _rational(rate)
+    if "smpte:TimeCode" not in metadata:
+        bcd = _timecode_from_text(spec)
+        if bcd is not None:
+            metadata["smpte:TimeCode"] = (bcd, 0)
+    return metadata
+
+
+def _timecode_from_text(spec: oiio.ImageSpec) -> Optional[int]:
+    """The BCD timecode of a header that only has it as text (``timecode``, ``dpx:TimeCode``)."""
+    for name in ("timecode", "dpx:TimeCode"):
+        text = spec.getattribute(name)
+        if isinstance(text, str):
+            try:
+                return timecode_bcd(text)
+            except ValueError:
+                logger.debug("ignoring header attribute %s=%r: not a timecode", name, text)
+    return None
+
+
+def _rational(rate: float) -> Tuple[int, int]:
+    """A frame rate as a rational, with NTSC rates exact: 23.976 → (24000, 1001)."""
+    nominal = round(rate * 1.001)
+    if nominal and abs(rate - nominal * 1000 / 1001) < 0.0015 and abs(rate - round(rate)) > 0.001:
+        return nominal * 1000, 1001
+    fraction = Fraction(rate).limit_denominator(1001)
+    return fraction.numerator, fraction.denominator
+
+
+def _image_array(pixels: np.ndarray, target: Path) -> np.ndarray:
+    image = np.asarray(pixels)
+    if image.ndim == 2:
+        image = image[:, :, np.newaxis]
+    if image.ndim != 3 or 0 in image.shape:
+        raise PlateError(
+            f"cannot write '{target}': pixels have shape {image.shape}, expected (height, width, channels)",
+            path=str(target),
+        )
+    return np.ascontiguousarray(image, dtype=np.float32)
+
+
+def _resolve_format(target: Path, file_format: Optional[str]) -> str:
+    extension = target.suffix[1:].lower()
+    from_extension = _FORMAT_NAMES.get(extension)
+    if from_extension is None:
+        raise PlateError(
+            f"cannot write '{target}': '{target.suffix or 'no extension'}' is not a plate format; "
+            f"name it .exr, .dpx, .tif, .png or .jpg",
+            path=str(target),
+        )
+    if file_format is None:
+        return from_extension
+    wanted = _FORMAT_NAMES.get(file_format.lower())
+    if wanted is None:
+        raise PlateError(
+            f"cannot write '{target}': file format '{file_format}' is not one of exr, dpx, tiff, png, jpeg",
+            path=str(target),
+        )
+    if wanted != from_extension:
+        raise PlateError(
+            f"cannot write '{target}' as {file_format}: its extension says {from_extension}; "
+            f"name it {target.stem}.{_EXTENSIONS[wanted]}",
+            path=str(target),
+        )
+    return wanted
+
+
+def _resolve_bit_depth(target: Path, format_name: str, bit_depth: Optional[str], like: Optional[PlateInfo]) -> str:
+    allowed = _FORMAT_BIT_DEPTHS[format_name]
+    if bit_depth is None:
+        if like is not None and like.format == format_name and like.bit_depth in allowed:
+            return like.bit_depth
+        return DEFAULT_BIT_DEPTHS[format_name]
+    if bit_depth not in allowed:
+        raise PlateError(
+            f"cannot write '{target}': bit depth '{bit_depth}' is not available for "
+            f"{_EXTENSIONS[format_name]}; use {' or '.join(allowed)}",
+            path=str(target),
+        )
+    return bit_depth
+
+
+def _output_spec(image: np.ndarray, format_name: str, depth: str, metadata: Mapping[str, Any]) -> oiio.ImageSpec:
+    height, width, channels = image.shape
+    pixel_type, bits = _BIT_DEPTHS[depth]
+    spec = oiio.ImageSpec(width, height, channels, pixel_type)
+    if format_name in ("dpx", "tiff"):
+        spec.attribute("oiio:BitsPerSample", bits)
+    if format_name in _COMPRESSION:
+        spec.attribute("compression", _COMPRESSION[format_name])
+    for name, value in metadata.items():
+        if name != "FramesPerSecond":
+            _set_attribute(spec, name, value)
+    rate = metadata.get("FramesPerSecond")
+    if rate is None:
+        return spec
+    if format_name == "openexr":
+        # OpenImageIO would write "FramesPerSecond" as is; Nuke and Flame read OpenEXR's framesPerSecond.
+        spec.attribute("framesPerSecond", oiio.TypeDesc("rational"), tuple(rate))
+    elif format_name == "dpx":
+        # The DPX writer ignores FramesPerSecond; its header field is dpx:FrameRate.
+        spec.attribute("dpx:FrameRate", float(rate[0]) / float(rate[1]))
+    else:
+        _set_attribute(spec, "FramesPerSecond", rate)
+    return spec
+
+
+def _set_attribute(spec: oiio.ImageSpec, name: str, value: Any) -> None:
+    type_name = _ATTRIBUTE_TYPES.get(name)
+    if type_name == "float":
+        spec.attribute(name, float(value))
+    elif type_name is not None:
+        spec.attribute(name, oiio.TypeDesc(type_name), tuple(value))
+    elif isinstance(value, (str, int, float)):
+        spec.attribute(name, value)
+    else:
+        logger.debug("not carrying header attribute %s=%r: unknown type", name, value)
+
+
+@contextmanager
+def _atomic_path(target: Path) -> Iterator[Path]:
+    """A hidden temporary path beside ``target``, renamed to ``target`` when the block succeeds."""
+    if not target.parent.is_dir():
+        raise PlateError(
+            f"cannot write '{target}': directory '{target.parent}' does not exist: create it first",
+            path=str(target),
+        )
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{target.suffix}")
+    try:
+        yield temp
+        temp.replace(target)
+    except BaseException as exc:
+        try:
+            temp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as cleanup_error:
+            logger.warning("could not remove temporary file %s: %s", temp, cleanup_error)
+        if isinstance(exc, OSError):
+            raise PlateError(
+                f"cannot write '{target}': {exc}: check the directory's permissions and free space", path=str(target)
+            ) from exc
+        raise
+
+
+def _write_images(temp: Path, target: Path, format_name: str, images: List[Tuple[oiio.ImageSpec, np.ndarray]]) -> None:
+    output = oiio.ImageOutput.create(format_name)
+    if output is None:
+        raise _write_error(target, oiio.geterror())
+    try:
+        specs = [spec for spec, _ in images]
+        if not output.open(str(temp), specs if len(specs) > 1 else specs[0]):
+            raise _write_error(target, output.geterror())
+        for index, (spec, image) in enumerate(images):
+            if index and not output.open(str(temp), spec, "AppendSubimage"):
+                raise _write_error(target, output.geterror())
+            if not output.write_image(image):
+                raise _write_error(target, output.geterror())
+    finally:
+        closed = output.close()
+    if not closed:
+        raise _write_error(target, output.geterror())
+
+
+def _write_error(target: Path, message: str) -> PlateError:
+    return PlateError(
+        f"cannot write '{target}': {message or 'unknown OpenImageIO error'}: check that the directory is "
+        f"writable and has free space, and that the format takes these pixels",
+        path=str(target),
+    )

@@ -1,0 +1,178 @@
+"""The job record: ``jobs/<job>/job.json``, everything a task needs, written once and read by every chunk.
+
+It holds the resolved workflow (graph with the artist's parameters applied), the source frames, the
+output pattern and format, the colour and metadata policy, and the relink identity. Its ``schema`` says
+which comfyfarm can read it: a worker refuses a newer schema than its own with the fix in the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from farm_plugin import __version__
+from farm_plugin.workflow.graph import Graph
+from farm_plugin.workflow.package import SequenceSettings, WorkflowPackage
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class JobRecordError(Exception):
+    """A job record cannot be read or written: the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """The plate: a frame pattern and the frames to process, with what Flame knows about it."""
+
+    pattern: str
+    frames: Tuple[int, ...]
+    width: Optional[int] = None
+    height: Optional[int] = None
+    fps: Optional[float] = None
+    timecode: Optional[str] = None
+    colourspace: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where results go: a frame pattern (source frame numbers), and a file format (None: the source's)."""
+
+    pattern: str
+    file_format: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ColourSpec:
+    """OCIO config and colour spaces; ``None`` spaces are chosen from the plate (see frames.colour)."""
+
+    config: str = "ocio://default"
+    plate_space: Optional[str] = None
+    working_space: Optional[str] = None
+    carry_metadata: bool = True
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """The workflow as resolved at submit time: nothing on the worker re-reads the package."""
+
+    name: str
+    title: str
+    mode: str
+    graph: Graph
+    input_node: str
+    input_name: str
+    output_node: str
+    output_prefix_input: Optional[str]
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    sequence: Optional[SequenceSettings] = None
+
+    @classmethod
+    def from_package(cls, package: WorkflowPackage, graph: Graph, parameters: Mapping[str, Any]) -> WorkflowSpec:
+        return cls(
+            name=package.name,
+            title=package.title,
+            mode=package.mode,
+            graph=graph,
+            input_node=package.input.node,
+            input_name=str(package.input.input),
+            output_node=package.output.node,
+            output_prefix_input=package.output.input,
+            parameters=dict(parameters),
+            sequence=package.sequence,
+        )
+
+
+@dataclass(frozen=True)
+class RelinkIdentity:
+    """Who and what the results go back to in Flame."""
+
+    project: Optional[str] = None
+    library: Optional[str] = None
+    clip_name: Optional[str] = None
+    clip_uid: Optional[str] = None
+    user: Optional[str] = None
+    host: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job_id: str
+    name: str
+    workflow: WorkflowSpec
+    source: SourceSpec
+    output: OutputSpec
+    colour: ColourSpec = field(default_factory=ColourSpec)
+    relink: Optional[RelinkIdentity] = None
+    created_by: str = __version__
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "job record") -> JobRecord:
+        schema = data.get("schema")
+        if not isinstance(schema, int):
+            raise JobRecordError(f"{origin}: no schema version: this is not a comfyfarm job record")
+        if schema > SCHEMA_VERSION:
+            raise JobRecordError(
+                f"{origin}: written by comfyfarm {data.get('created_by', '?')} (job record schema {schema}); this "
+                f"is comfyfarm {__version__} (schema {SCHEMA_VERSION}): upgrade comfyfarm on this machine"
+            )
+        try:
+            workflow = dict(data["workflow"])
+            sequence = workflow.pop("sequence", None)
+            return cls(
+                job_id=str(data["job_id"]),
+                name=str(data["name"]),
+                workflow=WorkflowSpec(**workflow, sequence=SequenceSettings(**sequence) if sequence else None),
+                source=SourceSpec(**{**data["source"], "frames": tuple(data["source"]["frames"])}),
+                output=OutputSpec(**data["output"]),
+                colour=ColourSpec(**data.get("colour", {})),
+                relink=RelinkIdentity(**data["relink"]) if data.get("relink") else None,
+                created_by=str(data.get("created_by", "")),
+                schema=schema,
+            )
+        except (KeyError, TypeError) as exc:
+            raise JobRecordError(f"{origin}: malformed job record ({exc}): resubmit the job") from exc
+
+    def write(self, path: str | Path) -> Path:
+        """Write the record atomically. An existing record is never replaced by a different one."""
+        target = Path(path)
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        if target.exists():
+            if target.read_text(encoding="utf-8") == text:
+                return target
+            raise JobRecordError(f"{target}: a different job record is already there: use a new job folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=".job.", suffix=".tmp", dir=str(target.parent))
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            Path(temp).replace(target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        logger.debug("wrote job record %s", target)
+        return target
+
+
+def read_job_record(path: str | Path) -> JobRecord:
+    source = Path(path)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise JobRecordError(f"{source}: no job record there: is the shared storage mounted on this machine?") from exc
+    except (OSError, ValueError) as exc:
+        raise JobRecordError(f"{source}: cannot read the job record: {exc}") from exc
+    if not isinstance(data, dict):
+        raise JobRecordError(f"{source}: not a comfyfarm job record")
+    return JobRecord.from_dict(data, origin=str(source))

@@ -1,0 +1,142 @@
+"""Local mode: a job's chunks spread over several ComfyUI instances on this machine.
+
+One ComfyUI per instance (or per GPU), started once and reused for every chunk it takes; chunks are
+pulled from a shared queue, so a fast instance takes more. The same :class:`ChunkRunner` runs each chunk
+as on the farm. Cancel (Ctrl-C) interrupts every ComfyUI and keeps what was written.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Sequence
+
+from farm_plugin.comfyui.errors import ComfyUIError
+from farm_plugin.jobrecord import JobRecord
+from farm_plugin.runner.chunk import ChunkCancelled, ChunkError, ChunkRunner, Server
+from farm_plugin.runner.progress import ProgressSink
+
+logger = logging.getLogger(__name__)
+
+JOIN_POLL_SECONDS = 0.2
+
+
+@dataclass
+class LocalRunReport:
+    written: List[int] = field(default_factory=list)
+    skipped: List[int] = field(default_factory=list)
+    failures: List[str] = field(default_factory=list)
+    busy_seconds: float = 0.0
+    startup_seconds: float = 0.0
+    processing_seconds: float = 0.0
+    restarts: int = 0
+    cancelled: bool = False
+
+
+class LocalRun:
+    """Run ``chunks`` of ``record`` on ``servers``; ``progress_for(i)`` gives instance i's progress sink."""
+
+    def __init__(
+        self,
+        record: JobRecord,
+        servers: Sequence[Server],
+        *,
+        scratch_dir: Path,
+        progress_for: Callable[[int], ProgressSink],
+        restart_limit: int,
+        idle_timeout_s: float,
+    ) -> None:
+        self.record = record
+        self.servers = list(servers)
+        self.scratch_dir = Path(scratch_dir)
+        self.progress_for = progress_for
+        self.restart_limit = restart_limit
+        self.idle_timeout_s = idle_timeout_s
+        self.cancel = threading.Event()
+        self.report = LocalRunReport()
+        self._lock = threading.Lock()
+
+    def start_servers(self) -> None:
+        """Start every instance at once (their start-ups overlap); stop them all if one fails."""
+        started = time.monotonic()
+        claimed: set = set()
+        for server in self.servers:
+            reserve = getattr(server, "reserve_port", None)
+            if reserve is not None:
+                claimed.add(reserve(claimed))
+        with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
+            futures = [pool.submit(server.start) for server in self.servers]
+            errors = [f.exception() for f in futures]
+        failed = [e for e in errors if e is not None]
+        if failed:
+            self.stop_servers()
+            raise failed[0]
+        self.report.startup_seconds = time.monotonic() - started
+
+    def stop_servers(self) -> None:
+        for server in self.servers:
+            try:
+                server.stop()
+            except (ComfyUIError, OSError) as exc:
+                logger.warning("could not stop ComfyUI cleanly: %s", exc)
+
+    def run(self, chunks: Sequence[Sequence[int]]) -> LocalRunReport:
+        """Process every chunk; returns when all are done, failed or cancelled. Ctrl-C cancels."""
+        work: queue.Queue[Sequence[int]] = queue.Queue()
+        for chunk in chunks:
+            work.put(chunk)
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=self._instance, args=(index, server, work), name=f"comfyui-{index}", daemon=True)
+            for index, server in enumerate(self.servers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(JOIN_POLL_SECONDS)
+        except KeyboardInterrupt:
+            logger.warning("interrupted: stopping ComfyUI; finished frames are kept")
+            self.cancel.set()
+            self.report.cancelled = True
+            for thread in threads:
+                thread.join()
+        self.report.processing_seconds = time.monotonic() - started
+        return self.report
+
+    def _instance(self, index: int, server: Server, work: queue.Queue[Sequence[int]]) -> None:
+        runner = ChunkRunner(
+            self.record,
+            server,
+            scratch_dir=self.scratch_dir / f"instance-{index}",
+            progress=self.progress_for(index),
+            restart_limit=self.restart_limit,
+            idle_timeout_s=self.idle_timeout_s,
+            cancel=self.cancel,
+        )
+        while not self.cancel.is_set():
+            try:
+                chunk = work.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                chunk_report = runner.run(chunk)
+            except ChunkCancelled:
+                break
+            except (ChunkError, ComfyUIError) as exc:
+                logger.error("instance %d: %s", index, exc)
+                with self._lock:
+                    self.report.failures.append(str(exc))
+                continue
+            with self._lock:
+                self.report.written.extend(chunk_report.written)
+                self.report.skipped.extend(chunk_report.skipped)
+                self.report.busy_seconds += chunk_report.busy_seconds
+        with self._lock:
+            self.report.restarts += runner.restarts

@@ -1,0 +1,71 @@
+"""Checks that run before any work starts, each failing with the value and the fix in its message."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from farm_plugin.frames.errors import MissingFramesError, MixedResolutionError
+from farm_plugin.frames.framelist import format_frame_list
+from farm_plugin.frames.image_io import PlateInfo, probe, read_pixels
+from farm_plugin.frames.pattern import FramePattern
+
+logger = logging.getLogger(__name__)
+
+PREFLIGHT_READERS = 4
+
+
+class PreflightError(Exception):
+    """Bad input found before any work started."""
+
+
+def check_source(pattern: FramePattern, frames: Sequence[int], *, read_whole: bool = True) -> Dict[int, PlateInfo]:
+    """Every frame exists, reads (whole, when ``read_whole``: a truncated file fails) and shares one size."""
+    missing = pattern.missing_frames(frames)
+    if missing:
+        raise MissingFramesError(
+            f"{len(missing)} frame(s) missing from {pattern.to_hashes()}: {format_frame_list(missing)}: "
+            "render or export them, or pick a frame range that exists",
+            frames=missing,
+        )
+
+    def read(frame: int) -> PlateInfo:
+        path = pattern.path(frame)
+        info = probe(path)
+        if read_whole:
+            read_pixels(path)
+        return info
+
+    with ThreadPoolExecutor(max_workers=PREFLIGHT_READERS) as pool:
+        infos = dict(zip(frames, pool.map(read, frames)))
+    sizes: Dict[tuple, List[int]] = {}
+    for frame, info in infos.items():
+        sizes.setdefault((info.width, info.height), []).append(frame)
+    if len(sizes) > 1:
+        described = "; ".join(f"{w}x{h}: frames {format_frame_list(f)}" for (w, h), f in sizes.items())
+        first = infos[frames[0]]
+        raise MixedResolutionError(
+            f"{pattern.to_hashes()} mixes resolutions ({described}): conform the plate to one size",
+            path=first.path,
+        )
+    return infos
+
+
+def check_output(pattern: FramePattern) -> None:
+    """The output folder exists or can be made, and a file can be written in it."""
+    folder = Path(pattern.directory or ".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe_path = tempfile.mkstemp(prefix=".comfyfarm-write-check-", dir=str(folder))
+        os.close(handle)
+        Path(probe_path).unlink()
+    except OSError as exc:
+        raise PreflightError(
+            f"cannot write into the output folder {folder} ({exc.strerror or exc}): pick a folder you can write "
+            "to, or fix its permissions"
+        ) from exc
+

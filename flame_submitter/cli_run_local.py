@@ -1,0 +1,217 @@
+"""``comfyfarm run-local``: a job on this machine's ComfyUI instances, no farm."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+from farm_plugin.comfyui.errors import ComfyUIError
+from farm_plugin.comfyui.server import ComfyUIServer, ExternalServer, ServerConfig, default_python
+from farm_plugin.frames.colour import ColourPolicy
+from farm_plugin.frames.errors import FrameError
+from farm_plugin.frames.framelist import chunk_frames, format_frame_list, parse_frame_list
+from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.jobrecord import (
+    ColourSpec,
+    JobRecord,
+    JobRecordError,
+    OutputSpec,
+    SourceSpec,
+    WorkflowSpec,
+    read_job_record,
+)
+from farm_plugin.runner.chunk import Server
+from farm_plugin.runner.local import LocalRun, LocalRunReport
+from farm_plugin.runner.preflight import PreflightError, check_output, check_source
+from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
+from farm_plugin.workflow.params import ParameterError, apply_parameters, parse_assignments, resolve_parameters
+from farm_plugin.workflow.validate import validate_package
+from flame_submitter.config import Config, ConfigError, load_config
+from flame_submitter.progress_bar import ProgressBar
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = ("exr", "dpx", "png", "tiff")
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input found before any work started."""
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "run-local",
+        help="run a workflow over a frame sequence on this machine's ComfyUI instances",
+        description="Run a workflow over a frame sequence on local ComfyUI instances (no farm).",
+    )
+    add_job_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def add_job_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workflow", required=True, metavar="NAME|PATH", help="a workflow package name or folder")
+    parser.add_argument("--input", required=True, metavar="PATTERN", help="source frames, e.g. plate.####.exr")
+    parser.add_argument("--frames", metavar="LIST", help="frames in Deadline's syntax (1001-1100, 1-100x2, 1,5,10-20); "
+                        "default: every frame of --input on disk")
+    parser.add_argument("--output", required=True, metavar="PATTERN", help="results, e.g. out/result.####.exr")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
+    parser.add_argument("--chunk-size", type=int, metavar="N", help="frames per chunk (default: config, 10)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--instances", type=int, metavar="N", help="ComfyUI instances to start (default: config, 1)")
+    where.add_argument("--gpus", metavar="0,1,...", help="one ComfyUI per listed GPU (CUDA_VISIBLE_DEVICES)")
+    parser.add_argument("--comfyui-dir", metavar="DIR", help="the ComfyUI folder to start instances from")
+    parser.add_argument("--comfyui-python", metavar="PY", help="the Python that runs ComfyUI (default: its venv)")
+    parser.add_argument("--comfyui-url", action="append", default=[], metavar="URL",
+                        help="attach to a running ComfyUI instead of starting one (may repeat)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output file format (default: the source's)")
+    parser.add_argument("--ocio-config", metavar="CONFIG", help="OCIO config (default: config, ocio://default)")
+    parser.add_argument("--plate-space", metavar="NAME", help="the plates' colour space (default: from the plate)")
+    parser.add_argument("--working-space", metavar="NAME", help="the colour space the workflow sees")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _frames(args: argparse.Namespace, source: FramePattern) -> List[int]:
+    if args.frames:
+        return parse_frame_list(args.frames)
+    frames = source.existing_frames()
+    if not frames:
+        raise UsageError(f"no frames match --input {source.to_hashes()}: check the path and the frame token")
+    return frames
+
+
+def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
+    """Check everything the user gave (before any ComfyUI starts) and build the job record."""
+    try:
+        package = load_package(find_package(args.workflow, list(config.workflows_dirs)))
+    except WorkflowPackageError as exc:
+        raise UsageError(str(exc)) from exc
+    problems = validate_package(package)
+    if problems:
+        raise UsageError("the workflow package is not valid:\n" + "\n".join(f"  {p}" for p in problems))
+    if package.sequence is not None and package.sequence.ratio != 1.0:
+        raise UsageError(f"workflow '{package.name}' changes the frame count (ratio {package.sequence.ratio:g}): "
+                         "not supported by this comfyfarm yet")
+    values = resolve_parameters(package, parse_assignments(args.set))
+    source = FramePattern.parse(args.input, role="input")
+    output = FramePattern.parse(args.output, role="output")
+    frames = _frames(args, source)
+    infos = check_source(source, frames)
+    check_output(output)
+    if args.plate_space or args.working_space:
+        first = infos[frames[0]]
+        policy = ColourPolicy.default_for(first, config=args.ocio_config or config.ocio_config)
+        policy = ColourPolicy(plate_space=args.plate_space or policy.plate_space,
+                              working_space=args.working_space or policy.working_space, config=policy.config)
+        policy.validate()
+    first = infos[frames[0]]
+    return JobRecord(
+        job_id=f"{package.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
+        name=f"{Path(source.head.rstrip('._')).name or package.name} {package.title}",
+        workflow=WorkflowSpec.from_package(package, apply_parameters(package, values), values),
+        source=SourceSpec(pattern=args.input, frames=tuple(frames), width=first.width, height=first.height,
+                          fps=first.fps, timecode=first.timecode, colourspace=args.plate_space),
+        output=OutputSpec(pattern=args.output, file_format=args.format),
+        colour=ColourSpec(config=args.ocio_config or config.ocio_config, plate_space=args.plate_space,
+                          working_space=args.working_space or config.working_space),
+    )
+
+
+def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[Server]:
+    urls = list(args.comfyui_url) or list(config.comfyui_urls)
+    if urls:
+        return [ExternalServer(url.rstrip("/"), config.startup_timeout_s) for url in urls]
+    comfyui_dir = args.comfyui_dir or config.comfyui_dir
+    if not comfyui_dir:
+        raise UsageError(
+            "no ComfyUI to run on: pass --comfyui-dir DIR (or --comfyui-url URL), set COMFYUI_DIR, or put "
+            f"comfyui_dir: in the config file ({config.source})"
+        )
+    folder = Path(comfyui_dir).expanduser()
+    if not (folder / "main.py").is_file():
+        raise UsageError(f"--comfyui-dir {folder} is not a ComfyUI folder (no main.py): point it at your ComfyUI "
+                         "checkout")
+    gpus: List[Optional[str]]
+    if args.gpus:
+        gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+    else:
+        count = args.instances if args.instances is not None else config.instances
+        if count < 1:
+            raise UsageError(f"--instances {count}: run at least 1 instance")
+        gpus = [None] * count
+    gpus = gpus[:max(1, chunks)]
+    python = args.comfyui_python or config.comfyui_python or default_python(folder)
+    return [
+        ComfyUIServer(ServerConfig(
+            comfyui_dir=folder, port=config.base_port + index, python=python, gpu_devices=gpu,
+            extra_args=config.comfyui_args, extra_env=config.comfyui_env,
+            scratch_dir=scratch / f"comfyui-{index}", startup_timeout_s=config.startup_timeout_s,
+            port_in_use="next",
+        ))
+        for index, gpu in enumerate(gpus)
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config()
+        record = build_record(args, config)
+        chunk_size = args.chunk_size or config.chunk_size
+        if chunk_size < 1:
+            raise UsageError(f"--chunk-size {chunk_size}: use at least 1 frame per chunk")
+        chunks = chunk_frames(list(record.source.frames), chunk_size)
+        job_dir = config.scratch / "jobs" / record.job_id
+        servers = build_servers(args, config, job_dir, len(chunks))
+        record = read_job_record(record.write(job_dir / "job.json"))
+    except (UsageError, ConfigError, ParameterError, FrameError, PreflightError, JobRecordError, ComfyUIError) as exc:
+        print(f"comfyfarm run-local: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return execute(record, servers, chunks, job_dir=job_dir, config=config, quiet=args.quiet)
+
+
+def execute(record: JobRecord, servers: Sequence[Server], chunks: List[List[int]], *, job_dir: Path,
+            config: Config, quiet: bool) -> int:
+    frames = list(record.source.frames)
+    bar = ProgressBar(len(frames), label=record.workflow.name, enabled=not quiet)
+    local = LocalRun(record, servers, scratch_dir=job_dir, progress_for=lambda _i: bar.sink(),
+                     restart_limit=config.restart_limit, idle_timeout_s=config.idle_timeout_s)
+    try:
+        local.start_servers()
+    except ComfyUIError as exc:
+        print(f"comfyfarm run-local: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"comfyfarm: {len(frames)} frame(s) in {len(chunks)} chunk(s) on {len(servers)} ComfyUI instance(s) "
+          f"(started in {local.report.startup_seconds:.1f} s)", file=sys.stderr)
+    try:
+        report = local.run(chunks)
+    finally:
+        local.stop_servers()
+        bar.finish()
+    return summarise(record, report)
+
+
+def summarise(record: JobRecord, report: LocalRunReport) -> int:
+    output = FramePattern.parse(record.output.pattern)
+    missing = output.missing_frames(record.source.frames)
+    for failure in report.failures:
+        print(f"comfyfarm run-local: {failure}", file=sys.stderr)
+    rate = len(report.written) / report.processing_seconds if report.processing_seconds else 0.0
+    print(f"comfyfarm: {len(report.written)} frame(s) written, {len(report.skipped)} already there, to "
+          f"{output.to_hashes()} in {report.processing_seconds:.1f} s ({rate:.1f} frames/s)"
+          + (f"; ComfyUI restarted {report.restarts} time(s)" if report.restarts else ""), file=sys.stderr)
+    if report.cancelled:
+        print(f"comfyfarm run-local: interrupted; {len(missing)} frame(s) not written "
+              f"({format_frame_list(missing)}): run the same command again to finish them", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if missing:
+        print(f"comfyfarm run-local: {len(missing)} frame(s) not written ({format_frame_list(missing)}): "
+              "run the same command again to finish only those", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
