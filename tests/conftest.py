@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.doubles.comfyui.fixtures", "tests.real_comfyui"]

@@ -1,0 +1,217 @@
+"""Start and stop the ComfyUI test double from tests.
+
+    fake = start_fake_comfyui(tmp_path / "comfyui", faults={"node_delay_s": 0.05})
+    ...  # talk to fake.url over HTTP and ws://…/ws, put files in fake.input_dir
+    fake.set_faults(fail_node={"class_type": "ImageBlur", "exception_type": "RuntimeError", "message": "boom"})
+    fake.stop()
+
+The double is a real server process (``python -m tests.doubles.comfyui``) that follows ComfyUI 0.3.64:
+its routes (also under /api), status codes and bodies, WebSocket messages (order, recipients, the
+``feature_flags`` handshake, the silent take-over of a clientId), validation errors, caching, interrupt,
+history and upload rules. Its nodes (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy,
+ImageBatch, RepeatImageBatch, ImageFromBatch, SaveImage, PreviewImage) compute real pixels with numpy.
+
+Faults (env COMFYFARM_FAKE_FAULTS at start, or POST /__fake__/faults with the whole set; GET shows it):
+
+* ``node_delay_s``: every executed (non-cached) node sleeps this long, in 10 ms slices that honour
+  /interrupt (so an interrupt lands inside the node, like a node that reports progress);
+* ``fail_node``: ``{"class_type" and/or "node_id", "exception_type": "RuntimeError", "message": "...",
+  "times": N}`` (or a list of them): the matching node raises after its delay; ``exception_type`` may be a
+  builtin name or a dotted name (``torch.OutOfMemoryError`` also gets ComfyUI's OOM tips); ``times``
+  (optional) limits how often it fails, counted from when the fault set was installed;
+* ``die_on_prompt``: N (1-based, counted since start): the process exits with os._exit(1) when the N-th
+  prompt it executes reaches its first node (after that node's ``executing`` has been sent), with no
+  WebSocket close frames;
+* ``startup_delay_s``: sleep (after printing the start-up lines and a line saying so) before listening;
+* ``refuse_start``: print a traceback-like block ending with this text to stderr and exit 1 at once.
+
+GET /__fake__/stats gives ``prompts_executed`` (prompts the worker started), ``nodes_executed`` (node
+functions that completed, cached nodes excluded), ``prompts_succeeded``, ``prompts_failed`` and
+``prompts_interrupted``.
+
+Where the double deliberately differs from real ComfyUI:
+
+* only the node classes above exist (``/object_info`` lists just them, with the recorded definitions);
+* numerics: the torch upscale modes are reimplemented in numpy float32 (checked against torch 2.13: within
+  1e-6, so at most one 8-bit level apart at truncation boundaries); ``lanczos`` reimplements Pillow's 8-bit
+  fixed-point filter, exact when Pillow 13 runs its horizontal pass first (the double guesses Pillow's pass
+  order from the sizes, right for ~96% of size pairs); ImageBlur uses the separable form of ComfyUI's
+  gaussian kernel (within 2e-6 of torch's conv2d);
+* images are read with OpenImageIO, limited to the formats PIL (and so LoadImage) can open: EXR, DPX, HDR,
+  Cineon... fail with ``PIL.UnidentifiedImageError`` as in ComfyUI; float TIFFs fail the same way (PIL would
+  open some); 16-bit RGB keeps the high byte and 16-bit grey saturates at 255, like PIL; multi-page TIFF,
+  GIF and animated WebP frames become one batch; an animated PNG fails with NotImplementedError (ComfyUI
+  splits its frames);
+* SaveImage/PreviewImage write PNGs with their own encoder (same pixels and ``prompt``/extra_pnginfo text
+  chunks, other compressed bytes); /view ``preview=`` and ``channel=`` re-encode with it or OIIO;
+* ``current_inputs`` of execution_error show numpy's ``str()`` of an image, not torch's; tracebacks name
+  the double's files; no binary preview frames and no ``progress`` messages (no node reports steps);
+* /system_stats: ``pytorch_version`` says it is the double; without ``--cpu`` it reports one fake CUDA
+  device named after CUDA_VISIBLE_DEVICES (``--cuda-device N`` sets it, as ComfyUI does);
+* arguments without meaning here (precision, attention, TLS, --auto-launch, ...) are accepted and ignored
+  (no TLS, no browser); /, /extensions, /embeddings, /models answer minimally; no /internal routes;
+* the input, output and temp folders are created at start (ComfyUI creates only the default input one).
+* ``--cache-none`` keeps no result from one prompt to the next and ``--cache-lru N`` keeps the N most
+  recently used results (approximations of ComfyUI's dependency-aware and generation-based caches).
+
+Kept on purpose because the real server does it (product code must cope): a socket that takes over a
+clientId silently stops receiving once the replaced socket closes; an interrupt sent while idle is
+forgotten when the next prompt starts; the classic cache keeps only the latest prompt's nodes; the
+``is_changed`` hash LoadImage computes is written into the graph that SaveImage embeds in its PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import requests
+
+from . import FAULTS_ENV
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+_MAIN_PY = '''"""A stand-in for ComfyUI's main.py: runs comfyfarm's ComfyUI test double (tests/doubles/comfyui)."""
+import os
+import sys
+
+sys.path.insert(0, {repo_root!r})
+
+from tests.doubles.comfyui.__main__ import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(base_dir=os.path.dirname(os.path.abspath(__file__))))
+'''
+
+
+def make_fake_comfyui_dir(path: Path) -> Path:
+    """Create a directory that looks like a ComfyUI checkout: a `main.py` that runs this double
+    (it inserts the repo root into sys.path and calls tests.doubles.comfyui.__main__.main()),
+    plus empty input/ output/ temp/ folders. Returns path. Used as COMFYUI_DIR by lifecycle tests:
+    the product runs `<python> main.py --listen 127.0.0.1 --port N ...` with cwd = that dir."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "main.py").write_text(_MAIN_PY.format(repo_root=str(REPO_ROOT)), encoding="utf-8")
+    (path / "comfyui_version.py").write_text('__version__ = "0.3.64"\n', encoding="utf-8")
+    for name in ("input", "output", "temp"):
+        (path / name).mkdir(exist_ok=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class FakeComfyUI:
+    url: str
+    port: int
+    root: Path
+    input_dir: Path
+    output_dir: Path
+    temp_dir: Path
+    process: subprocess.Popen
+    log_path: Path
+
+    def set_faults(self, **faults: Any) -> None:
+        """Replace the whole fault set (POST /__fake__/faults); no arguments clears it."""
+        r = requests.post(f"{self.url}/__fake__/faults", json=faults, timeout=10)
+        if r.status_code != 200:
+            raise ValueError(f"the ComfyUI double refused the faults {faults!r}: {r.text}")
+
+    def stats(self) -> Dict[str, int]:
+        r = requests.get(f"{self.url}/__fake__/stats", timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL and wait."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, wait (SIGKILL after 5 s)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def command(port: int, root: Path) -> list:
+    """The command line the harness runs (ComfyUI's own arguments)."""
+    return [sys.executable, "-m", "tests.doubles.comfyui", "--listen", "127.0.0.1", "--port", str(port),
+            "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
+            "--temp-directory", str(root), "--cpu", "--disable-auto-launch"]
+
+
+def start_fake_comfyui(root: Path, *, port: Optional[int] = None, faults: Optional[dict] = None,
+                       timeout_s: float = 20.0) -> FakeComfyUI:
+    """Start the double as a subprocess in root (dirs created there), wait until /system_stats
+    answers (raise with the log tail if it does not within timeout_s)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("input", "output", "temp"):
+        (root / name).mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONUNBUFFERED"] = "1"
+    if faults is not None:
+        env[FAULTS_ENV] = json.dumps(faults)
+    else:
+        env.pop(FAULTS_ENV, None)
+
+    attempts = 1 if port is not None else 3
+    last_error = ""
+    for attempt in range(attempts):
+        chosen = port if port is not None else free_port()
+        log_path = root / (f"comfyui-{chosen}.log" if attempt else "comfyui.log")
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(command(chosen, root), cwd=str(root), env=env, stdout=log_file,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        fake = FakeComfyUI(url=f"http://127.0.0.1:{chosen}", port=chosen, root=root, input_dir=root / "input",
+                           output_dir=root / "output", temp_dir=root / "temp", process=process, log_path=log_path)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            try:
+                if requests.get(f"{fake.url}/system_stats", timeout=1).status_code == 200:
+                    return fake
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        tail = _log_tail(log_path)
+        if process.poll() is None:
+            fake.kill()
+            raise RuntimeError(f"the ComfyUI double did not answer on {fake.url} within {timeout_s} s; log:\n{tail}")
+        last_error = f"the ComfyUI double exited with status {process.returncode}; log:\n{tail}"
+        if "address already in use" not in tail.lower():
+            break
+    raise RuntimeError(last_error)
