@@ -37,6 +37,7 @@ from flame_submitter.progress_bar import ProgressBar
 logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = ("exr", "dpx", "png", "tiff")
+FORMAT_EXTENSIONS = {"exr": ("exr",), "dpx": ("dpx",), "png": ("png",), "tiff": ("tif", "tiff")}
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -102,6 +103,9 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
     values = resolve_parameters(package, parse_assignments(args.set))
     source = FramePattern.parse(args.input, role="input")
     output = FramePattern.parse(args.output, role="output")
+    if args.format and output.extension.lower() not in FORMAT_EXTENSIONS[args.format]:
+        raise UsageError(f"--format {args.format} but the output pattern ends in '.{output.extension}': name the "
+                         f"output *.{FORMAT_EXTENSIONS[args.format][0]}, or leave out --format")
     frames = _frames(args, source)
     infos = check_source(source, frames)
     check_output(output)

@@ -149,7 +149,7 @@ class ComfyUIClient:
         extra_data: Optional[Mapping[str, Any]] = None,
     ) -> QueuedPrompt:
         """Queue ``graph``. Without ``client_id`` ComfyUI sends no execution events for it."""
-        body: Dict[str, Any] = {"prompt": dict(graph)}
+        body: Dict[str, Any] = {"prompt": dict(graph) if isinstance(graph, Mapping) else graph}
         if client_id:
             body["client_id"] = client_id
         if prompt_id:

@@ -160,7 +160,7 @@ def read_pixels(path: PathLike) -> np.ndarray:
         image_input.close()
     if pixels is None or error:
         raise PlateError(
-            f"cannot read the pixels of plate '{text}': {error or 'no pixels returned'}: the file is "
+            f"cannot read the pixels of plate '{text}': {_one_line(error) or 'no pixels returned'}: the file is "
             f"incomplete or damaged; export or render it again",
             path=text,
         )
@@ -271,7 +271,7 @@ def _open_input(text: str) -> oiio.ImageInput:
     image_input = oiio.ImageInput.open(text)
     if image_input is None:
         raise PlateError(
-            f"cannot read plate '{text}': {oiio.geterror() or 'unknown error'}: check that it is an image "
+            f"cannot read plate '{text}': {_one_line(oiio.geterror()) or 'unknown error'}: check that it is an image "
             f"file OpenImageIO reads (EXR, DPX, TIFF, PNG, JPEG) and that it is complete",
             path=text,
         )
@@ -470,9 +470,14 @@ def _write_images(temp: Path, target: Path, format_name: str, images: List[Tuple
         raise _write_error(target, output.geterror())
 
 
+def _one_line(error: str) -> str:
+    """OpenImageIO's error text, which repeats itself over several lines, as one line."""
+    return "; ".join(dict.fromkeys(line.strip() for line in (error or "").splitlines() if line.strip()))
+
+
 def _write_error(target: Path, message: str) -> PlateError:
     return PlateError(
-        f"cannot write '{target}': {message or 'unknown OpenImageIO error'}: check that the directory is "
+        f"cannot write '{target}': {_one_line(message) or 'unknown OpenImageIO error'}: check that the directory is "
         f"writable and has free space, and that the format takes these pixels",
         path=str(target),
     )

@@ -1,0 +1,291 @@
+"""``comfyfarm run-local`` as a user runs it: a subprocess, real files, ComfyUI instances it starts itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import pytest
+import yaml
+
+from farm_plugin.frames.image_io import probe, read_pixels, write_frame
+from flame_submitter.demo_plate import write_demo_plate
+from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+from tests.farm_plugin.runner.conftest import expected_invert
+from tests.real_comfyui import REAL_SKIP_REASON
+
+REPO = Path(__file__).resolve().parents[2]
+FRAMES = list(range(1001, 1049))
+
+
+def write_config(tmp_path: Path, *, faults: str = "", restart_limit: int = 2, comfyui_dir: Optional[Path] = None,
+                 **extra) -> Path:
+    config = {
+        "comfyui_dir": str(comfyui_dir or make_fake_comfyui_dir(tmp_path / "ComfyUI")),
+        "comfyui_python": sys.executable,
+        "base_port": free_port(),
+        "scratch_dir": str(tmp_path / "scratch"),
+        "restart_limit": restart_limit,
+        "startup_timeout_s": 20,
+        **extra,
+    }
+    if faults:
+        config["comfyui_env"] = {"COMFYFARM_FAKE_FAULTS": faults}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def environment(config: Path) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMFYUI_")}
+    paths = [str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env.update(COMFYFARM_CONFIG=str(config), PYTHONPATH=os.pathsep.join(paths))
+    return env
+
+
+def command(*args: str) -> List[str]:
+    return [sys.executable, "-m", "flame_submitter.cli", "run-local", "--quiet", *args]
+
+
+def run_local(config: Path, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), env=environment(config), capture_output=True, text=True,
+                          timeout=timeout_s, cwd=REPO)
+
+
+def fake_processes(marker: Path) -> List[int]:
+    """PIDs of the double's processes started from ``marker`` (a fake ComfyUI folder)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if "main.py" in cmdline and cwd == str(marker):
+            pids.append(int(entry.name))
+    return pids
+
+
+def start_invert_until(config: Path, plate: str, out: Path, *, chunk_size: int,
+                       frames_written: int) -> subprocess.Popen:
+    """Start run-local (invert, 48 frames, 2 instances) and return once ``frames_written`` frames are on disk."""
+    process = subprocess.Popen(
+        command("--workflow", "invert", "--input", plate, "--frames", "1001-1048",
+                "--output", str(out / "inv.####.exr"), "--instances", "2", "--chunk-size", str(chunk_size)),
+        env=environment(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while len(frame_names(out, "inv")) < frames_written and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    return process
+
+
+def frame_names(folder: Path, stem: str) -> List[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def plate(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return write_demo_plate(tmp_path_factory.mktemp("plate"), width=48, height=27)
+
+
+def test_invert_and_blur_on_two_instances_then_a_rerun_writes_nothing(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    for workflow in ("invert", "blur"):
+        out = tmp_path / workflow
+        result = run_local(config, "--workflow", workflow, "--input", plate, "--frames", "1001-1048",
+                           "--output", str(out / f"{workflow}.####.exr"), "--instances", "2", "--chunk-size", "8")
+        assert result.returncode == 0, result.stderr
+        assert "48 frame(s) in 6 chunk(s) on 2 ComfyUI instance(s)" in result.stderr
+        assert f"48 frame(s) written, 0 already there, to {out}/{workflow}.####.exr" in result.stderr
+        assert frame_names(out, workflow) == [f"{workflow}.{f}.exr" for f in FRAMES]
+        for index, frame in enumerate(FRAMES):
+            info = probe(out / f"{workflow}.{frame}.exr")
+            assert (info.format, info.pixel_type, info.width, info.height) == ("openexr", "half", 48, 27)
+            assert info.timecode == f"01:00:{index // 24:02d}:{index % 24:02d}" and info.fps == 24.0
+        source = read_pixels(plate.replace("####", "1020"))
+        result_pixels = read_pixels(out / f"{workflow}.1020.exr")[..., :3]
+        if workflow == "invert":
+            assert np.abs(result_pixels - expected_invert(source[..., :3])).max() < 2e-3
+        else:
+            assert np.abs(result_pixels - np.clip(source[..., :3], 0, 1)).max() > 0
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "blur").iterdir()}
+    again = run_local(config, "--workflow", "blur", "--input", plate, "--frames", "1001-1048",
+                      "--output", str(tmp_path / "blur" / "blur.####.exr"), "--instances", "2", "--chunk-size", "8")
+    assert again.returncode == 0, again.stderr
+    assert "0 frame(s) written, 48 already there" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "blur").iterdir()} == mtimes
+
+
+def test_a_killed_instance_is_restarted_and_every_frame_is_written_once(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults='{"node_delay_s": 0.03}')
+    out = tmp_path / "out"
+    process = start_invert_until(config, plate, out, chunk_size=6, frames_written=8)
+    victims = fake_processes(tmp_path / "ComfyUI")
+    assert len(victims) == 2, victims
+    os.kill(victims[0], signal.SIGKILL)
+    _stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "48 frame(s) written, 0 already there" in stderr  # each frame once: no frame counted twice
+    assert "ComfyUI restarted 1 time(s)" in stderr
+    assert frame_names(out, "inv") == [f"inv.{f}.exr" for f in FRAMES]
+    assert fake_processes(tmp_path / "ComfyUI") == []
+
+
+def test_when_comfyui_cannot_be_kept_alive_it_fails_clearly_and_a_rerun_finishes(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults='{"die_on_prompt": 5, "node_delay_s": 0.05}', restart_limit=0)
+    out = tmp_path / "out"
+    args = ("--workflow", "invert", "--input", plate, "--frames", "1001-1024", "--output", str(out / "inv.####.exr"),
+            "--instances", "1", "--chunk-size", "8")
+    failed = run_local(config, *args)
+    assert failed.returncode == 1
+    assert "ComfyUI stopped during frames 1005-1008 and was restarted 0 time(s), the limit" in failed.stderr
+    assert "[ComfyUI test double] fault die_on_prompt=5: exiting abruptly" in failed.stderr  # its log tail
+    assert "frame(s) not written (1005-1024): run the same command again to finish only those" in failed.stderr
+    assert frame_names(out, "inv") == [f"inv.{f}.exr" for f in range(1001, 1005)]
+    fixed = write_config(tmp_path, comfyui_dir=tmp_path / "ComfyUI")
+    rerun = run_local(fixed, *args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "20 frame(s) written, 4 already there" in rerun.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_finished_frames(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults='{"node_delay_s": 0.1}')
+    out = tmp_path / "out"
+    process = start_invert_until(config, plate, out, chunk_size=4, frames_written=4)
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted;" in stderr and "run the same command again to finish them" in stderr
+    names = frame_names(out, "inv")
+    assert 4 <= len(names) < 48
+    assert all(not name.startswith(".") for name in names)  # no temporary file left
+    assert fake_processes(tmp_path / "ComfyUI") == []
+
+
+# -- bad input: a clear message and a non-zero exit before any work starts ------------------------
+
+
+def bad_input(tmp_path: Path, plate: str, *args: str, config: Optional[Path] = None) -> str:
+    result = run_local(config or write_config(tmp_path), "--workflow", "blur", "--input", plate, *args)
+    assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "scratch" / "jobs").exists() or not any((tmp_path / "scratch" / "jobs").iterdir())
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_missing_frames_are_listed_compactly(plate: str, tmp_path: Path) -> None:
+    message = bad_input(tmp_path, plate, "--frames", "990-1002,1040-1060", "--output", str(tmp_path / "o.####.exr"))
+    assert message == (f"comfyfarm run-local: 23 frame(s) missing from {plate}: 990-1000,1049-1060: render or "
+                       "export them, or pick a frame range that exists")
+
+
+def test_truncated_and_mixed_plates_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "plate"
+    pattern = write_demo_plate(folder, frame_count=4, width=16, height=16)
+    frame = folder / "plate.1003.exr"
+    frame.write_bytes(frame.read_bytes()[:300])
+    message = bad_input(tmp_path, pattern, "--output", str(tmp_path / "o.####.exr"))
+    assert message.startswith("comfyfarm run-local: ") and str(frame) in message
+    write_demo_plate(folder, frame_count=4, width=16, height=16)
+    write_frame(folder / "plate.1004.exr", np.zeros((9, 16, 3), np.float32), file_format="exr")
+    message = bad_input(tmp_path, pattern, "--output", str(tmp_path / "o.####.exr"))
+    assert message == (f"comfyfarm run-local: {pattern} mixes resolutions (16x16: frames 1001-1003; 16x9: frames "
+                       "1004): conform the plate to one size")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "size=3"], "workflow 'blur' has no parameter 'size': its parameters are radius, sigma"),
+        (["--set", "radius=99"], "parameter 'radius' of workflow 'blur': 99 is above the maximum 31 "
+                                 "(allowed: a whole number from 1 to 31)"),
+        (["--workflow", "nope"], "no workflow 'nope': give a package folder, or one of blur, invert, sequence_invert"),
+    ],
+)
+def test_bad_parameters_and_workflow(plate: str, tmp_path: Path, args: List[str], message: str) -> None:
+    found = bad_input(tmp_path, plate, "--output", str(tmp_path / "o.####.exr"), "--frames", "1001", *args)
+    assert found.startswith(f"comfyfarm run-local: {message}")
+
+
+def test_output_without_frame_token_or_unwritable(plate: str, tmp_path: Path) -> None:
+    message = bad_input(tmp_path, plate, "--frames", "1001", "--output", str(tmp_path / "out.exr"))
+    assert message == (f"comfyfarm run-local: output pattern '{tmp_path}/out.exr' has no frame number token: add "
+                       f"#### (or %04d, $F4), e.g. {tmp_path}/out.####.exr")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    message = bad_input(tmp_path, plate, "--frames", "1001", "--output", str(blocker / "o.####.exr"))
+    assert message.startswith(f"comfyfarm run-local: cannot write into the output folder {blocker}")
+    assert message.endswith("pick a folder you can write to, or fix its permissions")
+
+
+def test_format_must_agree_with_the_output_extension(plate: str, tmp_path: Path) -> None:
+    message = bad_input(tmp_path, plate, "--frames", "1001", "--output", str(tmp_path / "o.####.exr"),
+                        "--format", "dpx")
+    assert message == ("comfyfarm run-local: --format dpx but the output pattern ends in '.exr': name the output "
+                       "*.dpx, or leave out --format")
+
+
+def test_dpx_output_from_an_exr_plate(plate: str, tmp_path: Path) -> None:
+    result = run_local(write_config(tmp_path), "--workflow", "invert", "--input", plate, "--frames", "1001-1002",
+                       "--output", str(tmp_path / "dpx" / "inv.####.dpx"), "--format", "dpx")
+    assert result.returncode == 0, result.stderr
+    info = probe(tmp_path / "dpx" / "inv.1002.dpx")
+    assert (info.format, info.bit_depth, info.timecode) == ("dpx", "uint10", "01:00:00:01")
+
+
+def test_comfyui_that_does_not_start_shows_its_log(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults='{"refuse_start": "RuntimeError: Found no NVIDIA driver"}')
+    result = run_local(config, "--workflow", "invert", "--input", plate, "--frames", "1001-1002",
+                       "--output", str(tmp_path / "o" / "o.####.exr"))
+    assert result.returncode == 1
+    assert "ComfyUI exited with code 1 while starting on port" in result.stderr
+    assert "RuntimeError: Found no NVIDIA driver" in result.stderr
+    assert frame_names(tmp_path / "o", "o") == []
+
+
+def test_no_comfyui_configured_says_how_to_configure_one(plate: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"scratch_dir: {tmp_path / 'scratch'}\n")
+    message = bad_input(tmp_path, plate, "--frames", "1001", "--output", str(tmp_path / "o.####.exr"), config=config)
+    assert message.startswith("comfyfarm run-local: no ComfyUI to run on: pass --comfyui-dir DIR (or --comfyui-url "
+                              "URL), set COMFYUI_DIR, or put comfyui_dir: in the config file")
+
+
+def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
+    """The README's first command: a generated 48-frame plate through invert and blur on two instances."""
+    config = write_config(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "flame_submitter.cli", "demo", "--dir", str(tmp_path / "demo"),
+                             "--quiet"], env=environment(config), capture_output=True, text=True, timeout=300,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    for workflow in ("invert", "blur"):
+        assert "48 frame(s) in 6 chunk(s) on 2 ComfyUI instance(s)" in result.stderr
+        assert frame_names(tmp_path / "demo" / workflow, workflow) == [f"{workflow}.{f}.exr" for f in FRAMES]
+        assert probe(tmp_path / "demo" / workflow / f"{workflow}.1001.exr").timecode == "01:00:00:00"
+        assert probe(tmp_path / "demo" / workflow / f"{workflow}.1048.exr").timecode == "01:00:01:23"
+
+
+def test_real_comfyui_runs_invert_and_blur_on_two_instances(plate: str, tmp_path: Path) -> None:
+    comfyui_dir, url = os.environ.get("COMFYUI_DIR"), os.environ.get("COMFYUI_URL")
+    if not (comfyui_dir or url):
+        pytest.skip(REAL_SKIP_REASON)
+    extra = {"comfyui_url": url} if url else {"comfyui_python": os.environ.get("COMFYUI_PYTHON") or None,
+                                              "comfyui_args": os.environ.get("COMFYUI_ARGS", "--cpu")}
+    config = write_config(tmp_path, comfyui_dir=Path(comfyui_dir or tmp_path), **extra)
+    for workflow in ("invert", "blur"):
+        out = tmp_path / workflow
+        result = run_local(config, "--workflow", workflow, "--input", plate, "--frames", "1001-1016",
+                           "--output", str(out / f"{workflow}.####.exr"), "--instances", "2", "--chunk-size", "4",
+                           timeout_s=300)
+        assert result.returncode == 0, result.stderr
+        assert frame_names(out, workflow) == [f"{workflow}.{f}.exr" for f in range(1001, 1017)]
+    source = read_pixels(plate.replace("####", "1010"))[..., :3]
+    inverted = read_pixels(tmp_path / "invert" / "invert.1010.exr")[..., :3]
+    assert np.abs(inverted - expected_invert(source)).max() < 2e-3
