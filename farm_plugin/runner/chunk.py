@@ -91,6 +91,7 @@ class ChunkRunner:
         self.source = FramePattern.parse(record.source.pattern, role="input")
         self.output = FramePattern.parse(record.output.pattern)
         self.restarts = 0
+        self.totals = ChunkReport()  # every chunk this runner ran, also those that failed or were cancelled
 
     # -- the chunk --------------------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class ChunkRunner:
         for frame in frames:
             if self.is_done(frame):
                 report.skipped.append(frame)
+                self.totals.skipped.append(frame)
                 self.progress.frame_done(frame, skipped=True)
             else:
                 todo.append(frame)
@@ -226,6 +228,7 @@ class ChunkRunner:
                 frames=unit.frames,
             )
         report.busy_seconds += result.busy_seconds or 0.0
+        self.totals.busy_seconds += result.busy_seconds or 0.0
         download_dir = attempt_dir / "results"
         download_dir.mkdir(parents=True, exist_ok=True)
         for frame, output in zip(unit.window, files):
@@ -244,6 +247,7 @@ class ChunkRunner:
             finally:
                 local.unlink(missing_ok=True)
             report.written.append(frame)
+            self.totals.written.append(frame)
             self.progress.frame_done(frame)
             self._report(report, total)
 

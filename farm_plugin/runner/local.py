@@ -91,26 +91,38 @@ class LocalRun:
         for chunk in chunks:
             work.put(chunk)
         started = time.monotonic()
-        threads = [
-            threading.Thread(target=self._instance, args=(index, server, work), name=f"comfyui-{index}", daemon=True)
-            for index, server in enumerate(self.servers)
-        ]
-        for thread in threads:
-            thread.start()
+        # Wait on events, not Thread.join: a KeyboardInterrupt inside join() can mark a thread that is still
+        # running as stopped (CPython's bpo-45274 handling), and the servers would be stopped under it.
+        finished = [threading.Event() for _ in self.servers]
+        for index, server in enumerate(self.servers):
+            threading.Thread(target=self._instance, args=(index, server, work, finished[index]),
+                             name=f"comfyui-{index}", daemon=True).start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(JOIN_POLL_SECONDS)
+            for event in finished:
+                while not event.wait(JOIN_POLL_SECONDS):
+                    pass
         except KeyboardInterrupt:
             logger.warning("interrupted: stopping ComfyUI; finished frames are kept")
             self.cancel.set()
             self.report.cancelled = True
-            for thread in threads:
-                thread.join()
+            for event in finished:
+                while not event.wait(JOIN_POLL_SECONDS):
+                    pass
         self.report.processing_seconds = time.monotonic() - started
         return self.report
 
-    def _instance(self, index: int, server: Server, work: queue.Queue[Sequence[int]]) -> None:
+    def _instance(self, index: int, server: Server, work: queue.Queue[Sequence[int]],
+                  finished: threading.Event) -> None:
+        try:
+            self._take_chunks(index, server, work)
+        except Exception as exc:  # a bug must not leave the run waiting for this instance forever
+            logger.exception("instance %d stopped on an unexpected error", index)
+            with self._lock:
+                self.report.failures.append(f"instance {index} stopped on an unexpected error: {exc!r}")
+        finally:
+            finished.set()
+
+    def _take_chunks(self, index: int, server: Server, work: queue.Queue[Sequence[int]]) -> None:
         runner = ChunkRunner(
             self.record,
             server,
@@ -126,17 +138,15 @@ class LocalRun:
             except queue.Empty:
                 break
             try:
-                chunk_report = runner.run(chunk)
+                runner.run(chunk)
             except ChunkCancelled:
                 break
             except (ChunkError, ComfyUIError) as exc:
                 logger.error("instance %d: %s", index, exc)
                 with self._lock:
                     self.report.failures.append(str(exc))
-                continue
-            with self._lock:
-                self.report.written.extend(chunk_report.written)
-                self.report.skipped.extend(chunk_report.skipped)
-                self.report.busy_seconds += chunk_report.busy_seconds
         with self._lock:
+            self.report.written.extend(runner.totals.written)
+            self.report.skipped.extend(runner.totals.skipped)
+            self.report.busy_seconds += runner.totals.busy_seconds
             self.report.restarts += runner.restarts
