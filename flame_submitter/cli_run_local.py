@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
 from farm_plugin.comfyui.errors import ComfyUIError
-from farm_plugin.comfyui.server import ComfyUIServer, ExternalServer, ServerConfig, default_python
+from farm_plugin.comfyui.server import (
+    ATTACH_TIMEOUT_SECONDS,
+    ComfyUIServer,
+    ExternalServer,
+    ServerConfig,
+    default_python,
+)
 from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import chunk_frames, format_frame_list, parse_frame_list
@@ -131,7 +137,8 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
 def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[Server]:
     urls = list(args.comfyui_url) or list(config.comfyui_urls)
     if urls:
-        return [ExternalServer(url.rstrip("/"), config.startup_timeout_s) for url in urls]
+        timeout_s = min(config.startup_timeout_s, ATTACH_TIMEOUT_SECONDS)
+        return [ExternalServer(url.rstrip("/"), timeout_s) for url in urls]
     comfyui_dir = args.comfyui_dir or config.comfyui_dir
     if not comfyui_dir:
         raise UsageError(

@@ -30,6 +30,7 @@ DEFAULT_STOP_GRACE_SECONDS = 10.0
 HEALTH_CHECK_INTERVAL_SECONDS = 0.1
 LOG_TAIL_LINES = 30
 PORT_SEARCH_SPAN = 100
+ATTACH_TIMEOUT_SECONDS = 15.0  # a server someone else runs is either up or not: no long start-up to wait for
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ class ExternalServer:
     """A ComfyUI someone else runs: attach by URL; start and stop only check that it answers."""
 
     url: str
-    startup_timeout_s: float = 30.0
+    startup_timeout_s: float = ATTACH_TIMEOUT_SECONDS
 
     def client(self) -> ComfyUIClient:
         return ComfyUIClient(self.url)
@@ -292,7 +293,7 @@ class ExternalServer:
         return []
 
 
-def attach(url: str, *, timeout_s: float = 30.0) -> ExternalServer:
+def attach(url: str, *, timeout_s: float = ATTACH_TIMEOUT_SECONDS) -> ExternalServer:
     """Attach to a running ComfyUI at ``url`` after checking that it answers."""
     server = ExternalServer(url.rstrip("/"), timeout_s)
     server.start()

@@ -250,6 +250,17 @@ def test_comfyui_that_does_not_start_shows_its_log(plate: str, tmp_path: Path) -
     assert frame_names(tmp_path / "o", "o") == []
 
 
+def test_unreachable_comfyui_url_fails_quickly_with_the_url(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, startup_timeout_s=1)
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_local(config, "--workflow", "invert", "--input", plate, "--frames", "1001",
+                       "--output", str(tmp_path / "o" / "o.####.exr"), "--comfyui-url", url)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"comfyfarm run-local: ComfyUI is not reachable at {url} (no answer on /system_stats within 1 s): start "
+        "it, or check the URL and port")
+
+
 def test_no_comfyui_configured_says_how_to_configure_one(plate: str, tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"scratch_dir: {tmp_path / 'scratch'}\n")

@@ -14,7 +14,7 @@ from farm_plugin.frames.image_io import probe, read_pixels
 from farm_plugin.runner.chunk import ChunkCancelled, ChunkFailed, ChunkRunner
 from farm_plugin.runner.progress import LineProgress, ProgressSink, parse_progress_line
 
-from .conftest import FRAMES, expected_invert, make_record, plate_pixels, write_plate
+from .conftest import FRAMES, expected_invert, make_record, plate_pixels, srgb_encode, write_plate
 
 HALF_TOLERANCE = 2e-3  # half-float storage and OCIO's sRGB curve against the exact formula
 
@@ -199,3 +199,21 @@ def test_the_double_blurs_exactly_as_real_comfyui(real_comfyui, fake_comfyui, tm
         real = read_pixels(tmp_path / "real" / f"b.{frame}.exr")
         double = read_pixels(tmp_path / "double" / f"b.{frame}.exr")
         assert np.array_equal(real, double), np.abs(real - double).max()
+
+
+def test_a_do_nothing_workflow_returns_the_plate_within_8_bit_quantisation(fake_comfyui, tmp_path: Path) -> None:
+    """LoadImage -> SaveImage: staging to 8-bit sRGB and back is the only loss, in the sRGB domain."""
+    package = tmp_path / "passthrough"
+    package.mkdir()
+    (package / "workflow.json").write_text(
+        '{"1": {"class_type": "LoadImage", "inputs": {"image": "f.png"}},'
+        ' "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "p"}}}')
+    (package / "workflow.yaml").write_text(
+        'title: Passthrough\ninput: {node: "1", input: image}\noutput: {node: "2", input: filename_prefix}\n')
+    plate = write_plate(tmp_path / "plate", frames=[1001, 1002])
+    record = make_record(plate, str(tmp_path / "out" / "p.####.exr"), str(package), [1001, 1002])
+    ChunkRunner(record, ExternalServer(fake_comfyui.url), scratch_dir=tmp_path / "s").run([1001, 1002])
+    for frame in (1001, 1002):
+        source = srgb_encode(plate_pixels(plate, frame))
+        result = srgb_encode(read_pixels(tmp_path / "out" / f"p.{frame}.exr")[..., :3])
+        assert np.abs(result - source).max() <= 0.5 / 255 + 2e-3  # + half-float storage of the result
