@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Sequence
 
 from farm_plugin.comfyui.client import ComfyUIClient
-from farm_plugin.comfyui.errors import ComfyUIError, ComfyUIUnreachable, ConnectionLost, PromptExecutionError
+from farm_plugin.comfyui.errors import (
+    ComfyUIError,
+    ComfyUITimeout,
+    ComfyUIUnreachable,
+    ConnectionLost,
+    PromptExecutionError,
+)
 from farm_plugin.comfyui.events import PromptEvent, PromptResult, PromptSession
 from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import FrameError, PlateError
@@ -120,7 +126,7 @@ class ChunkRunner:
                 self._check_cancel()
                 try:
                     units = self._run_units(units, report, total, attempt_dir)
-                except (ConnectionLost, ComfyUIUnreachable) as exc:
+                except (ConnectionLost, ComfyUIUnreachable, ComfyUITimeout) as exc:
                     units = self._recover(exc, units, report)
         finally:
             shutil.rmtree(attempt_dir, ignore_errors=True)
@@ -151,12 +157,12 @@ class ChunkRunner:
         failures: List[PromptExecutionError] = []
         failed_frames: List[int] = []
         with client.session(on_event=tracker.on_event) as session:
-            for unit in units:
-                self._check_cancel()
-                prompt_id = self._submit(session, client, unit, attempt_dir, infos)
-                by_prompt[prompt_id] = unit
-                tracker.watch(prompt_id, unit)
             try:
+                for unit in units:
+                    self._check_cancel()
+                    prompt_id = self._submit(session, client, unit, attempt_dir, infos)
+                    by_prompt[prompt_id] = unit
+                    tracker.watch(prompt_id, unit)
                 for result in session.results(list(by_prompt), idle_timeout_s=self.idle_timeout_s,
                                               should_stop=self.cancel.is_set):
                     unit = by_prompt.pop(result.prompt_id)
@@ -169,7 +175,7 @@ class ChunkRunner:
                     else:
                         raise result.error or ComfyUIError(f"prompt {result.prompt_id} ended: {result.status}")
             except (ConnectionLost, ComfyUIUnreachable):
-                raise
+                raise  # nothing to withdraw from a ComfyUI that is gone
             except BaseException:
                 self._abandon(client, list(by_prompt))
                 raise
@@ -263,15 +269,17 @@ class ChunkRunner:
         frames = [f for unit in remaining for f in unit.frames if f not in done]
         if self.restarts >= self.restart_limit:
             tail = "\n".join("  " + line for line in self.server.log_tail(15))
+            what = f"hung ({exc})" if isinstance(exc, ComfyUITimeout) else "stopped"
             raise ChunkFailed(
-                f"ComfyUI stopped during frames {format_frame_list(frames)} and was restarted "
+                f"ComfyUI {what} during frames {format_frame_list(frames)} and was restarted "
                 f"{self.restarts} time(s), the limit: see its log; rerun to finish the missing frames"
                 + (f"\nlast lines of ComfyUI's log:\n{tail}" if tail else ""),
                 frames=frames,
             ) from exc
         self.restarts += 1
         logger.warning("%s: restarting ComfyUI (%d/%d)", exc, self.restarts, self.restart_limit)
-        self.progress.status(f"ComfyUI stopped: restarting it ({self.restarts}/{self.restart_limit})")
+        what = "hung" if isinstance(exc, ComfyUITimeout) else "stopped"
+        self.progress.status(f"ComfyUI {what}: restarting it ({self.restarts}/{self.restart_limit})")
         self.server.restart()
         return [Unit(tuple(f for f in unit.frames if f not in done), unit.window) for unit in remaining]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,31 @@ def test_a_do_nothing_workflow_returns_the_plate_within_8_bit_quantisation(fake_
         source = srgb_encode(plate_pixels(plate, frame))
         result = srgb_encode(read_pixels(tmp_path / "out" / f"p.{frame}.exr")[..., :3])
         assert np.abs(result - source).max() <= 0.5 / 255 + 2e-3  # + half-float storage of the result
+
+
+def test_a_hung_comfyui_is_restarted_after_the_idle_timeout(managed_fake, tmp_path: Path) -> None:
+    server = managed_fake(runtime_faults={"node_delay_s": 30})  # this process hangs; a restarted one does not
+    plate = write_plate(tmp_path / "plate", frames=[1001, 1002])
+    record = make_record(plate, str(tmp_path / "out" / "inv.####.exr"), frames=[1001, 1002])
+    recorder = Recorder()
+    report = ChunkRunner(record, server, scratch_dir=tmp_path / "s", progress=recorder, idle_timeout_s=1,
+                         restart_limit=1).run([1001, 1002])
+    assert report.written == [1001, 1002] and report.restarts == 1
+    assert "ComfyUI hung: restarting it (1/1)" in recorder.statuses
+
+
+def test_a_hung_comfyui_past_the_restart_limit_fails_with_the_timeout(fake_comfyui, tmp_path: Path) -> None:
+    fake_comfyui.set_faults(node_delay_s=30)
+    plate = write_plate(tmp_path / "plate", frames=[1001])
+    record = make_record(plate, str(tmp_path / "out" / "inv.####.exr"), frames=[1001])
+    with pytest.raises(ChunkFailed) as caught:
+        ChunkRunner(record, ExternalServer(fake_comfyui.url), scratch_dir=tmp_path / "s", idle_timeout_s=1,
+                    restart_limit=0).run([1001])
+    assert str(caught.value).startswith(
+        "ComfyUI hung (timed out after 1 s waiting for 1 ComfyUI prompt(s): no message for 1 s (ComfyUI hung, or "
+        "another connection took over this client id)) during frames 1001 and was restarted 0 time(s), the limit")
+    client = ExternalServer(fake_comfyui.url).client()
+    deadline = time.monotonic() + 5  # the interrupt lands at the running node's next check
+    while client.queue()["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.queue() == {"queue_running": [], "queue_pending": []}
