@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.doubles.comfyui.fixtures", "tests.real_comfyui"]
+pytest_plugins = ["tests.doubles.comfyui.fixtures", "tests.real_comfyui", "tests.doubles.deadline.fixtures"]
