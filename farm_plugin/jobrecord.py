@@ -111,6 +111,8 @@ class JobRecord:
     output: OutputSpec
     colour: ColourSpec = field(default_factory=ColourSpec)
     relink: Optional[RelinkIdentity] = None
+    workstation_os: Optional[str] = None  # with path_mappings: how to map farm paths back for the artist
+    path_mappings: Tuple[Mapping[str, str], ...] = ()
     created_by: str = __version__
     schema: int = SCHEMA_VERSION
 
@@ -138,6 +140,8 @@ class JobRecord:
                 output=OutputSpec(**data["output"]),
                 colour=ColourSpec(**data.get("colour", {})),
                 relink=RelinkIdentity(**data["relink"]) if data.get("relink") else None,
+                workstation_os=data.get("workstation_os"),
+                path_mappings=tuple(dict(m) for m in data.get("path_mappings") or ()),
                 created_by=str(data.get("created_by", "")),
                 schema=schema,
             )

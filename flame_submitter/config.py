@@ -1,7 +1,12 @@
-"""The user's configuration: ``~/.config/comfyfarm/config.yaml`` (or the file ``COMFYFARM_CONFIG`` names).
+"""comfyfarm's configuration, in layers: defaults < studio file < user file < environment < options.
 
-Command-line options win over the environment (``COMFYUI_DIR``, ``COMFYUI_PYTHON``, ``COMFYUI_URL``,
-``COMFYUI_ARGS``), which wins over the file, which wins over the defaults below.
+- Studio file: ``COMFYFARM_STUDIO_CONFIG``, else ``/etc/comfyfarm/config.yaml`` (when present).
+- User file: ``COMFYFARM_CONFIG``, else ``~/.config/comfyfarm/config.yaml`` (when present).
+- Environment: ``COMFYUI_DIR``, ``COMFYUI_PYTHON``, ``COMFYUI_URL``, ``COMFYUI_ARGS``,
+  ``COMFYFARM_DEADLINE_URL``, ``COMFYFARM_DEADLINE_USER``, ``COMFYFARM_DEADLINE_PASSWORD``,
+  ``COMFYFARM_JOBS_ROOT``, ``COMFYFARM_INBOX_ROOT``.
+
+Secrets (the Deadline password) are never logged; ``Config.describe()`` masks them.
 """
 
 from __future__ import annotations
@@ -11,21 +16,38 @@ import os
 import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
+
+from farm_plugin.paths import PathMapping, PathMappingError, current_os
 
 logger = logging.getLogger(__name__)
 
 CONFIG_ENV = "COMFYFARM_CONFIG"
+STUDIO_CONFIG_ENV = "COMFYFARM_STUDIO_CONFIG"
+STUDIO_CONFIG_PATH = Path("/etc/comfyfarm/config.yaml")
+SECRET_KEYS = ("deadline_password",)
+ENVIRONMENT = {
+    "COMFYUI_DIR": "comfyui_dir",
+    "COMFYUI_PYTHON": "comfyui_python",
+    "COMFYUI_URL": "comfyui_url",
+    "COMFYUI_ARGS": "comfyui_args",
+    "COMFYFARM_DEADLINE_URL": "deadline_url",
+    "COMFYFARM_DEADLINE_USER": "deadline_user",
+    "COMFYFARM_DEADLINE_PASSWORD": "deadline_password",
+    "COMFYFARM_JOBS_ROOT": "jobs_root",
+    "COMFYFARM_INBOX_ROOT": "inbox_root",
+}
 
 
 class ConfigError(Exception):
-    """The configuration file is wrong: the message names the file, the key and the fix."""
+    """The configuration is wrong: the message names the file, the key and the fix."""
 
 
 @dataclass(frozen=True)
 class Config:
+    # ComfyUI (local mode)
     comfyui_dir: Optional[str] = None
     comfyui_python: Optional[str] = None
     comfyui_urls: Tuple[str, ...] = ()
@@ -41,7 +63,27 @@ class Config:
     instances: int = 1
     ocio_config: str = "ocio://default"
     working_space: Optional[str] = None
-    source: str = "defaults"
+    # The farm
+    deadline_url: Optional[str] = None
+    deadline_user: Optional[str] = None
+    deadline_password: Optional[str] = field(default=None, repr=False)
+    deadline_ca_file: Optional[str] = None
+    deadline_insecure: bool = False
+    deadline_timeout_s: float = 30.0
+    jobs_root: Optional[str] = None
+    inbox_root: Optional[str] = None
+    shared_roots: Tuple[str, ...] = ()
+    path_mappings: Tuple[PathMapping, ...] = ()
+    workstation_os: str = field(default_factory=current_os)
+    farm_os: str = "linux"
+    job_templates_dirs: Tuple[str, ...] = ()
+    # Where each value came from: key -> file path or environment variable
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        files = sorted({o for o in self.origins.values() if not o.startswith("$")})
+        return ", ".join(files) if files else "defaults"
 
     @property
     def scratch(self) -> Path:
@@ -49,26 +91,38 @@ class Config:
             return Path(self.scratch_dir).expanduser()
         return Path(os.environ.get("TMPDIR", "/tmp")) / f"comfyfarm-{os.environ.get('USER', 'user')}"
 
+    def describe(self) -> Dict[str, Any]:
+        """Every setting with its value (secrets masked) and where it came from."""
+        shown: Dict[str, Any] = {}
+        for item in fields(self):
+            if item.name == "origins":
+                continue
+            value = getattr(self, item.name)
+            if item.name in SECRET_KEYS and value:
+                value = "********"
+            elif item.name == "path_mappings":
+                value = [dict(m.prefixes) for m in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            shown[item.name] = {"value": value, "from": self.origins.get(item.name, "default")}
+        return shown
 
-_KEYS = {f.name for f in fields(Config)} - {"comfyui_urls", "source"} | {"comfyui_url"}
+
+_FILE_KEYS = ({f.name for f in fields(Config)} - {"comfyui_urls", "origins"}) | {"comfyui_url"}
+_INT_KEYS = ("base_port", "restart_limit", "chunk_size", "instances")
+_FLOAT_KEYS = ("startup_timeout_s", "idle_timeout_s", "deadline_timeout_s")
+_LIST_KEYS = ("comfyui_args", "workflows_dirs", "shared_roots", "job_templates_dirs", "comfyui_url")
 
 
-def default_config_path() -> Path:
-    explicit = os.environ.get(CONFIG_ENV)
+def default_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
+    env = os.environ if environ is None else environ
+    explicit = env.get(CONFIG_ENV)
     if explicit:
         return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "comfyfarm" / "config.yaml"
-
-
-def _as_tuple(value: Any, key: str, path: Path) -> Tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(shlex.split(value)) if key == "comfyui_args" else tuple(v for v in value.split(",") if v)
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-        return tuple(str(v) for v in value)
-    raise ConfigError(f"{path}: {key}: expected text or a list, got {value!r}")
 
 
 def _read_file(path: Path) -> Dict[str, Any]:
@@ -76,40 +130,95 @@ def _read_file(path: Path) -> Dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected key: value lines at the top level")
-    unknown = sorted(set(data) - _KEYS)
+    unknown = sorted(set(data) - _FILE_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}: the keys are {', '.join(sorted(_KEYS))}")
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}: the keys are {', '.join(sorted(_FILE_KEYS))}")
     return data
 
 
-def load_config(path: Optional[Path] = None, *, environ: Optional[Mapping[str, str]] = None) -> Config:
+def _as_list(value: Any, key: str, origin: str) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(shlex.split(value)) if key == "comfyui_args" else tuple(v.strip() for v in value.split(",") if v)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return tuple(str(v) for v in value)
+    raise ConfigError(f"{origin}: {key}: expected text or a list, got {value!r}")
+
+
+def _typed(key: str, value: Any, origin: str) -> Any:
+    if key in _LIST_KEYS:
+        return _as_list(value, key, origin)
+    if key in _INT_KEYS:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{origin}: {key}: expected a whole number, got {value!r}")
+        return value
+    if key in _FLOAT_KEYS:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: {key}: expected a number of seconds, got {value!r}") from None
+        if number <= 0:
+            raise ConfigError(f"{origin}: {key}: must be more than 0 seconds, got {value!r}")
+        return number
+    if key == "deadline_insecure":
+        if isinstance(value, str):
+            value = value.strip().lower() in ("1", "true", "yes", "on")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{origin}: {key}: expected true or false, got {value!r}")
+        return value
+    if key == "comfyui_env":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{origin}: comfyui_env: expected KEY: value lines, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if key == "path_mappings":
+        if not isinstance(value, list):
+            raise ConfigError(f"{origin}: path_mappings: expected a list of {{linux: …, macos: …, windows: …}}")
+        try:
+            return tuple(PathMapping.from_dict(item if isinstance(item, dict) else {}, where=f"path_mappings[{i}]")
+                         for i, item in enumerate(value))
+        except PathMappingError as exc:
+            raise ConfigError(f"{origin}: {exc}") from exc
+    if key in ("workstation_os", "farm_os") and value not in ("linux", "macos", "windows"):
+        raise ConfigError(f"{origin}: {key}: '{value}' is not an OS: use linux, macos or windows")
+    return value if value is None or isinstance(value, (str, int, float)) else str(value)
+
+
+def load_config(path: Optional[Path] = None, *, environ: Optional[Mapping[str, str]] = None,
+                studio_path: Optional[Path] = None) -> Config:
     env = os.environ if environ is None else environ
-    config_path = path or default_config_path()
-    values: Dict[str, Any] = {}
-    source = "defaults"
-    if config_path.is_file():
-        values = _read_file(config_path)
-        source = str(config_path)
+    layers: List[Tuple[str, Dict[str, Any]]] = []
+    studio = studio_path or (Path(env[STUDIO_CONFIG_ENV]) if env.get(STUDIO_CONFIG_ENV) else STUDIO_CONFIG_PATH)
+    if studio.is_file():
+        layers.append((str(studio), _read_file(studio)))
+    elif STUDIO_CONFIG_ENV in env and studio_path is None:
+        raise ConfigError(f"{studio}: no such studio configuration file: create it or unset {STUDIO_CONFIG_ENV}")
+    user = path or default_config_path(env)
+    if user.is_file():
+        layers.append((str(user), _read_file(user)))
     elif path is not None or CONFIG_ENV in env:
-        raise ConfigError(f"{config_path}: no such configuration file: create it or unset {CONFIG_ENV}")
-    for key, var in (("comfyui_dir", "COMFYUI_DIR"), ("comfyui_python", "COMFYUI_PYTHON"),
-                     ("comfyui_url", "COMFYUI_URL"), ("comfyui_args", "COMFYUI_ARGS")):
-        if env.get(var):
-            values[key] = env[var]
-    urls = _as_tuple(values.pop("comfyui_url", None), "comfyui_url", config_path)
-    for key in ("comfyui_args", "workflows_dirs"):
-        if key in values:
-            values[key] = _as_tuple(values[key], key, config_path)
-    comfyui_env = values.get("comfyui_env") or {}
-    if not isinstance(comfyui_env, dict):
-        raise ConfigError(f"{config_path}: comfyui_env: expected KEY: value lines, got {comfyui_env!r}")
-    values["comfyui_env"] = {str(k): str(v) for k, v in comfyui_env.items()}
-    for key in ("base_port", "restart_limit", "chunk_size", "instances"):
-        if key in values and (isinstance(values[key], bool) or not isinstance(values[key], int) or values[key] < 0):
-            raise ConfigError(f"{config_path}: {key}: expected a whole number, got {values[key]!r}")
+        raise ConfigError(f"{user}: no such configuration file: create it or unset {CONFIG_ENV}")
+    from_env = {key: env[var] for var, key in ENVIRONMENT.items() if env.get(var)}
+    values: Dict[str, Any] = {}
+    origins: Dict[str, str] = {}
+    for origin, data in layers:
+        for key, value in data.items():
+            values[key] = _typed(key, value, origin)
+            origins[key] = origin
+    for var, key in ENVIRONMENT.items():
+        if key in from_env:
+            values[key] = _typed(key, from_env[key], f"${var}")
+            origins[key] = f"${var}"
+    if "comfyui_url" in values:
+        values["comfyui_urls"] = values.pop("comfyui_url")
+        origins["comfyui_urls"] = origins.pop("comfyui_url")
     try:
-        return Config(**values, comfyui_urls=urls, source=source)
+        return Config(**values, origins=origins)
     except TypeError as exc:
-        raise ConfigError(f"{config_path}: {exc}") from exc
+        raise ConfigError(f"{', '.join(o for o, _ in layers) or 'configuration'}: {exc}") from exc

@@ -1,0 +1,197 @@
+"""``comfyfarm submit | status | jobs | cancel``: the farm from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+from farm_plugin.comfyui.errors import ComfyUIError
+from farm_plugin.frames.errors import FrameError
+from farm_plugin.frames.framelist import parse_frame_list
+from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.runner.preflight import PreflightError
+from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
+from farm_plugin.workflow.params import ParameterError, parse_assignments, resolve_parameters
+from flame_submitter.config import ConfigError, load_config
+from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
+from flame_submitter.deadline.errors import DeadlineError
+from flame_submitter.submit import (
+    ClipRequest,
+    SubmitError,
+    deadline_client,
+    dry_run_document,
+    plan,
+    preflight_farm,
+    submit,
+    submitting_user,
+)
+from flame_submitter.templates import TemplateError, load_template
+
+EXIT_FARM = 1
+EXIT_BAD_INPUT = 2
+BAD_INPUT = (ConfigError, SubmitError, TemplateError, WorkflowPackageError, ParameterError, FrameError,
+             PreflightError, ComfyUIError)
+
+
+def add_parsers(commands: Any) -> None:
+    parser = commands.add_parser("submit", help="submit a workflow over a frame sequence to Deadline",
+                                 description="Check everything, then submit one Deadline job (two with a preview "
+                                             "template) and print the job id(s).")
+    parser.add_argument("--workflow", required=True, metavar="NAME|PATH")
+    parser.add_argument("--input", required=True, metavar="PATTERN", help="source frames on shared storage")
+    parser.add_argument("--frames", metavar="LIST", help="Deadline frame list; default: every frame on disk")
+    parser.add_argument("--output", required=True, metavar="PATTERN", help="results on shared storage")
+    parser.add_argument("--name", help="the clip's name in Deadline (default: from --input)")
+    parser.add_argument("--template", help="job template (default: the workflow's, else 'default')")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
+    parser.add_argument("--chunk-size", type=int, metavar="N")
+    parser.add_argument("--priority", type=int, metavar="N")
+    parser.add_argument("--pool")
+    parser.add_argument("--group")
+    parser.add_argument("--comment", default="")
+    parser.add_argument("--dry-run", action="store_true", help="print JobInfo and PluginInfo as JSON; send nothing")
+    parser.set_defaults(run=run_submit)
+
+    status = commands.add_parser("status", help="a Deadline job's state, tasks and errors")
+    status.add_argument("job_id", metavar="JOB_ID")
+    status.set_defaults(run=run_status)
+
+    jobs = commands.add_parser("jobs", help="your recent Deadline jobs")
+    jobs.add_argument("--all-users", action="store_true")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(run=run_jobs)
+
+    cancel = commands.add_parser("cancel", help="stop a Deadline job (marks it failed; finished frames stay)")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+    cancel.add_argument("--delete", action="store_true", help="delete the job from Deadline instead")
+    cancel.set_defaults(run=run_cancel)
+
+
+def _fail(exc: Exception, code: int) -> int:
+    print(f"comfyfarm: {exc}", file=sys.stderr)
+    return code
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    try:
+        config = load_config()
+        package = load_package(find_package(args.workflow, list(config.workflows_dirs)))
+        parameters = resolve_parameters(package, parse_assignments(args.set))
+        template = load_template(args.template or package.template, list(config.job_templates_dirs))
+        overrides = {key: value for key, value in (("chunk_size", args.chunk_size), ("priority", args.priority),
+                                                   ("pool", args.pool), ("group", args.group)) if value is not None}
+        template = template.with_overrides(overrides)
+        source = FramePattern.parse(args.input, role="input")
+        frames = parse_frame_list(args.frames) if args.frames else source.existing_frames()
+        if not frames:
+            raise SubmitError(f"no frames match --input {source.to_hashes()}: check the path and the frame token")
+        name = args.name or (Path(source.head).name.rstrip("._") or package.name)
+        request = ClipRequest(name=name, pattern=args.input, frames=frames, output_pattern=args.output)
+        jobs = plan([request], workflow=package, parameters=parameters, template=template, config=config,
+                    comment=args.comment)
+    except BAD_INPUT as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    if args.dry_run:
+        print(json.dumps(dry_run_document(jobs), indent=2))
+        return 0
+    try:
+        client = deadline_client(config)
+        preflight_farm(client, template)
+        ids = submit(jobs, client)
+    except SubmitError as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except (DeadlineError, OSError) as exc:
+        return _fail(f"nothing was submitted: {exc}", EXIT_FARM)
+    for job, job_id in zip(jobs, ids):
+        print(job_id)
+        print(f"comfyfarm: {job.submission.job_info['Name']} → Deadline job {job_id} "
+              f"(frames {job.submission.job_info['Frames']}, record {job.record_path})", file=sys.stderr)
+    return 0
+
+
+def _client() -> DeadlineClient:
+    return deadline_client(load_config())
+
+
+def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]]) -> List[str]:
+    props = job.get("Props") or {}
+    done = sum(1 for t in tasks if t.get("Stat") == 5)
+    state = JOB_STATES.get(job.get("Stat"), f"state {job.get('Stat')}")
+    if state == "Active":
+        state = "Rendering" if any(t.get("Stat") == 4 for t in tasks) else "Queued"
+    progress = 100.0 * done / len(tasks) if tasks else 0.0
+    lines = [
+        f"{job.get('_id')}  {props.get('Name', '')}",
+        f"  state: {state}    tasks: {done}/{len(tasks)} done    progress: {progress:.0f} %    "
+        f"errors: {job.get('Errs', 0)}",
+        f"  user: {props.get('User', '')}    frames: {props.get('Frames', '')}    workflow: {props.get('Ex0', '')}",
+    ]
+    for task in tasks:
+        if task.get("Stat") in (4, 6):
+            status = task.get("RndStat") or ""
+            lines.append(f"  task {task.get('TaskID')} ({task.get('Frames')}): "
+                         f"{TASK_STATES.get(task.get('Stat'))} {task.get('Prog', '')} {status}".rstrip())
+    return lines
+
+
+def run_status(args: argparse.Namespace) -> int:
+    try:
+        client = _client()
+        job = client.get_job(args.job_id)
+        tasks = client.get_job_tasks(args.job_id)["Tasks"]
+        errors = client.job_reports(args.job_id, "error") if job.get("Errs") else []
+    except (ConfigError, SubmitError) as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except DeadlineError as exc:
+        return _fail(exc, EXIT_FARM)
+    for line in describe_job(job, tasks):
+        print(line)
+    for report in errors[-3:]:
+        text = str(report.get("ErrorMessage") or report.get("Title") or "").strip().splitlines()
+        print(f"  error on {report.get('Slave', '?')} (task {report.get('Task', '?')}): {text[0] if text else ''}")
+    return 0
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    try:
+        config = load_config()
+        client = deadline_client(config)
+        jobs = client.get_jobs()
+    except (ConfigError, SubmitError) as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except DeadlineError as exc:
+        return _fail(exc, EXIT_FARM)
+    user = submitting_user(config)
+    mine = [j for j in jobs if args.all_users or (j.get("Props") or {}).get("User") == user]
+    mine = [j for j in mine if (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord")]  # comfyfarm's own
+    mine.sort(key=lambda j: str(j.get("Date", "")), reverse=True)
+    for job in mine[:args.limit]:
+        props = job.get("Props") or {}
+        state = JOB_STATES.get(job.get("Stat"), "?")
+        total = sum(int(job.get(k, 0) or 0) for k in ("CompletedChunks", "QueuedChunks", "SuspendedChunks",
+                                                      "RenderingChunks", "FailedChunks", "PendingChunks"))
+        print(f"{job.get('_id')}  {state:<9}  {job.get('CompletedChunks', 0)}/{total} tasks  "
+              f"{props.get('Ex0', '')}  {props.get('Name', '')}")
+    if not mine:
+        print(f"comfyfarm: no comfyfarm jobs for {user}", file=sys.stderr)
+    return 0
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    try:
+        client = _client()
+        client.get_job(args.job_id)
+        if args.delete:
+            client.delete_job(args.job_id)
+        else:
+            client.fail_job(args.job_id)
+    except (ConfigError, SubmitError) as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except DeadlineError as exc:
+        return _fail(exc, EXIT_FARM)
+    print(f"comfyfarm: job {args.job_id} {'deleted' if args.delete else 'cancelled (failed); finished frames stay'}",
+          file=sys.stderr)
+    return 0

@@ -1,0 +1,241 @@
+"""The job builder: source clips + workflow + parameters + job template → job records and Deadline jobs.
+
+For each clip it plans a job folder on shared storage (``<jobs root>/<job>/job.json``, the job record in
+the farm's paths) and a JobInfo/PluginInfo pair. A template with ``preview_every: N`` makes two jobs per
+clip: every Nth frame first, then the rest, which waits for the preview. Job folders are written all or
+nothing: a failure removes what this build wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from farm_plugin import __version__
+from farm_plugin.frames.framelist import format_frame_list
+from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.jobrecord import ColourSpec, JobRecord, OutputSpec, RelinkIdentity, SourceSpec, WorkflowSpec
+from farm_plugin.paths import PathMapping, map_path
+from farm_plugin.workflow.package import WorkflowPackage
+from farm_plugin.workflow.params import apply_parameters
+from flame_submitter.deadline.client import JobSubmission
+from flame_submitter.templates import JobTemplate
+
+logger = logging.getLogger(__name__)
+
+RELINK_EVENT = "ComfyUIRelink"
+RECORD_KEY = "comfyfarm_job_record"
+
+
+@dataclass(frozen=True)
+class SourceClip:
+    """A clip to process, as the artist's workstation sees it."""
+
+    name: str
+    pattern: str
+    frames: Tuple[int, ...]
+    output_pattern: str
+    width: Optional[int] = None
+    height: Optional[int] = None
+    fps: Optional[float] = None
+    timecode: Optional[str] = None
+    colourspace: Optional[str] = None
+    relink: RelinkIdentity = field(default_factory=RelinkIdentity)
+
+
+@dataclass(frozen=True)
+class FarmPaths:
+    """Where job folders go and how workstation paths read on the farm."""
+
+    jobs_root: Path
+    mappings: Tuple[PathMapping, ...] = ()
+    workstation_os: str = "linux"
+    farm_os: str = "linux"
+
+    def to_farm(self, path: str) -> str:
+        return map_path(path, self.mappings, source_os=self.workstation_os, target_os=self.farm_os)
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    key: str                # the job folder's name
+    folder: Path            # on the workstation
+    record: JobRecord       # paths as the farm sees them
+    submission: JobSubmission
+    part: str = "main"      # "preview" or "main"
+
+    @property
+    def record_path(self) -> Path:
+        return self.folder / "job.json"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:60] or "clip"
+
+
+def plan_jobs(
+    clips: Sequence[SourceClip],
+    *,
+    workflow: WorkflowPackage,
+    parameters: Mapping[str, Any],
+    template: JobTemplate,
+    paths: FarmPaths,
+    user: str,
+    comment: str = "",
+    colour: Optional[ColourSpec] = None,
+    now: Optional[float] = None,
+    token: Optional[str] = None,
+) -> List[PlannedJob]:
+    """Plan the jobs for ``clips``. ``now`` and ``token`` (the folder names' time and random part) are for
+    reproducible tests."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
+    graph = apply_parameters(workflow, parameters)
+    spec = WorkflowSpec.from_package(workflow, graph, parameters)
+    batch = None
+    preview = template.preview_every if workflow.mode == "per_frame" else 0
+    if template.preview_every and workflow.mode != "per_frame":
+        logger.warning("template '%s' asks for a preview every %d frames: ignored for the sequence workflow '%s'",
+                       template.name, template.preview_every, workflow.name)
+    if len(clips) > 1 or preview:
+        batch = f"{workflow.title} - {len(clips)} clip(s) - {user} - {stamp}"
+    jobs: List[PlannedJob] = []
+    for clip in clips:
+        key = f"{stamp}_{_safe(clip.name)}_{workflow.name}_{token or secrets.token_hex(2)}"
+        folder = paths.jobs_root / key
+        record = JobRecord(
+            job_id=key,
+            name=f"{clip.name} - {workflow.title}",
+            workflow=spec,
+            source=SourceSpec(pattern=paths.to_farm(clip.pattern), frames=tuple(clip.frames), width=clip.width,
+                              height=clip.height, fps=clip.fps, timecode=clip.timecode, colourspace=clip.colourspace),
+            output=OutputSpec(pattern=paths.to_farm(clip.output_pattern), file_format=template.output_format),
+            colour=colour or ColourSpec(),
+            relink=clip.relink,
+            workstation_os=paths.workstation_os,
+            path_mappings=tuple(dict(m.prefixes) for m in paths.mappings),
+        )
+        parts = _split_preview(list(clip.frames), preview)
+        for index, (part, frames) in enumerate(parts):
+            job_info = _job_info(record, clip, template, frames, user=user, comment=comment, batch=batch,
+                                 farm_record=paths.to_farm(str(folder / "job.json")), part=part,
+                                 preview=preview, paths=paths)
+            plugin_info = _plugin_info(paths.to_farm(str(folder / "job.json")), template, part)
+            submission = JobSubmission(job_info, plugin_info, depends_on_previous=index > 0)
+            jobs.append(PlannedJob(key, folder, record, submission, part))
+    return jobs
+
+
+def _split_preview(frames: List[int], every: int) -> List[Tuple[str, List[int]]]:
+    if every <= 1 or len(frames) <= every:
+        return [("main", frames)]
+    first = frames[::every]
+    chosen = set(first)
+    return [("preview", first), ("main", [f for f in frames if f not in chosen])]
+
+
+def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames: List[int], *, user: str,
+              comment: str, batch: Optional[str], farm_record: str, part: str, preview: int,
+              paths: FarmPaths) -> Dict[str, str]:
+    output = FramePattern.parse(record.output.pattern)
+    name = record.name if part == "main" else f"{record.name} [preview: every {preview}th frame]"
+    info: Dict[str, str] = {
+        "Plugin": template.plugin,
+        "Name": name,
+        "UserName": user,
+        "Comment": comment or f"comfyfarm {__version__}: {record.workflow.name} on {clip.name}",
+        "Frames": format_frame_list(frames),
+        "ChunkSize": str(1 if part == "preview" else template.chunk_size),
+        "Pool": template.pool,
+        "Group": template.group,
+        "Priority": str(min(100, template.priority + (10 if part == "preview" else 0))),
+        "ConcurrentTasks": str(template.concurrent_tasks),
+        "MachineLimit": str(template.machine_limit),
+        "OnJobComplete": template.on_complete,
+        "InitialStatus": template.initial_status,
+        "OutputDirectory0": output.directory,
+        "OutputFilename0": f"{output.head}{'#' * output.padding}{output.tail}",
+        "EventOptIns": RELINK_EVENT,
+        "ExtraInfo0": record.workflow.name,
+        "ExtraInfo1": clip.name,
+        "ExtraInfo2": user,
+        "ExtraInfo3": clip.relink.project or "",
+        "ExtraInfo4": f"comfyfarm {__version__}",
+    }
+    if batch:
+        info["BatchName"] = batch
+    if template.secondary_pool:
+        info["SecondaryPool"] = template.secondary_pool
+    if template.limit_groups:
+        info["LimitGroups"] = ",".join(template.limit_groups)
+    if template.task_timeout_minutes:
+        info["TaskTimeoutMinutes"] = str(template.task_timeout_minutes)
+        info["OnTaskTimeout"] = "Error"
+    if template.failure_detection.task_errors:
+        info["OverrideTaskFailureDetection"] = "true"
+        info["FailureDetectionTaskErrors"] = str(template.failure_detection.task_errors)
+    if template.failure_detection.job_errors:
+        info["OverrideJobFailureDetection"] = "true"
+        info["FailureDetectionJobErrors"] = str(template.failure_detection.job_errors)
+    relink = {
+        RECORD_KEY: farm_record,
+        "comfyfarm_part": part,
+        "comfyfarm_version": __version__,
+        "flame_project": clip.relink.project,
+        "flame_library": clip.relink.library,
+        "flame_clip_name": clip.relink.clip_name or clip.name,
+        "flame_clip_uid": clip.relink.clip_uid,
+        "flame_user": clip.relink.user or user,
+        "flame_host": clip.relink.host,
+    }
+    index = 0
+    for key, value in relink.items():
+        if value:
+            info[f"ExtraInfoKeyValue{index}"] = f"{key}={value}"
+            index += 1
+    return info
+
+
+def _plugin_info(farm_record: str, template: JobTemplate, part: str) -> Dict[str, str]:
+    """PluginInfo: the record's path and what a wrangler may change in Job Properties."""
+    return {
+        "JobRecord": farm_record,
+        "GPUsPerTask": str(template.gpus_per_task),
+        "SelectGPUDevices": "",
+        "ComfyFarmVersion": __version__,
+        "Part": part,
+    }
+
+
+class JobFolders:
+    """Writes planned job folders all or nothing; ``remove()`` takes back what it wrote."""
+
+    def __init__(self, jobs: Sequence[PlannedJob]) -> None:
+        self.jobs = jobs
+        self.written: List[Path] = []
+
+    def write(self) -> None:
+        try:
+            for job in self.jobs:
+                if job.folder in self.written:
+                    continue
+                temp = job.folder.with_name(f".{job.folder.name}.tmp")
+                temp.mkdir(parents=True)
+                job.record.write(temp / "job.json")
+                temp.rename(job.folder)
+                self.written.append(job.folder)
+        except BaseException:
+            self.remove()
+            for job in self.jobs:
+                shutil.rmtree(job.folder.with_name(f".{job.folder.name}.tmp"), ignore_errors=True)
+            raise
+
+    def remove(self) -> None:
+        for folder in self.written:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.written = []

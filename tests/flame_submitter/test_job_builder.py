@@ -1,0 +1,111 @@
+"""The job builder: what Deadline receives, pinned by golden files (UPDATE_GOLDEN=1 rewrites them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from farm_plugin.jobrecord import RelinkIdentity, read_job_record
+from farm_plugin.paths import PathMapping
+from farm_plugin.workflow.package import load_package
+from farm_plugin.workflow.params import resolve_parameters
+from flame_submitter.job_builder import FarmPaths, JobFolders, SourceClip, plan_jobs
+from flame_submitter.submit import dry_run_document
+from flame_submitter.templates import load_template
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+NOON = 1795521600.0  # 2026-11-24 12:00:00 UTC
+MAPPINGS = (PathMapping.from_dict({"linux": "/mnt/projects", "macos": "/Volumes/projects"}),)
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def clip(name: str = "sh010_plate", frames=tuple(range(1001, 1049))) -> SourceClip:
+    return SourceClip(
+        name=name, pattern=f"/Volumes/projects/show/{name}/{name}.####.exr", frames=frames,
+        output_pattern=f"/Volumes/projects/show/{name}/comfy/{name}_blur.####.exr", width=1920, height=1080,
+        fps=24.0, timecode="01:00:00:00",
+        relink=RelinkIdentity(project="show_2026", library="ComfyUI Renders", clip_name=name, clip_uid="uid-42",
+                              user="ann", host="flame01"),
+    )
+
+
+def plan(template: str = "default", clips=None, **overrides):
+    blur = load_package(REPO / "workflows" / "blur")
+    return plan_jobs(
+        clips or [clip()], workflow=blur, parameters=resolve_parameters(blur, {"radius": "4"}),
+        template=load_template(template).with_overrides(overrides),
+        paths=FarmPaths(Path("/Volumes/projects/comfyfarm/jobs"), MAPPINGS, workstation_os="macos", farm_os="linux"),
+        user="ann", now=NOON, token="beef",
+    )
+
+
+def assert_golden(name: str, document: dict) -> None:
+    path = GOLDEN / f"{name}.json"
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{path} differs: rerun with UPDATE_GOLDEN=1 if the change is intended"
+
+
+def test_default_job_matches_its_golden_file() -> None:
+    (job,) = plan()
+    assert_golden("default_job", dry_run_document([job]))
+    info = job.submission.job_info
+    assert info["Plugin"] == "ComfyUI" and info["Frames"] == "1001-1048" and info["ChunkSize"] == "10"
+    assert info["OutputDirectory0"] == "/mnt/projects/show/sh010_plate/comfy"  # the farm's path
+    assert info["OutputFilename0"] == "sh010_plate_blur.####.exr"
+    assert info["EventOptIns"] == "ComfyUIRelink"
+    assert "BatchName" not in info
+    assert job.submission.plugin_info["JobRecord"] == (
+        "/mnt/projects/comfyfarm/jobs/20261124-120000_sh010_plate_blur_beef/job.json")
+    assert job.record.source.pattern == "/mnt/projects/show/sh010_plate/sh010_plate.####.exr"
+    assert job.record.workflow.graph["2"]["inputs"]["blur_radius"] == 4
+
+
+def test_preview_template_makes_a_quick_look_job_then_the_rest() -> None:
+    preview, main = plan("preview")
+    assert_golden("preview_jobs", dry_run_document([preview, main]))
+    assert preview.submission.job_info["Frames"] == "1001-1041x10"
+    assert main.submission.job_info["Frames"] == "1002-1010,1012-1020,1022-1030,1032-1040,1042-1048"
+    assert (preview.submission.depends_on_previous, main.submission.depends_on_previous) == (False, True)
+    assert preview.submission.job_info["ChunkSize"] == "1"
+    assert int(preview.submission.job_info["Priority"]) == int(main.submission.job_info["Priority"]) + 10
+    assert preview.record == main.record and preview.folder == main.folder
+    assert preview.submission.job_info["BatchName"] == main.submission.job_info["BatchName"]
+
+
+def test_several_clips_share_a_batch_and_each_gets_its_folder() -> None:
+    jobs = plan(clips=[clip("sh010_plate"), clip("sh020_plate", tuple(range(1, 25)))], chunk_size=5, pool="gpu")
+    assert len(jobs) == 2 and jobs[0].folder != jobs[1].folder
+    assert jobs[0].submission.job_info["BatchName"] == jobs[1].submission.job_info["BatchName"]
+    assert jobs[1].submission.job_info["Frames"] == "1-24"
+    assert {j.submission.job_info["Pool"] for j in jobs} == {"gpu"}
+    assert not any(j.submission.depends_on_previous for j in jobs)
+
+
+def test_job_folders_are_written_all_or_nothing(tmp_path: Path) -> None:
+    blur = load_package(REPO / "workflows" / "blur")
+    paths = FarmPaths(tmp_path / "jobs")
+    jobs = plan_jobs([clip("a"), clip("b")], workflow=blur, parameters={}, template=load_template("default"),
+                     paths=paths, user="ann", now=NOON, token="beef")
+    (tmp_path / "jobs" / jobs[1].key).mkdir(parents=True)  # something already there: the second write fails
+    (tmp_path / "jobs" / f".{jobs[1].key}.tmp").mkdir()
+    with pytest.raises(FileExistsError):
+        JobFolders(jobs).write()
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == [jobs[1].key]  # only what was there before
+    (tmp_path / "jobs" / jobs[1].key).rmdir()
+    folders = JobFolders(jobs)
+    folders.write()
+    assert read_job_record(jobs[0].record_path) == jobs[0].record
+    folders.remove()
+    assert list((tmp_path / "jobs").iterdir()) == []

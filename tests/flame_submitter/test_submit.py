@@ -1,0 +1,266 @@
+"""``comfyfarm submit | status | jobs | cancel`` as an artist runs them, against the Web Service double."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import yaml
+
+from farm_plugin.jobrecord import read_job_record
+from flame_submitter.demo_plate import write_demo_plate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Path:
+    """Shared storage: plates, outputs and jobs under one root the farm reaches."""
+    root = tmp_path / "projects"
+    write_demo_plate(root / "sh010" / "plate", frame_count=24, width=16, height=16)
+    (root / "comfyfarm" / "jobs").mkdir(parents=True)
+    return root
+
+
+def write_config(tmp_path: Path, studio: Path, url: str, **extra) -> Path:
+    config = {"deadline_url": url, "deadline_user": "ann", "jobs_root": str(studio / "comfyfarm" / "jobs"),
+              "shared_roots": [str(studio)], "deadline_timeout_s": 5, **extra}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def comfyfarm(config: Path, *args: str, extra_env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYFARM_", "COMFYUI_"))}
+    env.update(COMFYFARM_CONFIG=str(config), COMFYFARM_STUDIO_CONFIG=str(config), **(extra_env or {}))
+    return subprocess.run([sys.executable, "-m", "flame_submitter.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+
+
+def submit_args(studio: Path, *extra: str) -> List[str]:
+    return ["submit", "--workflow", "blur", "--input", str(studio / "sh010" / "plate" / "plate.####.exr"),
+            "--frames", "1001-1024", "--output", str(studio / "sh010" / "comfy" / "blur.####.exr"), "--set",
+            "radius=3", *extra]
+
+
+def job_folders(studio: Path) -> List[Path]:
+    return sorted((studio / "comfyfarm" / "jobs").iterdir())
+
+
+def test_submit_creates_the_job_deadline_expects(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    result = comfyfarm(config, *submit_args(studio, "--chunk-size", "5", "--pool", "gpu", "--priority", "70"))
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    (sent,) = fake_deadline.submissions()
+    assert sent["job_id"] == job_id
+    info, plugin = sent["JobInfo"], sent["PluginInfo"]
+    assert (info["Plugin"], info["Frames"], info["ChunkSize"], info["Pool"], info["Priority"]) == (
+        "ComfyUI", "1001-1024", "5", "gpu", "70")
+    assert info["Name"] == "plate - Gaussian blur" and info["UserName"] == "ann"
+    assert (info["OutputDirectory0"], info["OutputFilename0"]) == (str(studio / "sh010" / "comfy"), "blur.####.exr")
+    assert info["EventOptIns"] == "ComfyUIRelink" and info["ExtraInfo0"] == "blur"
+    (folder,) = job_folders(studio)
+    assert plugin["JobRecord"] == str(folder / "job.json")
+    record = read_job_record(folder / "job.json")
+    assert record.source.frames == tuple(range(1001, 1025))
+    assert record.workflow.parameters == {"radius": 3, "sigma": 1.0}
+    assert record.source.timecode == "01:00:00:00" and record.source.width == 16
+    tasks = fake_deadline.store.tasks_json(job_id)["Tasks"]
+    assert [t["Frames"] for t in tasks] == ["1001-1005", "1006-1010", "1011-1015", "1016-1020", "1021-1024"]
+    status = comfyfarm(config, "status", job_id)
+    assert status.returncode == 0, status.stderr
+    assert "state: Queued    tasks: 0/5 done    progress: 0 %    errors: 0" in status.stdout
+    jobs = comfyfarm(config, "jobs")
+    assert jobs.returncode == 0 and job_id in jobs.stdout and "0/5 tasks" in jobs.stdout
+    cancel = comfyfarm(config, "cancel", job_id)
+    assert cancel.returncode == 0, cancel.stderr
+    assert "state: Failed" in comfyfarm(config, "status", job_id).stdout
+
+
+def test_dry_run_prints_the_jobs_and_sends_nothing(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    result = comfyfarm(config, *submit_args(studio, "--dry-run", "--template", "preview"))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert [job["part"] for job in document["jobs"]] == ["preview", "main"]
+    assert document["jobs"][0]["JobInfo"]["Frames"] == "1001-1021x10"
+    assert document["jobs"][1]["DependsOnPrevious"] is True
+    assert fake_deadline.requests_seen() == []
+    assert job_folders(studio) == []
+
+
+def test_preview_template_submits_a_dependent_pair(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    result = comfyfarm(config, *submit_args(studio, "--template", "preview"))
+    assert result.returncode == 0, result.stderr
+    preview_id, main_id = result.stdout.split()
+    sent = fake_deadline.submissions()
+    assert [s["JobInfo"]["Frames"] for s in sent] == ["1001-1021x10", "1002-1010,1012-1020,1022-1024"]
+    assert len(job_folders(studio)) == 1  # one record for both jobs
+
+
+# -- preflight: a clear message, exit 2, nothing submitted, no job folder -------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a, s: a.__setitem__(a.index("--frames") + 1, "990-1010"),
+         "comfyfarm: 11 frame(s) missing from {plate}: 990-1000: render or export them"),
+        (lambda a, s: a.__setitem__(a.index("--output") + 1, "/tmp/elsewhere/blur.####.exr"),
+         "comfyfarm: the output /tmp/elsewhere/blur.####.exr is not on shared storage the farm can reach"),
+        (lambda a, s: a.extend(["--pool", "gpu_farm"]),
+         "comfyfarm: pool 'gpu_farm' does not exist on the farm: use one of none, gpu, cpu"),
+        (lambda a, s: a.extend(["--group", "a100"]),
+         "comfyfarm: group 'a100' does not exist on the farm: use one of none, gpu_24gb, gpu_48gb"),
+        (lambda a, s: a.extend(["--chunk-size", "0"]),
+         "comfyfarm: command line: chunk_size: 0 is not a whole number from 1 to 100000"),
+        (lambda a, s: a.extend(["--set", "radius=99"]),
+         "comfyfarm: parameter 'radius' of workflow 'blur': 99 is above the maximum 31"),
+        (lambda a, s: a.extend(["--template", "fast"]), "comfyfarm: no job template 'fast': use one of"),
+        (lambda a, s: a.__setitem__(a.index("--frames") + 1, "1010-1001"),
+         "comfyfarm: frame range '1010-1001' runs backwards: write it as 1001-1010"),
+    ],
+)
+def test_preflight_failures_submit_nothing(fake_deadline, tmp_path: Path, studio: Path, change, message) -> None:
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    args = submit_args(studio)
+    change(args, studio)
+    result = comfyfarm(config, *args)
+    assert result.returncode == 2, result.stderr
+    plate = studio / "sh010" / "plate" / "plate.####.exr"
+    assert result.stderr.strip().splitlines()[-1].startswith(message.format(plate=plate)), result.stderr
+    assert fake_deadline.submissions() == []
+    assert job_folders(studio) == []
+
+
+def test_input_off_shared_storage(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    local = tmp_path / "local"
+    write_demo_plate(local, frame_count=2, width=8, height=8)
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    args = submit_args(studio)
+    args[args.index("--input") + 1] = str(local / "plate.####.exr")
+    args[args.index("--frames") + 1] = "1001-1002"
+    result = comfyfarm(config, *args)
+    assert result.returncode == 2
+    assert f"the input {local}/plate.####.exr is not on shared storage the farm can reach (configured: {studio})" \
+        in result.stderr
+    assert fake_deadline.submissions() == []
+
+
+def test_no_farm_configured(tmp_path: Path, studio: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"jobs_root": str(studio / "comfyfarm" / "jobs"), "shared_roots": [str(studio)]}))
+    result = comfyfarm(config, *submit_args(studio))
+    assert result.returncode == 2
+    assert "no Deadline Web Service configured: set deadline_url in the config file or COMFYFARM_DEADLINE_URL" \
+        in result.stderr
+    assert job_folders(studio) == []
+
+
+# -- Web Service failures: a clear message, exit 1, nothing submitted, no job folder --------------
+
+
+def test_web_service_down(fake_deadline_factory, tmp_path: Path, studio: Path) -> None:
+    fake = fake_deadline_factory()
+    url = fake.url
+    fake.stop()
+    result = comfyfarm(write_config(tmp_path, studio, url), *submit_args(studio))
+    assert result.returncode == 1
+    assert f"comfyfarm: nothing was submitted: the Deadline Web Service is not reachable at {url} " \
+           "(connection refused)" in result.stderr
+    assert job_folders(studio) == []
+
+
+def test_web_service_slow(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    fake_deadline.set_faults(delay_s=2.0)
+    result = comfyfarm(write_config(tmp_path, studio, fake_deadline.url, deadline_timeout_s=0.3), *submit_args(studio))
+    assert result.returncode == 1
+    assert "did not answer GET / within 0.3 s" in result.stderr
+    assert fake_deadline.submissions() == [] and job_folders(studio) == []
+
+
+def test_wrong_credentials(fake_deadline_factory, tmp_path: Path, studio: Path) -> None:
+    fake = fake_deadline_factory(users={"ann": "hunter2"})
+    config = write_config(tmp_path, studio, fake.url)
+    result = comfyfarm(config, *submit_args(studio), extra_env={"COMFYFARM_DEADLINE_PASSWORD": "letmein"})
+    assert result.returncode == 1
+    assert "refused the login as 'ann' (HTTP 401)" in result.stderr and "letmein" not in result.stderr
+    assert fake.submissions() == [] and job_folders(studio) == []
+    ok = comfyfarm(config, *submit_args(studio), extra_env={"COMFYFARM_DEADLINE_PASSWORD": "hunter2"})
+    assert ok.returncode == 0, ok.stderr
+    record_text = (job_folders(studio)[0] / "job.json").read_text()
+    assert "hunter2" not in record_text and "hunter2" not in json.dumps(fake.submissions())
+
+
+def test_server_error_on_submit_removes_the_job_folder(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    fake_deadline.set_faults(status=500, body="An exception occurred within the Deadline code.",
+                             path_prefix="/api/jobs", method="POST")
+    result = comfyfarm(write_config(tmp_path, studio, fake_deadline.url), *submit_args(studio))
+    assert result.returncode == 1
+    assert ("comfyfarm: nothing was submitted: the Deadline Web Service refused POST /api/jobs (HTTP 500): An "
+            "exception occurred within the Deadline code.") in result.stderr
+    assert job_folders(studio) == []
+
+
+def test_a_submission_that_times_out_keeps_its_folder_and_says_what_to_check(fake_deadline, tmp_path: Path,
+                                                                               studio: Path) -> None:
+    fake_deadline.set_faults(delay_s=1.5, path_prefix="/api/jobs", method="POST")  # carried out after the delay
+    config = write_config(tmp_path, studio, fake_deadline.url, deadline_timeout_s=0.5)
+    result = comfyfarm(config, *submit_args(studio))
+    assert result.returncode == 1
+    (folder,) = job_folders(studio)
+    assert "did not answer POST /api/jobs within 0.5 s" in result.stderr
+    assert ("the job(s) may have been submitted all the same: look for 'plate - Gaussian blur' in Deadline "
+            f"Monitor before submitting again (job folder kept: {folder})") in result.stderr
+    assert fake_deadline.store.wait_until(lambda: len(fake_deadline.submissions()) == 1, 5)
+    assert fake_deadline.submissions()[0]["PluginInfo"]["JobRecord"] == str(folder / "job.json")
+
+
+
+def test_a_job_created_although_the_answer_was_lost_is_found_by_its_record(fake_deadline, tmp_path: Path,
+                                                                           studio: Path) -> None:
+    from farm_plugin.workflow.package import load_package
+    from flame_submitter.config import load_config
+    from flame_submitter.deadline.client import DeadlineClient
+    from flame_submitter.deadline.errors import DeadlineTimeout
+    from flame_submitter.submit import ClipRequest, plan, submit
+    from flame_submitter.templates import load_template
+
+    class AnswerLost(DeadlineClient):
+        def submit_jobs(self, submissions):
+            super().submit_jobs(submissions)  # the Web Service does the work…
+            raise DeadlineTimeout(self.url, "POST /api/jobs", 0.5)  # …but its answer never arrives
+
+    config = load_config(write_config(tmp_path, studio, fake_deadline.url), environ={})
+    request = ClipRequest("plate", str(studio / "sh010" / "plate" / "plate.####.exr"), list(range(1001, 1025)),
+                          str(studio / "sh010" / "comfy" / "blur.####.exr"))
+    jobs = plan([request], workflow=load_package(REPO / "workflows" / "blur"), parameters={},
+                template=load_template("preview"), config=config)
+    ids = submit(jobs, AnswerLost(fake_deadline.url))
+    assert ids == [s["job_id"] for s in fake_deadline.submissions()]
+    assert len(job_folders(studio)) == 1
+
+
+def test_status_shows_rendering_tasks_and_errors(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    fake_deadline.store.register_worker("gpu-node-01")
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    result = comfyfarm(config, *submit_args(studio, "--chunk-size", "12"))
+    job_id = result.stdout.strip()
+    store = fake_deadline.store
+    first = store.dequeue_task("gpu-node-01")
+    store.report_progress(job_id, first.task_id, 50.0, "frame 1006 (6/12) · ImageBlur")
+    second = store.dequeue_task("gpu-node-02")
+    store.fail_task(job_id, second.task_id, "ComfyUI node 2 (ImageBlur) failed: RuntimeError: CUDA out of memory")
+    status = comfyfarm(config, "status", job_id)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert "  task 0 (1001-1012): Rendering 50 % frame 1006 (6/12) · ImageBlur" in lines
+    assert any(line.startswith("  error on gpu-node-02 (task 1): ComfyUI node 2 (ImageBlur) failed: RuntimeError: "
+                               "CUDA out of memory") for line in lines), lines
