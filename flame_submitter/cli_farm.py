@@ -51,6 +51,8 @@ def add_parsers(commands: Any) -> None:
     parser.add_argument("--priority", type=int, metavar="N")
     parser.add_argument("--pool")
     parser.add_argument("--group")
+    parser.add_argument("--farm", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any job template field, e.g. --farm machine_limit=4 --farm limit_groups=nuke")
     parser.add_argument("--comment", default="")
     parser.add_argument("--dry-run", action="store_true", help="print JobInfo and PluginInfo as JSON; send nothing")
     parser.set_defaults(run=run_submit)
@@ -83,7 +85,7 @@ def run_submit(args: argparse.Namespace) -> int:
         template = load_template(args.template or package.template, list(config.job_templates_dirs))
         overrides = {key: value for key, value in (("chunk_size", args.chunk_size), ("priority", args.priority),
                                                    ("pool", args.pool), ("group", args.group)) if value is not None}
-        template = template.with_overrides(overrides)
+        template = template.with_overrides({**parse_assignments(args.farm), **overrides})
         source = FramePattern.parse(args.input, role="input")
         frames = parse_frame_list(args.frames) if args.frames else source.existing_frames()
         if not frames:

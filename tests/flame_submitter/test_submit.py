@@ -264,3 +264,15 @@ def test_status_shows_rendering_tasks_and_errors(fake_deadline, tmp_path: Path, 
     assert "  task 0 (1001-1012): Rendering 50 % frame 1006 (6/12) · ImageBlur" in lines
     assert any(line.startswith("  error on gpu-node-02 (task 1): ComfyUI node 2 (ImageBlur) failed: RuntimeError: "
                                "CUDA out of memory") for line in lines), lines
+
+
+def test_any_template_field_can_be_overridden(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    config = write_config(tmp_path, studio, fake_deadline.url)
+    result = comfyfarm(config, *submit_args(studio, "--farm", "machine_limit=4", "--farm", "on_complete=Archive",
+                                            "--dry-run"))
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)["jobs"][0]["JobInfo"]
+    assert (info["MachineLimit"], info["OnJobComplete"]) == ("4", "Archive")
+    bad = comfyfarm(config, *submit_args(studio, "--farm", "machine_limits=4"))
+    assert bad.returncode == 2
+    assert "comfyfarm: command line: unknown key(s) machine_limits: the keys are" in bad.stderr
