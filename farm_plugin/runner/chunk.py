@@ -53,6 +53,10 @@ class ChunkFailed(ChunkError):
         super().__init__(message)
 
 
+class ComfyUILost(ChunkFailed):
+    """ComfyUI stopped or hung and could not be restarted here (no restarts left, or not ours to restart)."""
+
+
 class ChunkCancelled(ChunkError):
     pass
 
@@ -118,6 +122,7 @@ class ChunkRunner:
         if not todo:
             return report
         Path(self.output.directory or ".").mkdir(parents=True, exist_ok=True)
+        self.remove_stale_temporaries(todo)
         workflow = self.record.workflow
         units = plan_units(todo, workflow.mode, workflow.sequence, self.record.source.frames)
         attempt_dir = self.scratch_dir / f"chunk-{todo[0]}-{secrets.token_hex(4)}"
@@ -132,6 +137,14 @@ class ChunkRunner:
             shutil.rmtree(attempt_dir, ignore_errors=True)
         report.restarts = self.restarts
         return report
+
+    def remove_stale_temporaries(self, frames: Sequence[int]) -> None:
+        """Remove what an earlier attempt killed mid-write left beside these frames (``.<name>.*.tmp.*``)."""
+        for frame in frames:
+            target = Path(self.output.path(frame))
+            for stale in target.parent.glob(f".{target.name}.*.tmp.*"):
+                logger.info("removing %s, left by an attempt that was stopped mid-write", stale)
+                stale.unlink(missing_ok=True)
 
     def is_done(self, frame: int) -> bool:
         """Whether the frame's output exists and reads back whole."""
@@ -270,7 +283,7 @@ class ChunkRunner:
         if self.restarts >= self.restart_limit:
             tail = "\n".join("  " + line for line in self.server.log_tail(15))
             what = f"hung ({exc})" if isinstance(exc, ComfyUITimeout) else "stopped"
-            raise ChunkFailed(
+            raise ComfyUILost(
                 f"ComfyUI {what} during frames {format_frame_list(frames)} and was restarted "
                 f"{self.restarts} time(s), the limit: see its log; rerun to finish the missing frames"
                 + (f"\nlast lines of ComfyUI's log:\n{tail}" if tail else ""),
