@@ -112,7 +112,9 @@ class JobRecord:
     colour: ColourSpec = field(default_factory=ColourSpec)
     relink: Optional[RelinkIdentity] = None
     workstation_os: Optional[str] = None  # with path_mappings: how to map farm paths back for the artist
+    farm_os: Optional[str] = None
     path_mappings: Tuple[Mapping[str, str], ...] = ()
+    inbox: Optional[str] = None  # where the completion record goes (farm path); None: no relink
     created_by: str = __version__
     schema: int = SCHEMA_VERSION
 
@@ -141,6 +143,8 @@ class JobRecord:
                 colour=ColourSpec(**data.get("colour", {})),
                 relink=RelinkIdentity(**data["relink"]) if data.get("relink") else None,
                 workstation_os=data.get("workstation_os"),
+                farm_os=data.get("farm_os"),
+                inbox=data.get("inbox"),
                 path_mappings=tuple(dict(m) for m in data.get("path_mappings") or ()),
                 created_by=str(data.get("created_by", "")),
                 schema=schema,

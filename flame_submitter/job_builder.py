@@ -57,6 +57,7 @@ class FarmPaths:
     mappings: Tuple[PathMapping, ...] = ()
     workstation_os: str = "linux"
     farm_os: str = "linux"
+    inbox_root: Optional[Path] = None
 
     def to_farm(self, path: str) -> str:
         return map_path(path, self.mappings, source_os=self.workstation_os, target_os=self.farm_os)
@@ -118,7 +119,9 @@ def plan_jobs(
             colour=colour or ColourSpec(),
             relink=clip.relink,
             workstation_os=paths.workstation_os,
+            farm_os=paths.farm_os,
             path_mappings=tuple(dict(m.prefixes) for m in paths.mappings),
+            inbox=paths.to_farm(str(paths.inbox_root)) if paths.inbox_root else None,
         )
         parts = _split_preview(list(clip.frames), preview)
         for index, (part, frames) in enumerate(parts):

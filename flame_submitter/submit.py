@@ -50,8 +50,9 @@ def farm_paths(config: Config) -> FarmPaths:
     if not config.jobs_root:
         raise SubmitError("no jobs root configured: set jobs_root (COMFYFARM_JOBS_ROOT) to a folder on shared "
                           "storage that the farm can read, e.g. /mnt/projects/comfyfarm/jobs")
+    inbox = Path(config.inbox_root).expanduser() if config.inbox_root else None
     return FarmPaths(jobs_root=Path(config.jobs_root).expanduser(), mappings=config.path_mappings,
-                     workstation_os=config.workstation_os, farm_os=config.farm_os)
+                     workstation_os=config.workstation_os, farm_os=config.farm_os, inbox_root=inbox)
 
 
 def check_shared(path: str, what: str, config: Config) -> None:
@@ -130,6 +131,9 @@ def plan(
     check_shared(str(paths.jobs_root), "the jobs root", config)
     clips = preflight_clips(requests, config)
     check_writable_folder(paths.jobs_root, "the jobs root")
+    if paths.inbox_root is not None:
+        check_shared(str(paths.inbox_root), "the inbox", config)
+        check_writable_folder(paths.inbox_root, "the inbox")
     colour = ColourSpec(config=config.ocio_config, working_space=config.working_space)
     return plan_jobs(clips, workflow=workflow, parameters=parameters, template=template, paths=paths,
                      user=submitting_user(config), comment=comment, colour=colour)

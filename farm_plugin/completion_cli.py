@@ -1,0 +1,58 @@
+"""``python -m farm_plugin.completion_cli``: write a job's completion record (run by the ComfyUIRelink event).
+
+Exit 0 when the record is written or was already there; 2 when the job record cannot be read or the
+inbox cannot be written. What it did is printed on one line, for the event plugin's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from farm_plugin.completion import build_completion, completion_summary, write_completion
+from farm_plugin.frames.framelist import parse_frame_list
+from farm_plugin.jobrecord import JobRecordError, read_job_record
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.completion_cli", description=__doc__)
+    parser.add_argument("--job", required=True, help="the job record, as this machine sees it")
+    parser.add_argument("--deadline-job-id", required=True)
+    parser.add_argument("--failed", action="store_true", help="the Deadline job failed")
+    parser.add_argument("--reason", default="", help="why it failed")
+    parser.add_argument("--part", default="main")
+    parser.add_argument("--frames", help="the Deadline job's frames (default: the record's)")
+    parser.add_argument("--inbox", help="the inbox as this machine sees it (default: the record's)")
+    parser.add_argument("--output-pattern", help="the output pattern as this machine sees it")
+    args = parser.parse_args(argv)
+    try:
+        record = read_job_record(args.job)
+    except JobRecordError as exc:
+        print(f"comfyfarm relink: {exc}")
+        return 2
+    inbox = args.inbox or record.inbox
+    if not inbox:
+        print(f"comfyfarm relink: job {args.deadline_job_id} has no inbox in its record: nothing to hand back")
+        return 0
+    frames = parse_frame_list(args.frames) if args.frames else None
+    completion = build_completion(record, deadline_job_id=args.deadline_job_id, job_failed=args.failed,
+                                  reason=args.reason, part=args.part, frames=frames,
+                                  output_pattern=args.output_pattern)
+    try:
+        written = write_completion(completion, inbox)
+    except OSError as exc:
+        print(f"comfyfarm relink: cannot write into the inbox {inbox}: {exc}")
+        return 2
+    summary = completion_summary(completion)
+    if written is None:
+        print(f"comfyfarm relink: the record for job {args.deadline_job_id} was already written: nothing new")
+    else:
+        print(f"comfyfarm relink: wrote {written}: {summary['status']}, frames {summary['frames'] or 'none'}"
+              + (f", missing {summary['missing']}" if summary["missing"] else "")
+              + (f" ({summary['reason']})" if summary["reason"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
