@@ -206,7 +206,7 @@ def test_truncated_and_mixed_plates_are_refused(tmp_path: Path) -> None:
         (["--set", "size=3"], "workflow 'blur' has no parameter 'size': its parameters are radius, sigma"),
         (["--set", "radius=99"], "parameter 'radius' of workflow 'blur': 99 is above the maximum 31 "
                                  "(allowed: a whole number from 1 to 31)"),
-        (["--workflow", "nope"], "no workflow 'nope': give a package folder, or one of blur, invert, sequence_invert"),
+        (["--workflow", "nope"], "no workflow 'nope': give a package folder, or one of advanced_chroma_key, blur,"),
     ],
 )
 def test_bad_parameters_and_workflow(plate: str, tmp_path: Path, args: List[str], message: str) -> None:
