@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 COMPLETION_SCHEMA = 1
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
+HANDLED_FOLDER = "imported"  # where Flame moves the records it has handled
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ def write_completion(completion: CompletionRecord, inbox: str | Path) -> Optiona
     folder = Path(inbox)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{completion.deadline_job_id}.json"
-    if target.exists():
+    handled = folder / HANDLED_FOLDER / target.name
+    if target.exists() or handled.exists():
         logger.info("completion record %s already written: nothing to do", target)
         return None
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(folder))

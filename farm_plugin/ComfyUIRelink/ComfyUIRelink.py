@@ -72,10 +72,12 @@ class ComfyUIRelinkListener(DeadlineEventListener):
             self.LogWarning("comfyfarm relink: none of the PythonExecutable candidates exists here: set it in "
                             "Configure Events > ComfyUIRelink")
             return
+        part = job.GetJobPluginInfoKeyValue("Part") or "main"
         command = [python, "-m", "farm_plugin.completion_cli", "--job", record_path, "--deadline-job-id",
-                   str(job.JobId), "--part", job.GetJobPluginInfoKeyValue("Part") or "main",
-                   "--frames", frames_text(job.JobFramesList),
+                   str(job.JobId), "--part", part,
                    "--output-pattern", RepositoryUtils.CheckPathMapping(record["output"]["pattern"])]
+        if part == "preview":  # the main job waits for the preview, so it checks the whole clip
+            command += ["--frames", frames_text(job.JobFramesList)]
         if record.get("inbox"):
             command += ["--inbox", RepositoryUtils.CheckPathMapping(record["inbox"])]
         if failed:
