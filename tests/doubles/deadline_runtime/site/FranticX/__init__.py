@@ -1,0 +1,1 @@
+"""``FranticX``: the plugin runtime double's stand-in (see tests/doubles/deadline_runtime)."""
