@@ -272,6 +272,7 @@ class ComfyUIPlugin(DeadlinePlugin):
     def wait_until_healthy(self, timeout_s, owned):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            self.flush_comfyui_output()
             if owned and not self.MonitoredManagedProcessIsRunning(COMFYUI_PROCESS):
                 self.FailRender(f"ComfyUI exited while starting at {self.url}\n{self.comfyui_log_tail()}")
             try:
@@ -288,9 +289,15 @@ class ComfyUIPlugin(DeadlinePlugin):
         self.FailRender(f"ComfyUI did not answer at {self.url} within {timeout_s} s: raise StartupTimeoutSeconds "
                         f"in Configure Plugins > ComfyUI, or see why below\n{self.comfyui_log_tail()}")
 
+    def flush_comfyui_output(self):
+        """Hand ComfyUI's pending output lines to its handler (Deadline runs monitored handlers on flush)."""
+        if self.comfyui is not None:
+            self.FlushMonitoredManagedProcessStdout(COMFYUI_PROCESS)
+
     def comfyui_log_tail(self):
         if self.comfyui is None:
             return ""
+        self.flush_comfyui_output()
         return "last lines of ComfyUI's log:\n" + "\n".join("  " + line for line in self.comfyui.tail)
 
     def restart_comfyui(self):
@@ -322,9 +329,15 @@ class ComfyUIPlugin(DeadlinePlugin):
         scratch = self.CreateTempDirectory("comfyfarm-chunk")
         while True:
             chunk = ChunkProcess(self, self.python(), record_path, frame_list_text(frames), source, output, scratch)
-            self.RunManagedProcess(chunk)
-            code = chunk.ExitCode
-            chunk.Cleanup()
+            try:
+                self.RunManagedProcess(chunk)
+            except Exception:
+                if self.IsCanceled():  # Deadline stopped the runner: withdraw what it had queued
+                    self.withdraw(output, frames)
+                raise
+            finally:
+                chunk.Cleanup()
+            code = chunk.exit_code if chunk.exit_code is not None else chunk.ExitCode
             if self.IsCanceled() or code == EXIT_CANCELLED:
                 self.withdraw(output, frames)
                 self.FailRender("comfyfarm: task canceled: ComfyUI interrupted, no partial file left")
@@ -419,6 +432,7 @@ class ChunkProcess(ManagedProcess):
             "--idle-timeout-s", plugin.GetIntegerConfigEntryWithDefault("IdleTimeoutSeconds", 900),
         ))
         self.error = ""
+        self.exit_code = None
         self.InitializeProcessCallback += self.InitializeProcess
         self.RenderExecutableCallback += self.RenderExecutable
         self.RenderArgumentCallback += self.RenderArgument
@@ -448,10 +462,12 @@ class ChunkProcess(ManagedProcess):
         return self.arguments
 
     def CheckExitCode(self, exit_code):  # noqa: N802
-        """The plugin reads the exit code itself (a lost ComfyUI is restarted, not failed)."""
+        """Keep the exit code for the plugin, which decides (a lost ComfyUI is restarted, not failed)."""
+        self.exit_code = exit_code
 
     def progress(self):
         self.plugin.SetProgress(float(self.GetRegexMatch(1)))
+        self.plugin.flush_comfyui_output()  # keeps ComfyUI's log tail fresh for error reports
 
     def status(self):
         self.plugin.SetStatusMessage(self.GetRegexMatch(1))

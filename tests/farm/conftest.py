@@ -1,0 +1,106 @@
+"""A studio for the farm tests: shared storage, the real ComfyUI plugin installed on the emulated farm,
+ComfyUI doubles for the Workers' GPUs, and `comfyfarm submit` pointed at the Web Service double."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yaml
+
+from flame_submitter.demo_plate import write_demo_plate
+from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "farm_plugin" / "ComfyUI"
+
+
+@dataclass
+class Studio:
+    farm: object
+    root: Path
+    comfyui_dir: Path
+    config: Path
+    plate: str
+
+    def configure(self, *, faults: str = "", **values: object) -> None:
+        """Configure Plugins > ComfyUI, with ComfyUI doubles behind it (``faults`` for every start)."""
+        environment = f"COMFYFARM_FAKE_FAULTS={faults}" if faults else ""
+        settings = {
+            "ComfyUIDirectory": str(self.comfyui_dir),
+            "PythonExecutable": sys.executable,
+            "BasePort": str(free_port()),
+            "StartupTimeoutSeconds": "30",
+            "IdleTimeoutSeconds": "60",
+            "ScratchDirectory": str(self.root.parent / "worker-scratch"),
+            "ExtraEnvironment": environment,
+        }
+        settings.update({k: str(v) for k, v in values.items()})
+        self.farm.configure_plugin("ComfyUI", **settings)
+
+    def submit(self, *args: str, frames: str = "1001-1096", workflow: str = "invert") -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "flame_submitter.cli", "submit", "--workflow", workflow, "--input", self.plate,
+             "--frames", frames, "--output", str(self.root / "sh010" / "comfy" / f"{workflow}.####.exr"), *args],
+            env=self.environment(), capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()[-1]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "flame_submitter.cli", *args], env=self.environment(),
+                              capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    def environment(self) -> Dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYFARM_", "COMFYUI_"))}
+        env.update(COMFYFARM_CONFIG=str(self.config), COMFYFARM_STUDIO_CONFIG=str(self.config))
+        return env
+
+    def outputs(self, workflow: str = "invert") -> List[str]:
+        folder = self.root / "sh010" / "comfy"
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    def comfyui_processes(self) -> List[int]:
+        """PIDs of ComfyUI doubles started from this studio's ComfyUI folder."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "cwd") == str(self.comfyui_dir):
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+
+def make_studio(farm, tmp_path: Path, *, frame_count: int = 96) -> Studio:
+    root = tmp_path / "projects"
+    plate = write_demo_plate(root / "sh010" / "plate", frame_count=frame_count, width=16, height=16)
+    (root / "comfyfarm" / "jobs").mkdir(parents=True)
+    config = tmp_path / "comfyfarm.yaml"
+    config.write_text(yaml.safe_dump({"deadline_url": farm.url, "deadline_user": "ann",
+                                      "jobs_root": str(root / "comfyfarm" / "jobs"), "shared_roots": [str(root)]}))
+    farm.install_plugin(PLUGIN, "ComfyUI")
+    studio = Studio(farm, root, make_fake_comfyui_dir(tmp_path / "ComfyUI"), config, plate)
+    studio.configure()
+    return studio
+
+
+@pytest.fixture
+def studio(farm, tmp_path: Path) -> Studio:
+    return make_studio(farm, tmp_path)
+
+
+def worker_lines(farm, names: List[str], needle: str) -> Dict[str, List[str]]:
+    return {name: [line for line in farm.worker_log(name).splitlines() if needle in line] for name in names}
+
+
+def done_frames(farm, names: List[str]) -> List[int]:
+    frames: List[int] = []
+    for lines in worker_lines(farm, names, "comfyfarm: frame ").values():
+        frames.extend(int(line.split("comfyfarm: frame ")[1].split()[0]) for line in lines if line.endswith("done"))
+    return frames
