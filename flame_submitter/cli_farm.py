@@ -12,6 +12,7 @@ from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.runner.preflight import PreflightError
 from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
 from farm_plugin.workflow.params import ParameterError, parse_assignments, resolve_parameters
@@ -53,6 +54,7 @@ def add_parsers(commands: Any) -> None:
     parser.add_argument("--group")
     parser.add_argument("--farm", action="append", default=[], metavar="KEY=VALUE",
                         help="override any job template field, e.g. --farm machine_limit=4 --farm limit_groups=nuke")
+    parser.add_argument("--project", help="the Flame project the results go back to (relink)")
     parser.add_argument("--comment", default="")
     parser.add_argument("--dry-run", action="store_true", help="print JobInfo and PluginInfo as JSON; send nothing")
     parser.set_defaults(run=run_submit)
@@ -91,7 +93,9 @@ def run_submit(args: argparse.Namespace) -> int:
         if not frames:
             raise SubmitError(f"no frames match --input {source.to_hashes()}: check the path and the frame token")
         name = args.name or (Path(source.head).name.rstrip("._") or package.name)
-        request = ClipRequest(name=name, pattern=args.input, frames=frames, output_pattern=args.output)
+        relink = RelinkIdentity(project=args.project, clip_name=name, user=submitting_user(config))
+        request = ClipRequest(name=name, pattern=args.input, frames=frames, output_pattern=args.output,
+                              relink=relink)
         jobs = plan([request], workflow=package, parameters=parameters, template=template, config=config,
                     comment=args.comment)
     except BAD_INPUT as exc:

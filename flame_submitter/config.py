@@ -77,6 +77,9 @@ class Config:
     workstation_os: str = field(default_factory=current_os)
     farm_os: str = "linux"
     job_templates_dirs: Tuple[str, ...] = ()
+    # Flame
+    flame_library: str = "ComfyUI Renders"
+    relink_poll_s: float = 5.0
     # Where each value came from: key -> file path or environment variable
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -112,7 +115,7 @@ class Config:
 
 _FILE_KEYS = ({f.name for f in fields(Config)} - {"comfyui_urls", "origins"}) | {"comfyui_url"}
 _INT_KEYS = ("base_port", "restart_limit", "chunk_size", "instances")
-_FLOAT_KEYS = ("startup_timeout_s", "idle_timeout_s", "deadline_timeout_s")
+_FLOAT_KEYS = ("startup_timeout_s", "idle_timeout_s", "deadline_timeout_s", "relink_poll_s")
 _LIST_KEYS = ("comfyui_args", "workflows_dirs", "shared_roots", "job_templates_dirs", "comfyui_url")
 
 

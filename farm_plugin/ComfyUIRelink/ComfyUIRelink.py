@@ -60,6 +60,7 @@ class ComfyUIRelinkListener(DeadlineEventListener):
             self.LogWarning(f"comfyfarm relink: job {job.JobId}: could not hand the results back: {exc!r}")
 
     def write_record(self, job, failed):
+        job = RepositoryUtils.GetJob(job.JobId, True) or job  # fresh from the database, not the event's copy
         record_value = job.GetJobPluginInfoKeyValue("JobRecord")
         if not record_value:
             self.LogInfo(f"comfyfarm relink: job {job.JobId} has no JobRecord: not a comfyfarm job")

@@ -1,0 +1,123 @@
+"""The one module that talks to ``flame``: the relink watcher's life and the farm menu actions.
+
+Every function here runs on Flame's main thread (a hook callback or an idle event). Work that waits on
+the network runs in a thread that never touches ``flame``; its answer is picked up by an idle event.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any, List, Optional
+
+from flame_submitter.config import Config, ConfigError, load_config
+from flame_submitter.relink import RelinkWatcher
+
+logger = logging.getLogger(__name__)
+
+RESULT_POLL_SECONDS = 1
+JOBS_SHOWN = 15
+
+
+class FlameApp:
+    """comfyfarm inside one Flame session: its configuration and its relink watcher."""
+
+    def __init__(self, flame: Any, config: Config) -> None:
+        self.flame = flame
+        self.config = config
+        self.watcher: Optional[RelinkWatcher] = None
+
+    @property
+    def user(self) -> str:
+        return self.config.deadline_user or getpass.getuser()
+
+    def start_relink(self) -> None:
+        """Start watching the inbox (``app_initialized``); says so in the console if it cannot."""
+        if not self.config.inbox_root:
+            self.flame.messages.show_in_console(
+                "comfyfarm: no inbox_root configured: finished farm renders will not come back by themselves "
+                "(set inbox_root or COMFYFARM_INBOX_ROOT)", "warning", 10)
+            return
+        if self.watcher is None:
+            self.watcher = RelinkWatcher(self.flame, Path(self.config.inbox_root).expanduser(), user=self.user,
+                                         library=self.config.flame_library,
+                                         poll_s=max(1, int(self.config.relink_poll_s)))
+        self.watcher.start()
+
+    def import_finished_renders(self) -> int:
+        """The menu action: import every pending record now. Returns how many records were handled."""
+        if not self.config.inbox_root:
+            self.flame.messages.show_in_dialog(
+                "ComfyUI Farm", "No inbox is configured, so there is nothing to import: set inbox_root in the "
+                "comfyfarm configuration.", "warning", ["OK"])
+            return 0
+        if self.watcher is None:
+            self.start_relink()
+        assert self.watcher is not None
+        outcomes = self.watcher.import_all()
+        if not outcomes:
+            self.flame.messages.show_in_console("comfyfarm: no finished renders waiting", "info", 5)
+        return len(outcomes)
+
+    def show_farm_jobs(self) -> None:
+        """The menu action: this user's recent jobs, fetched off the main thread, shown when they arrive."""
+        answers: queue.Queue[str] = queue.Queue()
+        config, user = self.config, self.user
+
+        def fetch() -> None:
+            answers.put(describe_jobs(config, user))
+
+        threading.Thread(target=fetch, name="comfyfarm-jobs", daemon=True).start()
+
+        def show() -> None:
+            try:
+                text = answers.get_nowait()
+            except queue.Empty:
+                self.flame.schedule_idle_event(show, RESULT_POLL_SECONDS)
+                return
+            self.flame.messages.show_in_dialog("ComfyUI Farm: your jobs", text, "info", ["OK"])
+
+        self.flame.schedule_idle_event(show, 0)
+
+
+def describe_jobs(config: Config, user: str) -> str:
+    """Lines about ``user``'s recent comfyfarm jobs, or why they cannot be listed (no flame calls here)."""
+    from flame_submitter.deadline.client import JOB_STATES
+    from flame_submitter.deadline.errors import DeadlineError
+    from flame_submitter.submit import SubmitError, deadline_client
+
+    try:
+        client = deadline_client(config)
+        jobs = [j for j in client.get_jobs() if (j.get("Props") or {}).get("User") == user
+                and (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord")]
+    except (DeadlineError, SubmitError) as exc:
+        return f"The farm's jobs cannot be listed: {exc}"
+    if not jobs:
+        return f"No comfyfarm jobs for {user} on the farm."
+    jobs.sort(key=lambda j: str(j.get("Date", "")), reverse=True)
+    lines: List[str] = []
+    for job in jobs[:JOBS_SHOWN]:
+        props = job.get("Props") or {}
+        state = JOB_STATES.get(job.get("Stat"), "?")
+        total = sum(int(job.get(k, 0) or 0) for k in ("CompletedChunks", "QueuedChunks", "SuspendedChunks",
+                                                      "RenderingChunks", "FailedChunks", "PendingChunks"))
+        lines.append(f"{props.get('Name', job.get('_id'))}: {state}, {job.get('CompletedChunks', 0)}/{total} tasks")
+    return "\n".join(lines)
+
+
+def app_for(flame: Any, sessions: dict) -> Optional[FlameApp]:
+    """The FlameApp of this Flame session (one per ``flame`` module), or None with a console message."""
+    app = sessions.get(id(flame))
+    if app is not None:
+        return app
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        flame.messages.show_in_console(f"comfyfarm: {exc}", "error", 15)
+        return None
+    app = FlameApp(flame, config)
+    sessions[id(flame)] = app
+    return app

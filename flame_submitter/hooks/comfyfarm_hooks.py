@@ -1,0 +1,56 @@
+"""comfyfarm's Flame hook file: the ComfyUI Farm menu and the relink watcher.
+
+Flame imports this file when it starts: nothing here touches ``flame``, the network or the disk at
+import time. ``flame`` is imported inside the functions Flame calls, always on its main thread.
+Installed beside a ``lib`` folder holding comfyfarm and its dependencies, it finds them there.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+MENU = "ComfyUI Farm"
+_SESSIONS: dict = {}  # one comfyfarm app per Flame session (keyed by the flame module's identity)
+
+
+def _app():
+    import flame
+
+    lib = Path(__file__).resolve().parent / "lib"
+    if lib.is_dir() and str(lib) not in sys.path:
+        sys.path.insert(0, str(lib))
+    from flame_submitter.flame_app import app_for
+
+    return app_for(flame, _SESSIONS)
+
+
+def app_initialized(project_name):
+    """Flame has started (or opened a project): start bringing finished farm renders back."""
+    app = _app()
+    if app is not None:
+        app.start_relink()
+
+
+def _import_finished(selection):
+    app = _app()
+    if app is not None:
+        app.import_finished_renders()
+
+
+def _show_jobs(selection):
+    app = _app()
+    if app is not None:
+        app.show_farm_jobs()
+
+
+def get_media_panel_custom_ui_actions():
+    return [
+        {
+            "name": MENU,
+            "actions": [
+                {"name": "Import finished renders", "execute": _import_finished, "waitCursor": False},
+                {"name": "Show farm jobs", "execute": _show_jobs, "waitCursor": False},
+            ],
+        }
+    ]
