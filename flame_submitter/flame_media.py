@@ -1,0 +1,215 @@
+"""Flame selections → the frames the farm processes: straight from disk when it can, else an export.
+
+A clip whose media is already an image sequence on shared storage (one segment, no Timeline FX) is used
+as it is. Anything else is exported with ``PyExporter`` in the foreground, as 16-bit float OpenEXR
+numbered from the clip's start frame (between marks when they are set), into the job's input folder;
+the written paths come from the export hooks. Everything here runs on Flame's main thread and is handed
+the ``flame`` module; nothing imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+logger = logging.getLogger(__name__)
+
+PRESET_TEMPLATE = Path(__file__).resolve().parent / "presets" / "comfyfarm_openexr16_fp.xml"
+FACTORY_EXR_PRESET = ("file_sequence", "OpenEXR", "OpenEXR (16-bit fp Uncompressed).xml")
+PRESET_VERSION_BY_YEAR = {2023: 12, 2024: 13, 2025: 14, 2026: 15}  # used only when no factory preset is found
+_FRAME_FILE = re.compile(r"^(?P<head>.*?)(?P<number>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+
+
+class SelectionError(Exception):
+    """The selection cannot be sent to the farm: the message names the clip and the fix."""
+
+
+@dataclass(frozen=True)
+class FlameSource:
+    """One selected clip, sequence or segment, as the farm will see it."""
+
+    name: str
+    frames: Tuple[int, ...]  # the frame numbers of the plate to process (marks applied)
+    width: int
+    height: int
+    fps: Optional[float]
+    bit_depth: Optional[int]
+    start_frame: int
+    timecode: Optional[str]
+    uid: str
+    wiretap_id: str
+    pattern: Optional[str]  # a #### pattern when the media is an image sequence on disk
+    marks: Optional[Tuple[int, int]]  # (in, out) relative frames, out exclusive, when set
+    flame_object: Any = None
+
+    @property
+    def needs_export(self) -> bool:
+        return self.pattern is None
+
+
+def text_of(value: Any) -> str:
+    if hasattr(value, "get_value"):
+        value = value.get_value()
+    return "" if value is None else str(value)
+
+
+def fps_of(frame_rate: str) -> Optional[float]:
+    """``"23.976 fps"`` → 23.976; ``"29.97 fps DF"`` → 29.97."""
+    match = re.search(r"\d+(?:\.\d+)?", frame_rate or "")
+    return float(match.group(0)) if match else None
+
+
+def frame_pattern(file_path: str) -> Optional[Tuple[str, int]]:
+    """``/plates/sh010.1001.exr`` → (``/plates/sh010.####.exr``, 1001); None when there is no frame number."""
+    match = _FRAME_FILE.match(file_path or "")
+    if match is None:
+        return None
+    number = match.group("number")
+    return f"{match.group('head')}{'#' * len(number)}{match.group('tail')}", int(number)
+
+
+def _marks(clip: Any) -> Optional[Tuple[int, int]]:
+    def relative(attr: Any) -> Optional[int]:
+        value = attr.get_value() if hasattr(attr, "get_value") else attr
+        if value is None:
+            return None
+        return int(getattr(value, "relative_frame", value))
+
+    mark_in, mark_out = relative(clip.in_mark), relative(clip.out_mark)
+    if mark_in is None and mark_out is None:
+        return None
+    length = int(clip.duration.frame)
+    return (mark_in or 1, mark_out or length + 1)
+
+
+def _segments(clip: Any) -> List[Any]:
+    return [s for version in clip.versions for track in version.tracks for s in track.segments]
+
+
+def describe(selection: Sequence[Any], flame: Any, *, use_marks: bool = True) -> List[FlameSource]:
+    """The selected clips and sequences as farm sources; raises SelectionError naming what is wrong."""
+    sources = []
+    for item in selection:
+        if isinstance(item, flame.PySegment):
+            raise SelectionError(
+                f"'{text_of(item.name)}' is a timeline segment: select its source clip in the Media Panel (or "
+                "the whole sequence) to send it to the farm")
+        if not isinstance(item, flame.PyClip):
+            continue
+        sources.append(_describe_clip(item, flame, use_marks))
+    if not sources:
+        raise SelectionError("nothing to send: select clips or sequences in the Media Panel")
+    return sources
+
+
+def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
+    name = text_of(clip.name)
+    segments = _segments(clip)
+    gaps = [s for s in segments if getattr(s, "type", "") == "Gap"]
+    if gaps:
+        raise SelectionError(f"'{name}' has {len(gaps)} gap(s) in its timeline: fill them, or set marks around "
+                             "the part to send")
+    if not clip.is_rendered():
+        raise SelectionError(f"'{name}' has unrendered Timeline FX: render them first (the farm sees rendered "
+                             "frames only)")
+    sizes = {(s.source_width, s.source_height) for s in segments if getattr(s, "type", "") != "Gap"}
+    if isinstance(clip, flame.PySequence) and len(sizes) > 1:
+        listed = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
+        raise SelectionError(f"'{name}' mixes resolutions ({listed}): conform its segments to one size first")
+    length = int(clip.duration.frame)
+    marks = _marks(clip) if use_marks else None
+    first_rel, end_rel = marks if marks else (1, length + 1)
+    pattern = None
+    first_number = int(clip.start_frame)
+    if len(segments) == 1 and not isinstance(clip, flame.PySequence) and not segments[0].effects:
+        found = frame_pattern(segments[0].file_path)
+        if found is not None:
+            pattern, first_number = found
+    frames = tuple(range(first_number + first_rel - 1, first_number + end_rel - 1))
+    start_time = clip.start_time
+    return FlameSource(
+        name=name, frames=frames, width=int(clip.width), height=int(clip.height), fps=fps_of(clip.frame_rate),
+        bit_depth=int(clip.bit_depth) if clip.bit_depth else None, start_frame=int(clip.start_frame),
+        timecode=str(getattr(start_time, "timecode", "") or "") or None, uid=str(getattr(clip, "source_uid", "")),
+        wiretap_id=str(clip.get_wiretap_node_id()), pattern=pattern, marks=marks, flame_object=clip)
+
+
+def direct_pattern(source: FlameSource, is_shared: Callable[[str], bool]) -> Optional[str]:
+    """The source's own image sequence when the farm can read it and every frame is there, else None."""
+    if source.pattern is None or not is_shared(source.pattern):
+        return None
+    head, _, tail = source.pattern.partition("#" * source.pattern.count("#"))
+    padding = source.pattern.count("#")
+    if all(Path(f"{head}{frame:0{padding}d}{tail}").is_file() for frame in source.frames):
+        return source.pattern
+    return None
+
+
+def preset_version(flame: Any) -> int:
+    """The running Flame's export preset version, read from its factory OpenEXR preset."""
+    try:
+        base = flame.PyExporter.get_presets_base_dir(flame.PyExporter.PresetVisibility.Autodesk)
+        text = Path(base, *FACTORY_EXR_PRESET).read_text(encoding="utf-8")
+        match = re.search(r'<preset version="(\d+)"', text)
+        if match:
+            return int(match.group(1))
+    except (OSError, AttributeError):
+        pass
+    year = int(re.match(r"\d+", flame.get_version()).group(0))
+    return PRESET_VERSION_BY_YEAR.get(year, max(PRESET_VERSION_BY_YEAR.values()))
+
+
+def write_preset(flame: Any, folder: Path, start_frame: int) -> Path:
+    """The bundled 16-bit float EXR preset with this Flame's version and the clip's start frame."""
+    text = PRESET_TEMPLATE.read_text(encoding="utf-8")
+    text = text.replace("{version}", str(preset_version(flame))).replace("{start_frame}", str(start_frame))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "comfyfarm_openexr16_fp.xml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class _CollectPaths:
+    """Export hooks that keep the paths Flame wrote (``postExportAsset``)."""
+
+    def __init__(self) -> None:
+        self.assets: List[str] = []
+
+    def preExport(self, info: Any, userData: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802, N803
+        pass
+
+    def postExportAsset(self, info: Any, userData: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802, N803
+        self.assets.append(str(Path(info["destinationPath"]) / info["resolvedPath"]))
+
+
+def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
+    """Export ``source`` into ``folder`` (frames numbered from its start frame, marks respected); returns the
+    written sequence as a #### pattern. A duplicate made for the marks is deleted again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = source.flame_object
+    preset = write_preset(flame, folder / ".preset", source.frames[0])
+    exporter = flame.PyExporter()
+    exporter.foreground = True
+    hooks = _CollectPaths()
+    duplicate = None
+    try:
+        if source.marks:
+            duplicate = flame.duplicate(clip)
+            duplicate.in_mark = source.marks[0]
+            duplicate.out_mark = source.marks[1]
+            exporter.export_between_marks = True
+        exporter.export(duplicate or clip, str(preset), str(folder), hooks=hooks)
+    finally:
+        if duplicate is not None:
+            flame.delete(duplicate, confirm=False)
+    if not hooks.assets:
+        raise SelectionError(f"Flame exported nothing for '{source.name}' into {folder}")
+    written = re.sub(r"\[(\d+)-\d+\]", lambda m: "#" * len(m.group(1)), hooks.assets[0])
+    found = frame_pattern(written) if "#" not in written else (written, source.frames[0])
+    if found is None:
+        raise SelectionError(f"cannot tell the frame numbers of the exported '{written}'")
+    logger.info("exported %s to %s", source.name, found[0])
+    return found[0]
