@@ -375,21 +375,17 @@ class ComfyUIPlugin(DeadlinePlugin):
             self.comfyui = None
 
 
-class ComfyUIProcess(ManagedProcess):
-    """ComfyUI itself, kept running for the job; remembers its last lines for error reports."""
+class PythonProcess(ManagedProcess):
+    """A managed process run by the configured Python: the wiring both of ours share."""
 
-    def __init__(self, plugin, python, comfyui_dir, arguments, environment):
+    def __init__(self, plugin, python, arguments):
         super().__init__()
         self.plugin = plugin
         self.python = python
-        self.comfyui_dir = comfyui_dir
         self.arguments = arguments
-        self.environment = environment
-        self.tail = collections.deque(maxlen=LOG_TAIL_LINES)
         self.InitializeProcessCallback += self.InitializeProcess
         self.RenderExecutableCallback += self.RenderExecutable
         self.RenderArgumentCallback += self.RenderArgument
-        self.StartupDirectoryCallback += self.StartupDirectory
 
     def Cleanup(self):  # noqa: N802
         for handler in self.StdoutHandlers:
@@ -397,11 +393,38 @@ class ComfyUIProcess(ManagedProcess):
         del self.InitializeProcessCallback
         del self.RenderExecutableCallback
         del self.RenderArgumentCallback
-        del self.StartupDirectoryCallback
 
     def InitializeProcess(self):  # noqa: N802
         self.PopupHandling = False
         self.StdoutHandling = True
+        self.SetEnvironmentVariable("PYTHONUNBUFFERED", "1")
+        self.add_handlers()
+
+    def add_handlers(self):
+        """Register this process's stdout handlers and environment."""
+
+    def RenderExecutable(self):  # noqa: N802
+        return self.python
+
+    def RenderArgument(self):  # noqa: N802
+        return self.arguments
+
+
+class ComfyUIProcess(PythonProcess):
+    """ComfyUI itself, kept running for the job; remembers its last lines for error reports."""
+
+    def __init__(self, plugin, python, comfyui_dir, arguments, environment):
+        super().__init__(plugin, python, arguments)
+        self.comfyui_dir = comfyui_dir
+        self.environment = environment
+        self.tail = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.StartupDirectoryCallback += self.StartupDirectory
+
+    def Cleanup(self):  # noqa: N802
+        super().Cleanup()
+        del self.StartupDirectoryCallback
+
+    def add_handlers(self):
         for key, value in self.environment.items():
             self.SetEnvironmentVariable(key, value)
         self.AddStdoutHandlerCallback(".*").HandleCallback += self.remember
@@ -409,57 +432,32 @@ class ComfyUIProcess(ManagedProcess):
     def remember(self):
         self.tail.append(self.GetRegexMatch(0))
 
-    def RenderExecutable(self):  # noqa: N802
-        return self.python
-
-    def RenderArgument(self):  # noqa: N802
-        return self.arguments
-
     def StartupDirectory(self):  # noqa: N802
         return self.comfyui_dir
 
 
-class ChunkProcess(ManagedProcess):
+class ChunkProcess(PythonProcess):
     """``python -m farm_plugin.runner`` for one task; its progress lines drive Deadline's progress."""
 
     def __init__(self, plugin, python, record, frames, source, output, scratch):
-        super().__init__()
-        self.plugin = plugin
-        self.python = python
-        self.arguments = " ".join(quote(a) for a in (
+        super().__init__(plugin, python, " ".join(quote(a) for a in (
             "-m", "farm_plugin.runner", "--job", record, "--frames", frames, "--comfyui-url", plugin.url,
             "--scratch", scratch, "--source-pattern", source, "--output-pattern", output,
             "--idle-timeout-s", plugin.GetIntegerConfigEntryWithDefault("IdleTimeoutSeconds", 900),
-        ))
+        )))
         self.error = ""
         self.exit_code = None
-        self.InitializeProcessCallback += self.InitializeProcess
-        self.RenderExecutableCallback += self.RenderExecutable
-        self.RenderArgumentCallback += self.RenderArgument
         self.CheckExitCodeCallback += self.CheckExitCode
 
     def Cleanup(self):  # noqa: N802
-        for handler in self.StdoutHandlers:
-            del handler.HandleCallback
-        del self.InitializeProcessCallback
-        del self.RenderExecutableCallback
-        del self.RenderArgumentCallback
+        super().Cleanup()
         del self.CheckExitCodeCallback
 
-    def InitializeProcess(self):  # noqa: N802
-        self.PopupHandling = False
-        self.StdoutHandling = True
-        self.SetEnvironmentVariable("PYTHONUNBUFFERED", "1")
+    def add_handlers(self):
         self.AddStdoutHandlerCallback(r"^PROGRESS ([0-9.]+)").HandleCallback += self.progress
         self.AddStdoutHandlerCallback(r"^STATUS (.*)").HandleCallback += self.status
         self.AddStdoutHandlerCallback(r"^FRAME (-?\d+) (done|skipped)").HandleCallback += self.frame
         self.AddStdoutHandlerCallback(r"^ERROR (.*)").HandleCallback += self.failed
-
-    def RenderExecutable(self):  # noqa: N802
-        return self.python
-
-    def RenderArgument(self):  # noqa: N802
-        return self.arguments
 
     def CheckExitCode(self, exit_code):  # noqa: N802
         """Keep the exit code for the plugin, which decides (a lost ComfyUI is restarted, not failed)."""
