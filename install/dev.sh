@@ -9,6 +9,25 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${COMFYFARM_VENV:-.venv}
 
+# Qt (PySide6, for the dialog tests, offscreen) loads these system libraries; install them where missing.
+QT_LIBRARIES="libEGL.so.1:libegl1 libGL.so.1:libgl1 libglib-2.0.so.0:libglib2.0-0 libfontconfig.so.1:libfontconfig1 libfreetype.so.6:libfreetype6 libxkbcommon.so.0:libxkbcommon0"
+
+system_packages() {
+  missing=""
+  for pair in $QT_LIBRARIES; do
+    ldconfig -p 2>/dev/null | grep -q "${pair%%:*}" || missing="$missing ${pair##*:}"
+  done
+  ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1 || missing="$missing fonts-dejavu-core"
+  if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "comfyfarm: installing system packages for Qt:$missing"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+    else
+      echo "comfyfarm: Qt's offscreen tests need these system packages:$missing (install them, or the dialog tests fail)" >&2
+    fi
+  fi
+}
+
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     echo "comfyfarm: creating $VENV with $($PYTHON --version 2>&1)"
@@ -25,6 +44,7 @@ case "${1:-}" in
     exec "$VENV/bin/comfyfarm" demo "$@"
     ;;
   test)
+    system_packages
     setup
     shift
     "$VENV/bin/ruff" check .

@@ -1,0 +1,41 @@
+"""The one place that imports Qt: PySide6 (Flame 2025 and later), else PySide2 (Flame 2023 and 2024).
+
+Import Qt names from here, never from PySide directly::
+
+    from flame_submitter.qt_compat import QtCore, QtGui, QtWidgets, Signal
+
+Nothing but Qt is imported, and only Qt's own import work happens at import time. Use scoped enum
+names (``QtCore.Qt.AlignmentFlag.AlignLeft``): both bindings accept them, and PySide6 drops the short ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+logger = logging.getLogger(__name__)
+
+try:
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    QT_BINDING = "PySide6"
+except ImportError:  # Flame 2023-2024 ship PySide2
+    from PySide2 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+
+    QT_BINDING = "PySide2"
+
+Signal = QtCore.Signal
+Slot = QtCore.Slot
+
+__all__ = ["QT_BINDING", "QtCore", "QtGui", "QtWidgets", "Signal", "Slot", "exec_dialog", "application"]
+
+
+def exec_dialog(dialog: Any) -> int:
+    """Run a modal dialog: ``exec()`` in PySide6, ``exec_()`` in PySide2 (``exec`` was a Python 2 keyword)."""
+    runner = getattr(dialog, "exec", None) or dialog.exec_
+    return int(runner())
+
+
+def application() -> Optional[Any]:
+    """The running QApplication (Flame's own inside Flame), or None outside a Qt application."""
+    return QtWidgets.QApplication.instance()

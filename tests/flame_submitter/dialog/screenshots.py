@@ -1,0 +1,87 @@
+"""Render the submit dialog offscreen, as an artist first sees it, for the docs.
+
+    python -m tests.flame_submitter.dialog.screenshots [OUTPUT_DIR]   # default: docs/screenshots
+
+Writes ``submit_dialog_invert.png`` (a workflow without settings) and ``submit_dialog_prompt.png``
+(``toonyou_style``: prompts, numbers, a seed). Two clips, one with marks; the farm's pools and groups
+come from a stand-in for the Web Service that answers at once; nothing is remembered between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from farm_plugin.workflow.package import bundled_workflows_dir  # noqa: E402
+from flame_submitter.dialog.model import (  # noqa: E402
+    ChoicesStore,
+    ClipSummary,
+    load_job_templates,
+    load_workflow_packages,
+)
+from flame_submitter.templates import template_dirs  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+DEFAULT_OUTPUT = REPOSITORY / "docs" / "screenshots"
+SHOTS = (("invert", "submit_dialog_invert.png", "all"), ("toonyou_style", "submit_dialog_prompt.png", "marks"))
+SAMPLE_CLIPS = (
+    ClipSummary("sh010_plate_v003", 1001, 1148, has_marks=True, mark_in=1009, mark_out=1100, width=3840,
+                height=2160, fps=23.976),
+    ClipSummary("sh020_plate_v001", 1001, 1062, width=1920, height=1080, fps=24.0),
+)
+
+
+def _wait(app, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    app.processEvents()
+
+
+def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
+           shots: Sequence[tuple] = SHOTS, store_dir: Optional[Path] = None) -> List[Path]:
+    """Render each (workflow, file name, frame range mode) of ``shots`` into ``output_dir``; returns the files."""
+    from flame_submitter.dialog.submit_dialog import SubmitDialog
+    from flame_submitter.qt_compat import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    packages, _ = load_workflow_packages([bundled_workflows_dir()])
+    templates, _ = load_job_templates(template_dirs())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as scratch:
+        store = ChoicesStore(Path(store_dir or scratch) / "submit_dialog.json")
+        for workflow, file_name, frame_mode in shots:
+            dialog = SubmitDialog(clips, packages=packages, templates=templates, choices_store=store,
+                                  farm_lists=lambda: (["none", "gpu", "cpu"], ["none", "gpu_24gb", "gpu_48gb"]))
+            dialog.show()
+            _wait(app, lambda d=dialog: "from Deadline" in d.farm_status.text())
+            dialog._select_tree_item(workflow)
+            dialog.frame_mode_buttons[frame_mode].click()
+            _wait(app, lambda: False, 0.2)
+            path = output_dir / file_name
+            if not dialog.grab().save(str(path)):
+                raise RuntimeError(f"could not write {path}")
+            written.append(path)
+            dialog.close()
+            dialog.deleteLater()
+            app.processEvents()
+    return written
+
+
+def main(argv: Sequence[str]) -> int:
+    output = Path(argv[0]) if argv else DEFAULT_OUTPUT
+    for path in render(output):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
