@@ -82,6 +82,24 @@ class FlameApp:
 
         self.flame.schedule_idle_event(show, 0)
 
+    def submit_dialog(self, selection: Any) -> Any:
+        """The menu action: describe the selection, open the dialog, and submit off the main thread."""
+        from flame_submitter.dialog import SubmitDialog, flame_main_window
+        from flame_submitter.flame_media import SelectionError, describe
+        from flame_submitter.flame_submit import clip_summary, start_submission
+
+        try:
+            sources = describe(tuple(selection), self.flame, use_marks=False)
+        except SelectionError as exc:
+            self.flame.messages.show_in_dialog("ComfyUI Farm", str(exc), "error", ["OK"])
+            return None
+        dialog = SubmitDialog.from_config([clip_summary(s) for s in sources], self.config, local=False,
+                                          parent=flame_main_window())
+        dialog.submit_requested.connect(
+            lambda choice: start_submission(self.flame, sources, choice, self.config, dialog.show_result))
+        dialog.show()
+        return dialog
+
 
 def describe_jobs(config: Config, user: str) -> str:
     """Lines about ``user``'s recent comfyfarm jobs, or why they cannot be listed (no flame calls here)."""

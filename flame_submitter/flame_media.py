@@ -42,8 +42,9 @@ class FlameSource:
     uid: str
     wiretap_id: str
     pattern: Optional[str]  # a #### pattern when the media is an image sequence on disk
-    marks: Optional[Tuple[int, int]]  # (in, out) relative frames, out exclusive, when set
+    marks: Optional[Tuple[int, int]]  # the marks applied to ``frames``: (in, out) relative, out exclusive
     flame_object: Any = None
+    clip_marks: Optional[Tuple[int, int]] = None  # the clip's marks, applied or not
 
     @property
     def needs_export(self) -> bool:
@@ -120,7 +121,8 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
         listed = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
         raise SelectionError(f"'{name}' mixes resolutions ({listed}): conform its segments to one size first")
     length = int(clip.duration.frame)
-    marks = _marks(clip) if use_marks else None
+    clip_marks = _marks(clip)
+    marks = clip_marks if use_marks else None
     first_rel, end_rel = marks if marks else (1, length + 1)
     pattern = None
     first_number = int(clip.start_frame)
@@ -134,7 +136,8 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
         name=name, frames=frames, width=int(clip.width), height=int(clip.height), fps=fps_of(clip.frame_rate),
         bit_depth=int(clip.bit_depth) if clip.bit_depth else None, start_frame=int(clip.start_frame),
         timecode=str(getattr(start_time, "timecode", "") or "") or None, uid=str(getattr(clip, "source_uid", "")),
-        wiretap_id=str(clip.get_wiretap_node_id()), pattern=pattern, marks=marks, flame_object=clip)
+        wiretap_id=str(clip.get_wiretap_node_id()), pattern=pattern, marks=marks, flame_object=clip,
+        clip_marks=clip_marks)
 
 
 def direct_pattern(source: FlameSource, is_shared: Callable[[str], bool]) -> Optional[str]:

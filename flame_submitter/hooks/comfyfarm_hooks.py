@@ -44,11 +44,25 @@ def _show_jobs(selection):
         app.show_farm_jobs()
 
 
+def _submit(selection):
+    app = _app()
+    return app.submit_dialog(selection) if app is not None else None
+
+
+def _is_clip_selection(selection):
+    """Clips and sequences (PySequence is a PyClip) only: the farm takes frames, not reels or libraries."""
+    import flame
+
+    return bool(selection) and all(isinstance(item, flame.PyClip) for item in selection)
+
+
 def get_media_panel_custom_ui_actions():
     return [
         {
             "name": MENU,
             "actions": [
+                {"name": "Submit to Deadline...", "execute": _submit, "isVisible": _is_clip_selection,
+                 "waitCursor": False},
                 {"name": "Import finished renders", "execute": _import_finished, "waitCursor": False},
                 {"name": "Show farm jobs", "execute": _show_jobs, "waitCursor": False},
             ],

@@ -1,0 +1,126 @@
+"""Submit to Deadline from Flame: selection → frames on shared storage → jobs, never freezing Flame.
+
+On the main thread: describe the selection, and export what the farm cannot read as it is (Flame's
+foreground export, which the artist expects to wait for). Off the main thread: every check and the Web
+Service calls (``submit.plan`` / ``preflight_farm`` / ``submit``). The answer comes back through an idle
+event, on the main thread, to whoever asked (the dialog).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence
+
+from farm_plugin.frames.errors import FrameError
+from farm_plugin.jobrecord import RelinkIdentity
+from farm_plugin.paths import is_mapped, under_any
+from farm_plugin.runner.preflight import PreflightError
+from farm_plugin.workflow.package import WorkflowPackageError, load_package
+from flame_submitter.config import Config
+from flame_submitter.deadline.errors import DeadlineError
+from flame_submitter.dialog.model import ClipSummary, SubmitChoice, SubmitResult
+from flame_submitter.flame_media import FlameSource, SelectionError, direct_pattern, export_source
+from flame_submitter.submit import ClipRequest, SubmitError, deadline_client, plan, preflight_farm, submit
+from flame_submitter.templates import TemplateError
+
+logger = logging.getLogger(__name__)
+
+RESULT_POLL_SECONDS = 1
+BAD_INPUT = (SubmitError, TemplateError, WorkflowPackageError, FrameError, PreflightError, SelectionError)
+
+
+def clip_summary(source: FlameSource) -> ClipSummary:
+    """What the dialog shows of a source (its frame numbers; marks as frame numbers, both included)."""
+    first, last = source.frames[0], source.frames[-1]
+    marks = None
+    if source.clip_marks:
+        marks = (first + source.clip_marks[0] - 1, first + source.clip_marks[1] - 2)
+    return ClipSummary(name=source.name, first_frame=first, last_frame=last, has_marks=marks is not None,
+                       mark_in=marks[0] if marks else None, mark_out=marks[1] if marks else None,
+                       width=source.width, height=source.height, fps=source.fps or 0.0)
+
+
+def shared_check(config: Config) -> Callable[[str], bool]:
+    return lambda path: under_any(path, config.shared_roots, config.workstation_os) or is_mapped(
+        path, config.path_mappings, config.workstation_os)
+
+
+def frames_on_disk(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice,
+                   config: Config) -> List[ClipRequest]:
+    """Main thread: each source's frames as a pattern the farm can read (exporting when needed)."""
+    if not config.jobs_root:
+        raise SubmitError("no jobs root configured: set jobs_root (COMFYFARM_JOBS_ROOT) to a folder on shared "
+                          "storage that the farm can read")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = Path(config.jobs_root).expanduser()
+    project = str(getattr(flame.projects.current_project, "name", "") or "")
+    requests = []
+    for source in sources:
+        summary = clip_summary(source)
+        frames = choice.frames_for(summary)
+        if not frames:
+            raise SelectionError(f"'{source.name}' has no frame in the chosen range: pick all, marks, or frames "
+                                 f"within {summary.first_frame}-{summary.last_frame}")
+        pattern = direct_pattern(source, shared_check(config))
+        if pattern is None:
+            relative = (frames[0] - summary.first_frame + 1, frames[-1] - summary.first_frame + 2)
+            exported = dataclasses.replace(source, marks=relative, frames=tuple(range(frames[0], frames[-1] + 1)))
+            pattern = export_source(flame, exported, root / "input" / f"{stamp}_{source.name}")
+        render = f"{source.name}_{choice.workflow}"
+        output = root / "output" / f"{stamp}_{render}" / f"{render}.####.exr"
+        relink = RelinkIdentity(project=project, library=config.flame_library, clip_name=source.name,
+                                clip_uid=source.uid or source.wiretap_id, user=config.deadline_user or None)
+        requests.append(ClipRequest(source.name, pattern, frames, str(output), relink))
+    return requests
+
+
+def submit_in_background(requests: Sequence[ClipRequest], choice: SubmitChoice, config: Config) -> SubmitResult:
+    """Off the main thread: plan, check the farm, write the job folders and submit. Never raises."""
+    try:
+        package = load_package(choice.workflow_path)
+        template = choice.job_template(list(config.job_templates_dirs))
+        jobs = plan(requests, workflow=package, parameters=choice.parameters, template=template, config=config)
+        client = deadline_client(config)
+        preflight_farm(client, template)
+        ids = submit(jobs, client)
+    except BAD_INPUT as exc:
+        return SubmitResult(error=str(exc))
+    except DeadlineError as exc:
+        return SubmitResult(error=f"Nothing was submitted: {exc}")
+    except Exception as exc:  # the artist gets words, the log gets the traceback
+        logger.exception("comfyfarm: submission failed")
+        return SubmitResult(error=f"Nothing was submitted: an unexpected error ({exc!r}); see the shell's log")
+    names = ", ".join(r.name for r in requests)
+    return SubmitResult(job_ids=tuple(ids), message=f"{len(ids)} Deadline job(s) submitted for {names}")
+
+
+def start_submission(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice, config: Config,
+                     on_done: Callable[[SubmitResult], None], *,
+                     worker: Optional[Callable[..., SubmitResult]] = None) -> Optional[threading.Thread]:
+    """Export on the main thread, submit in a thread, call ``on_done`` from an idle event when it ends."""
+    try:
+        requests = frames_on_disk(flame, sources, choice, config)
+    except BAD_INPUT as exc:
+        on_done(SubmitResult(error=str(exc)))
+        return None
+    answers: queue.Queue[SubmitResult] = queue.Queue()
+    run = worker or submit_in_background
+    thread = threading.Thread(target=lambda: answers.put(run(requests, choice, config)),
+                              name="comfyfarm-submit", daemon=True)
+    thread.start()
+
+    def deliver() -> None:
+        try:
+            result = answers.get_nowait()
+        except queue.Empty:
+            flame.schedule_idle_event(deliver, RESULT_POLL_SECONDS)
+            return
+        on_done(result)
+
+    flame.schedule_idle_event(deliver, 0)
+    return thread
