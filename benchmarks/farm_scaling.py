@@ -62,7 +62,7 @@ def run_once(workers: int, frames: int, delay_s: float, chunk_size: int) -> Dict
             watch.join(timeout=5)
             if state != "Completed" or len(studio.outputs()) != frames:
                 raise SystemExit(f"{workers} Worker(s): the job ended {state} with {len(studio.outputs())} frames")
-            starts = sum(len(v) for v in worker_lines(farm, names, "comfyfarm: starting ComfyUI on GPU").values())
+            starts = sum(len(v) for v in worker_lines(farm, names, "comfyfarm: ComfyUI is up at").values())
         finally:
             farm.close()
     ideal = frames * delay_s / workers

@@ -37,6 +37,7 @@ LOOPBACK = "127.0.0.1"
 HEALTH_POLL_SECONDS = 0.25
 LOG_TAIL_LINES = 40
 PORT_SEARCH_SPAN = 100
+PORT_ATTEMPTS = 3
 
 EXIT_OK = 0
 EXIT_COMFYUI_LOST = 3
@@ -244,12 +245,26 @@ class ComfyUIPlugin(DeadlinePlugin):
             self.FailRender(f"ComfyUIDirectory '{comfyui_dir}' is not a ComfyUI folder (no main.py) on "
                             f"{self.GetSlaveName()}: set it in Configure Plugins > ComfyUI")
         gpus = self.gpus()
-        port = choose_port(self.GetIntegerConfigEntryWithDefault("BasePort", 8188), gpus, self.GetThreadNumber())
+        base_port = self.GetIntegerConfigEntryWithDefault("BasePort", 8188)
+        port = choose_port(base_port, gpus, self.GetThreadNumber())
+        for _attempt in range(PORT_ATTEMPTS):
+            self.launch_comfyui(comfyui_dir, gpus, port)
+            if self.wait_until_healthy(timeout_s, owned=True):
+                return
+            # Another process took the port between our check and ComfyUI's bind: the next free one.
+            self.LogWarning(f"comfyfarm: port {port} was taken as ComfyUI started: trying the next free port")
+            self.ShutdownMonitoredManagedProcess(COMFYUI_PROCESS)
+            self.comfyui = None
+            port = choose_port(port + 1, [], 0)
+        self.FailRender(f"ComfyUI found no free port from {base_port} on {LOOPBACK} after {PORT_ATTEMPTS} tries: "
+                        "change BasePort in Configure Plugins > ComfyUI")
+
+    def launch_comfyui(self, comfyui_dir, gpus, port):
         scratch_root = self.GetConfigEntryWithDefault("ScratchDirectory", "").strip()
         if scratch_root:
             self.scratch = str(Path(scratch_root) / f"{self.GetSlaveName()}-{self.GetThreadNumber()}-{port}")
         else:
-            self.scratch = self.CreateTempDirectory("comfyfarm")
+            self.scratch = self.CreateTempDirectory(f"comfyfarm-{port}")
         environment = self.extra_environment()
         if gpus:
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
@@ -267,14 +282,17 @@ class ComfyUIPlugin(DeadlinePlugin):
                                       " ".join(quote(a) for a in arguments) + (f" {extra}" if extra else ""),
                                       environment)
         self.StartMonitoredManagedProcess(COMFYUI_PROCESS, self.comfyui)
-        self.wait_until_healthy(timeout_s, owned=True)
 
     def wait_until_healthy(self, timeout_s, owned):
+        """True once ComfyUI answers; False when an owned ComfyUI lost its port to another process."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.flush_comfyui_output()
             if owned and not self.MonitoredManagedProcessIsRunning(COMFYUI_PROCESS):
-                self.FailRender(f"ComfyUI exited while starting at {self.url}\n{self.comfyui_log_tail()}")
+                tail = self.comfyui_log_tail()
+                if "address already in use" in tail.lower():
+                    return False
+                self.FailRender(f"ComfyUI exited while starting at {self.url}\n{tail}")
             try:
                 stats = http_json(f"{self.url}/system_stats", 2.0)
             except (OSError, ValueError):
@@ -282,12 +300,12 @@ class ComfyUIPlugin(DeadlinePlugin):
                 continue
             argv = (stats or {}).get("system", {}).get("argv") or []
             if owned and str(Path(self.scratch) / "input") not in argv:
-                self.FailRender(f"another server answers at {self.url}, not the ComfyUI this Worker started: stop "
-                                "it, or change BasePort in Configure Plugins > ComfyUI")
+                return False  # another server answers there, not the ComfyUI this Worker started
             self.LogInfo(f"comfyfarm: ComfyUI is up at {self.url} ({stats['system'].get('comfyui_version', '?')})")
-            return
+            return True
         self.FailRender(f"ComfyUI did not answer at {self.url} within {timeout_s} s: raise StartupTimeoutSeconds "
                         f"in Configure Plugins > ComfyUI, or see why below\n{self.comfyui_log_tail()}")
+        return False
 
     def flush_comfyui_output(self):
         """Hand ComfyUI's pending output lines to its handler (Deadline runs monitored handlers on flush)."""

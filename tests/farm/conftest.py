@@ -4,6 +4,8 @@ ComfyUI doubles for the Workers' GPUs, and `comfyfarm submit` pointed at the Web
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ class Studio:
         settings = {
             "ComfyUIDirectory": str(self.comfyui_dir),
             "PythonExecutable": sys.executable,
-            "BasePort": str(free_port()),
+            "BasePort": str(quiet_base_port()),
             "StartupTimeoutSeconds": "30",
             "IdleTimeoutSeconds": "60",
             "ScratchDirectory": str(self.root.parent / "worker-scratch"),
@@ -75,6 +77,26 @@ class Studio:
                 except OSError:
                     continue
         return pids
+
+
+def quiet_base_port(span: int = 40) -> int:
+    """A base port below Linux's ephemeral range (32768+), where client sockets do not land, with ``span``
+    free ports after it: one per emulated GPU."""
+    for _ in range(200):
+        base = random.randrange(20000, 30000 - span)
+        if all(port_is_free(port) for port in range(base, base + span)):
+            return base
+    return free_port()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def make_studio(farm, tmp_path: Path, *, frame_count: int = 96) -> Studio:

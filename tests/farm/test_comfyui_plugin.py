@@ -34,7 +34,7 @@ def test_96_frames_on_4_workers_each_written_once_with_one_comfyui_per_worker(st
     assert sorted(done) == list(range(1001, 1097))  # every frame once, none twice
     job_tasks = tasks(studio, job_id)
     assert len(job_tasks) == 12 and {t["Prog"] for t in job_tasks} == {"100 %"}
-    starts = worker_lines(studio.farm, workers, "comfyfarm: starting ComfyUI on GPU")
+    starts = worker_lines(studio.farm, workers, "comfyfarm: ComfyUI is up at")
     rendered = {t["Slave"] for t in job_tasks}
     assert {name: len(lines) for name, lines in starts.items() if name in rendered} == {n: 1 for n in rendered}
     assert len(rendered) >= 2  # the work really was spread
