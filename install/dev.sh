@@ -14,8 +14,9 @@ QT_LIBRARIES="libEGL.so.1:libegl1 libGL.so.1:libgl1 libglib-2.0.so.0:libglib2.0-
 
 system_packages() {
   missing=""
+  ldconfig=$(command -v ldconfig || echo /sbin/ldconfig)
   for pair in $QT_LIBRARIES; do
-    ldconfig -p 2>/dev/null | grep -q "${pair%%:*}" || missing="$missing ${pair##*:}"
+    "$ldconfig" -p 2>/dev/null | grep -q "${pair%%:*}" || missing="$missing ${pair##*:}"
   done
   ls /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf >/dev/null 2>&1 || missing="$missing fonts-dejavu-core"
   if [ -n "$missing" ]; then
