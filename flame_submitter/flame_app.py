@@ -82,6 +82,64 @@ class FlameApp:
 
         self.flame.schedule_idle_event(show, 0)
 
+    def run_locally_dialog(self, selection: Any) -> Any:
+        """The menu action: the same dialog in local mode; run-local runs in the background, with progress
+        and Stop, and the finished renders are imported into the library."""
+        from farm_plugin.workflow.package import load_package
+        from flame_submitter.dialog import SubmitDialog, flame_main_window
+        from flame_submitter.dialog.model import SubmitResult
+        from flame_submitter.flame_media import SelectionError, describe
+        from flame_submitter.flame_submit import clip_summary, local_requests, run_locally
+        from flame_submitter.relink import import_render
+
+        try:
+            sources = describe(tuple(selection), self.flame, use_marks=False)
+        except SelectionError as exc:
+            self.flame.messages.show_in_dialog("ComfyUI Farm", str(exc), "error", ["OK"])
+            return None
+        dialog = SubmitDialog.from_config([clip_summary(s) for s in sources], self.config, local=True,
+                                          parent=flame_main_window())
+        stop = threading.Event()
+        dialog.cancel_requested.connect(stop.set)
+
+        def start(choice: Any) -> None:
+            try:
+                requests = local_requests(self.flame, sources, choice, self.config)
+            except Exception as exc:  # an export or a selection problem: shown in the dialog, in words
+                dialog.show_result(SubmitResult(error=str(exc)))
+                return
+            title = load_package(choice.workflow_path).title
+            answers: queue.Queue[Any] = queue.Queue()
+            threading.Thread(target=lambda: answers.put(run_locally(requests, choice, progress=dialog.post_progress,
+                                                                    stop=stop)),
+                             name="comfyfarm-local", daemon=True).start()
+
+            def finish() -> None:
+                try:
+                    result = answers.get_nowait()
+                except queue.Empty:
+                    self.flame.schedule_idle_event(finish, RESULT_POLL_SECONDS)
+                    return
+                if result.ok:
+                    try:
+                        names = [import_render(self.flame, self.config.flame_library, workflow=choice.workflow,
+                                               workflow_title=title, clip_name=r.name,
+                                               output_pattern=r.output_pattern, frames=list(r.frames))
+                                 for r in requests]
+                    except Exception as exc:  # the frames are on disk: say where, in words
+                        result = SubmitResult(error=f"Rendered, but Flame could not import it ({exc}): the frames "
+                                                    f"are in {requests[0].output_pattern}")
+                    else:
+                        result = SubmitResult(
+                            message=f"Imported {', '.join(names)} into {self.config.flame_library}")
+                dialog.show_result(result)
+
+            self.flame.schedule_idle_event(finish, 0)
+
+        dialog.submit_requested.connect(start)
+        dialog.show()
+        return dialog
+
     def submit_dialog(self, selection: Any) -> Any:
         """The menu action: describe the selection, open the dialog, and submit off the main thread."""
         from flame_submitter.dialog import SubmitDialog, flame_main_window

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from farm_plugin.frames.errors import FrameError
+from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.paths import is_mapped, under_any
 from farm_plugin.runner.preflight import PreflightError
@@ -124,3 +130,55 @@ def start_submission(flame: Any, sources: Sequence[FlameSource], choice: SubmitC
 
     flame.schedule_idle_event(deliver, 0)
     return thread
+
+
+PROGRESS_LINE = re.compile(r"\] (\d+)/(\d+) frames")
+
+
+def local_requests(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice,
+                   config: Config) -> List[ClipRequest]:
+    """Main thread: the frames of a local run, exported under the scratch folder when needed."""
+    local = dataclasses.replace(config, jobs_root=str(config.scratch / "flame"), shared_roots=("/",))
+    return frames_on_disk(flame, sources, choice, local)
+
+
+def run_locally(requests: Sequence[ClipRequest], choice: SubmitChoice, *,
+                progress: Callable[[float, str], None], stop: threading.Event) -> SubmitResult:
+    """Off the main thread: ``comfyfarm run-local`` for each clip, with progress; ``stop`` interrupts it."""
+    done: List[str] = []
+    for index, request in enumerate(requests):
+        command = [sys.executable, "-m", "flame_submitter.cli", "run-local", "--workflow", choice.workflow_path,
+                   "--input", request.pattern, "--frames", format_frame_list(request.frames),
+                   "--output", request.output_pattern, *[a for s in choice.set_arguments() for a in ("--set", s)]]
+        if choice.template_overrides.get("chunk_size"):
+            command += ["--chunk-size", str(choice.template_overrides["chunk_size"])]
+        if choice.output_format:
+            command += ["--format", choice.output_format]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        threading.Thread(target=_interrupt_on, args=(stop, process), daemon=True).start()
+        tail: List[str] = []
+        assert process.stderr is not None
+        for line in process.stderr:
+            tail = (tail + [line.rstrip()])[-5:]
+            match = PROGRESS_LINE.search(line)
+            if match:
+                fraction = (index + int(match.group(1)) / int(match.group(2))) / len(requests)
+                progress(fraction, f"{request.name}: {match.group(1)}/{match.group(2)} frames")
+        code = process.wait()
+        if stop.is_set():
+            return SubmitResult(error=f"Stopped: {', '.join(done) or 'no clip'} finished; finished frames are kept")
+        if code != 0:
+            reason = next((t.split("run-local: ", 1)[1] for t in reversed(tail) if "run-local: " in t), tail[-1:])
+            return SubmitResult(error=f"{request.name} did not finish locally: {reason}")
+        done.append(request.name)
+    return SubmitResult(message=f"Rendered {', '.join(done)} locally; importing into Flame")
+
+
+def _interrupt_on(stop: threading.Event, process: subprocess.Popen) -> None:
+    """Ctrl-C for run-local when the artist presses Stop: it interrupts ComfyUI and keeps finished frames."""
+    while process.poll() is None:
+        if stop.wait(0.2):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            return

@@ -167,32 +167,42 @@ class RelinkWatcher:
     # -- importing -----------------------------------------------------------------------------------
 
     def import_clip(self, record: CompletionRecord) -> str:
-        folder = self.destination(record.workflow_title or record.workflow)
-        name = self.next_name(folder, record)
-        clips = self.flame.import_clips(sequence_path(record.output_pattern, record.frames[0], record.frames[-1]),
-                                        folder)
-        if not clips:
-            raise RuntimeError(f"Flame imported nothing from {record.output_pattern}")
-        clip = clips[0]
-        clip.name = name
-        if clip.start_frame != record.frames[0]:
-            clip.change_start_frame(record.frames[0])
-        clip.colour = FARM_COLOUR
-        return name
+        return import_render(self.flame, self.library_name, workflow=record.workflow,
+                             workflow_title=record.workflow_title, clip_name=record.relink.get("clip_name") or "clip",
+                             output_pattern=record.output_pattern, frames=list(record.frames))
 
-    def destination(self, workflow: str) -> Any:
-        workspace = self.flame.projects.current_project.current_workspace
-        library = next((lib for lib in workspace.libraries if text_of(lib.name) == self.library_name), None)
-        if library is None:
-            library = workspace.create_library(self.library_name)
-        folder = next((f for f in library.folders if text_of(f.name) == workflow), None)
-        return folder if folder is not None else library.create_folder(workflow)
 
-    def next_name(self, folder: Any, record: CompletionRecord) -> str:
-        base = f"{record.relink.get('clip_name') or 'clip'}_{record.workflow}"
-        taken: Dict[int, str] = {}
-        for clip in folder.clips:
-            match = re.fullmatch(re.escape(base) + r"_v(\d{3,})", text_of(clip.name))
-            if match:
-                taken[int(match.group(1))] = text_of(clip.name)
-        return f"{base}_v{max(taken, default=0) + 1:03d}"
+def import_render(flame: Any, library_name: str, *, workflow: str, workflow_title: str, clip_name: str,
+                  output_pattern: str, frames: List[int]) -> str:
+    """Import a finished render into ``library_name`` / ``workflow_title`` as the next
+    ``<clip>_<workflow>_vNNN``, with the first frame as start frame and the farm colour. Main thread only."""
+    folder = destination(flame, library_name, workflow_title or workflow)
+    name = next_name(folder, f"{clip_name}_{workflow}")
+    clips = flame.import_clips(sequence_path(output_pattern, frames[0], frames[-1]), folder)
+    if not clips:
+        raise RuntimeError(f"Flame imported nothing from {output_pattern}")
+    clip = clips[0]
+    clip.name = name
+    if clip.start_frame != frames[0]:
+        clip.change_start_frame(frames[0])
+    clip.colour = FARM_COLOUR
+    return name
+
+
+def destination(flame: Any, library_name: str, workflow: str) -> Any:
+    workspace = flame.projects.current_project.current_workspace
+    library = next((lib for lib in workspace.libraries if text_of(lib.name) == library_name), None)
+    if library is None:
+        library = workspace.create_library(library_name)
+    folder = next((f for f in library.folders if text_of(f.name) == workflow), None)
+    return folder if folder is not None else library.create_folder(workflow)
+
+
+def next_name(folder: Any, base: str) -> str:
+    """``<base>_vNNN``, one above the highest version already in ``folder``."""
+    taken: Dict[int, str] = {}
+    for clip in folder.clips:
+        match = re.fullmatch(re.escape(base) + r"_v(\d{3,})", text_of(clip.name))
+        if match:
+            taken[int(match.group(1))] = text_of(clip.name)
+    return f"{base}_v{max(taken, default=0) + 1:03d}"

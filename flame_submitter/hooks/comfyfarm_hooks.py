@@ -49,6 +49,11 @@ def _submit(selection):
     return app.submit_dialog(selection) if app is not None else None
 
 
+def _run_locally(selection):
+    app = _app()
+    return app.run_locally_dialog(selection) if app is not None else None
+
+
 def _is_clip_selection(selection):
     """Clips and sequences (PySequence is a PyClip) only: the farm takes frames, not reels or libraries."""
     import flame
@@ -62,6 +67,8 @@ def get_media_panel_custom_ui_actions():
             "name": MENU,
             "actions": [
                 {"name": "Submit to Deadline...", "execute": _submit, "isVisible": _is_clip_selection,
+                 "waitCursor": False},
+                {"name": "Run locally...", "execute": _run_locally, "isVisible": _is_clip_selection,
                  "waitCursor": False},
                 {"name": "Import finished renders", "execute": _import_finished, "waitCursor": False},
                 {"name": "Show farm jobs", "execute": _show_jobs, "waitCursor": False},
