@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 MENU = "ComfyUI Farm"
+MINIMUM_FLAME = "2023.0.0.0"  # Python 3.9 and PySide2; 2025+ brings Python 3.11 and PySide6
 _SESSIONS: dict = {}  # one comfyfarm app per Flame session (keyed by the flame module's identity)
 
 
@@ -67,11 +68,13 @@ def get_media_panel_custom_ui_actions():
             "name": MENU,
             "actions": [
                 {"name": "Submit to Deadline...", "execute": _submit, "isVisible": _is_clip_selection,
-                 "waitCursor": False},
+                 "waitCursor": False, "minimumVersion": MINIMUM_FLAME},
                 {"name": "Run locally...", "execute": _run_locally, "isVisible": _is_clip_selection,
-                 "waitCursor": False},
-                {"name": "Import finished renders", "execute": _import_finished, "waitCursor": False},
-                {"name": "Show farm jobs", "execute": _show_jobs, "waitCursor": False},
+                 "waitCursor": False, "minimumVersion": MINIMUM_FLAME},
+                {"name": "Import finished renders", "execute": _import_finished, "waitCursor": False,
+                 "minimumVersion": MINIMUM_FLAME},
+                {"name": "Show farm jobs", "execute": _show_jobs, "waitCursor": False,
+                 "minimumVersion": MINIMUM_FLAME},
             ],
         }
     ]
