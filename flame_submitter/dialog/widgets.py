@@ -253,15 +253,16 @@ class FileField(ParameterField):
         self.editor.setText("" if value is None else str(value))
 
 
-class IntField(ParameterField):
-    kind = "int"
+class _NumberField(ParameterField):
+    """A spin box that keeps what the artist types (even out of range, so the reason can be shown)."""
+
+    convert: Any = int
+
+    def _spin(self) -> QtWidgets.QAbstractSpinBox:
+        raise NotImplementedError
 
     def _build(self) -> QtWidgets.QWidget:
-        spin = LenientSpinBox()
-        low = int(self.parameter.min) if self.parameter.min is not None else -INT_LIMIT
-        high = int(self.parameter.max) if self.parameter.max is not None else INT_LIMIT
-        spin.setRange(max(low, -INT_LIMIT), min(high, INT_LIMIT))
-        spin.setSingleStep(int(self.parameter.step or 1))
+        spin = self._spin()
         spin.setCorrectionMode(QtWidgets.QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
         spin.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         spin.setMinimumWidth(110)
@@ -276,9 +277,22 @@ class IntField(ParameterField):
 
     def _show(self, value: Any) -> None:
         try:
-            self.editor.setValue(int(value))
+            self.editor.setValue(self.convert(value))
         except (TypeError, ValueError):
             self.editor.lineEdit().setText(str(value))
+
+
+class IntField(_NumberField):
+    kind = "int"
+    convert = int
+
+    def _spin(self) -> QtWidgets.QAbstractSpinBox:
+        spin = LenientSpinBox()
+        low = int(self.parameter.min) if self.parameter.min is not None else -INT_LIMIT
+        high = int(self.parameter.max) if self.parameter.max is not None else INT_LIMIT
+        spin.setRange(max(low, -INT_LIMIT), min(high, INT_LIMIT))
+        spin.setSingleStep(int(self.parameter.step or 1))
+        return spin
 
 
 class SeedField(IntField):
@@ -306,10 +320,11 @@ class SeedField(IntField):
         spin.setValue(value)
 
 
-class FloatField(ParameterField):
+class FloatField(_NumberField):
     kind = "float"
+    convert = float
 
-    def _build(self) -> QtWidgets.QWidget:
+    def _spin(self) -> QtWidgets.QAbstractSpinBox:
         spin = LenientDoubleSpinBox()
         spin.setLocale(QtCore.QLocale.c())  # "0.5", as the manifests and Flame write numbers
         spin.setDecimals(_decimals(self.parameter))
@@ -317,23 +332,7 @@ class FloatField(ParameterField):
         high = self.parameter.max if self.parameter.max is not None else FLOAT_LIMIT
         spin.setRange(float(low), float(high))
         spin.setSingleStep(float(self.parameter.step or 0.1))
-        spin.setCorrectionMode(QtWidgets.QAbstractSpinBox.CorrectionMode.CorrectToNearestValue)
-        spin.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
-        spin.setMinimumWidth(110)
-        spin.lineEdit().textChanged.connect(self._emit)  # typing, including values out of range
-        spin.valueChanged.connect(self._emit)  # arrows, wheel, setValue: Qt sets the text with signals blocked
-        self._layout.addWidget(spin)
-        self._layout.addStretch(1)
         return spin
-
-    def raw_value(self) -> Any:
-        return self.editor.cleanText()
-
-    def _show(self, value: Any) -> None:
-        try:
-            self.editor.setValue(float(value))
-        except (TypeError, ValueError):
-            self.editor.lineEdit().setText(str(value))
 
 
 class ChoiceField(ParameterField):
