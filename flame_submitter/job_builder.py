@@ -13,7 +13,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -105,6 +105,7 @@ def plan_jobs(
                        template.name, template.preview_every, workflow.name)
     if len(clips) > 1 or preview:
         batch = f"{workflow.title} - {len(clips)} clip(s) - {user} - {stamp}"
+    template = sequence_chunk_size(template, workflow)
     jobs: List[PlannedJob] = []
     for clip in clips:
         key = f"{stamp}_{_safe(clip.name)}_{workflow.name}_{token or secrets.token_hex(2)}"
@@ -132,6 +133,19 @@ def plan_jobs(
             submission = JobSubmission(job_info, plugin_info, depends_on_previous=index > 0)
             jobs.append(PlannedJob(key, folder, record, submission, part))
     return jobs
+
+
+def sequence_chunk_size(template: JobTemplate, workflow: WorkflowPackage) -> JobTemplate:
+    """A sequence workflow renders windows of ``context`` frames and keeps ``context - 2 * overlap`` of them:
+    a smaller chunk would render a whole window for a few frames. Raise the chunk size to that."""
+    if workflow.sequence is None:
+        return template
+    keeps = max(1, workflow.sequence.context_frames - 2 * workflow.sequence.overlap_frames)
+    if template.chunk_size >= keeps:
+        return template
+    logger.warning("chunk size %d raised to %d for '%s': each %d-frame window keeps %d frames",
+                   template.chunk_size, keeps, workflow.name, workflow.sequence.context_frames, keeps)
+    return replace(template, chunk_size=keeps)
 
 
 def _split_preview(frames: List[int], every: int) -> List[Tuple[str, List[int]]]:

@@ -109,3 +109,13 @@ def test_job_folders_are_written_all_or_nothing(tmp_path: Path) -> None:
     assert read_job_record(jobs[0].record_path) == jobs[0].record
     folders.remove()
     assert list((tmp_path / "jobs").iterdir()) == []
+
+
+def test_a_sequence_workflow_gets_chunks_of_a_whole_window(tmp_path: Path) -> None:
+    toon = load_package(REPO / "workflows" / "toonyou_style")
+    keeps = toon.sequence.context_frames - 2 * toon.sequence.overlap_frames
+    (job,) = plan_jobs([clip()], workflow=toon, parameters=resolve_parameters(toon, {}),
+                       template=load_template("heavy"), paths=FarmPaths(tmp_path / "jobs"), user="ann",
+                       now=NOON, token="beef")
+    assert load_template("heavy").chunk_size == 1
+    assert job.submission.job_info["ChunkSize"] == str(keeps) == "16"
