@@ -19,6 +19,7 @@ from farm_plugin.workflow.params import ParameterError, parse_assignments, resol
 from flame_submitter.config import ConfigError, load_config
 from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError
+from flame_submitter.farm_jobs import recent_jobs, state_of, task_counts
 from flame_submitter.submit import (
     ClipRequest,
     SubmitError,
@@ -171,16 +172,12 @@ def run_jobs(args: argparse.Namespace) -> int:
     except DeadlineError as exc:
         return _fail(exc, EXIT_FARM)
     user = submitting_user(config)
-    mine = [j for j in jobs if args.all_users or (j.get("Props") or {}).get("User") == user]
-    mine = [j for j in mine if (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord")]  # comfyfarm's own
-    mine.sort(key=lambda j: str(j.get("Date", "")), reverse=True)
+    mine = recent_jobs(jobs, user, all_users=args.all_users)
     for job in mine[:args.limit]:
         props = job.get("Props") or {}
-        state = JOB_STATES.get(job.get("Stat"), "?")
-        total = sum(int(job.get(k, 0) or 0) for k in ("CompletedChunks", "QueuedChunks", "SuspendedChunks",
-                                                      "RenderingChunks", "FailedChunks", "PendingChunks"))
-        print(f"{job.get('_id')}  {state:<9}  {job.get('CompletedChunks', 0)}/{total} tasks  "
-              f"{props.get('Ex0', '')}  {props.get('Name', '')}")
+        done, total = task_counts(job)
+        print(f"{job.get('_id')}  {state_of(job):<9}  {done}/{total} tasks  {props.get('Ex0', '')}  "
+              f"{props.get('Name', '')}")
     if not mine:
         print(f"comfyfarm: no comfyfarm jobs for {user}", file=sys.stderr)
     return 0

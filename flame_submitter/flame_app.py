@@ -161,26 +161,20 @@ class FlameApp:
 
 def describe_jobs(config: Config, user: str) -> str:
     """Lines about ``user``'s recent comfyfarm jobs, or why they cannot be listed (no flame calls here)."""
-    from flame_submitter.deadline.client import JOB_STATES
     from flame_submitter.deadline.errors import DeadlineError
+    from flame_submitter.farm_jobs import recent_jobs, state_of, task_counts
     from flame_submitter.submit import SubmitError, deadline_client
 
     try:
-        client = deadline_client(config)
-        jobs = [j for j in client.get_jobs() if (j.get("Props") or {}).get("User") == user
-                and (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord")]
+        jobs = recent_jobs(deadline_client(config).get_jobs(), user)
     except (DeadlineError, SubmitError) as exc:
         return f"The farm's jobs cannot be listed: {exc}"
     if not jobs:
         return f"No comfyfarm jobs for {user} on the farm."
-    jobs.sort(key=lambda j: str(j.get("Date", "")), reverse=True)
     lines: List[str] = []
     for job in jobs[:JOBS_SHOWN]:
-        props = job.get("Props") or {}
-        state = JOB_STATES.get(job.get("Stat"), "?")
-        total = sum(int(job.get(k, 0) or 0) for k in ("CompletedChunks", "QueuedChunks", "SuspendedChunks",
-                                                      "RenderingChunks", "FailedChunks", "PendingChunks"))
-        lines.append(f"{props.get('Name', job.get('_id'))}: {state}, {job.get('CompletedChunks', 0)}/{total} tasks")
+        done, total = task_counts(job)
+        lines.append(f"{(job.get('Props') or {}).get('Name', job.get('_id'))}: {state_of(job)}, {done}/{total} tasks")
     return "\n".join(lines)
 
 

@@ -164,7 +164,7 @@ class ChunkRunner:
     def _run_units(self, units: List[Unit], report: ChunkReport, total: int, attempt_dir: Path) -> List[Unit]:
         """Queue every unit, collect their results. Returns the units still to do (none on success)."""
         client = self.server.client()
-        tracker = _StatusTracker(self.progress, units, total, len(report.skipped) + len(report.written))
+        tracker = _StatusTracker(self.progress, total, len(report.skipped) + len(report.written))
         by_prompt: Dict[str, Unit] = {}
         infos: Dict[int, PlateInfo] = {}
         failures: List[PromptExecutionError] = []
@@ -313,7 +313,7 @@ class ChunkRunner:
 class _StatusTracker:
     """Turns prompt events into status lines: ``frame 1012 (3/10) · KSampler 14/20``."""
 
-    def __init__(self, progress: ProgressSink, units: List[Unit], total: int, done_before: int) -> None:
+    def __init__(self, progress: ProgressSink, total: int, done_before: int) -> None:
         self.progress = progress
         self.total = total
         self.done_before = done_before
