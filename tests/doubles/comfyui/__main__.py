@@ -199,9 +199,12 @@ def main(argv: Optional[List[str]] = None, base_dir: Optional[str] = None) -> in
     if args.quick_test_for_ci:
         return 0
 
-    from .nodes import Env
+    from .nodes import Env, disable_custom_nodes
     from .server import serve
 
+    if args.disable_all_custom_nodes:
+        for folder in disable_custom_nodes(args.whitelist_custom_nodes):
+            log.info("Skipping %s due to disable_all_custom_nodes and whitelist_custom_nodes", folder)
     env = Env(input_dir, output_dir, temp_dir, disable_metadata=args.disable_metadata)
     try:
         serve(args, env, faults)

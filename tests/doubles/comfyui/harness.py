@@ -9,7 +9,12 @@ The double is a real server process (``python -m tests.doubles.comfyui``) that f
 its routes (also under /api), status codes and bodies, WebSocket messages (order, recipients, the
 ``feature_flags`` handshake, the silent take-over of a clientId), validation errors, caching, interrupt,
 history and upload rules. Its nodes (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy,
-ImageBatch, RepeatImageBatch, ImageFromBatch, SaveImage, PreviewImage) compute real pixels with numpy.
+ImageBatch, RepeatImageBatch, ImageFromBatch, SaveImage, PreviewImage; ``RIFE VFI`` of the pack
+Fannovel16/ComfyUI-Frame-Interpolation; the test-only ``ComfyFarmTemporalMean``) compute real pixels with
+numpy. The last two count as custom nodes (folders ``ComfyUI-Frame-Interpolation`` and
+``comfyfarm_test_double``): ``--disable-all-custom-nodes`` drops them, as ComfyUI skips custom_nodes folders
+not named by ``--whitelist-custom-nodes``, leaving a core-only ComfyUI
+(``start_fake_comfyui(root, extra_args=["--disable-all-custom-nodes"])``).
 
 Faults (env COMFYFARM_FAKE_FAULTS at start, or POST /__fake__/faults with the whole set; GET shows it):
 
@@ -31,7 +36,12 @@ functions that completed, cached nodes excluded), ``prompts_succeeded``, ``promp
 
 Where the double deliberately differs from real ComfyUI:
 
-* only the node classes above exist (``/object_info`` lists just them, with the recorded definitions);
+* only the node classes above exist (``/object_info`` lists just them, with the recorded definitions;
+  ``ComfyFarmTemporalMean`` exists in no real ComfyUI: its definition is written by hand, and its output
+  frame i is the mean of input frames i - radius .. i + radius, clipped to the batch);
+* ``RIFE VFI`` returns the pack's frame count and order ((N - 1) * multiplier + 1: each source frame
+  unchanged, then its in-betweens; the last source frame once), but each in-between is a linear cross-fade
+  of its two source frames instead of an optical-flow synthesis; it needs no model file;
 * numerics: the torch upscale modes are reimplemented in numpy float32 (checked against torch 2.13: within
   1e-6, so at most one 8-bit level apart at truncation boundaries); ``lanczos`` reimplements Pillow's 8-bit
   fixed-point filter, exact when Pillow 13 runs its horizontal pass first (the double guesses Pillow's pass
@@ -71,7 +81,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import requests
 
@@ -164,17 +174,19 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return "(no log)"
 
 
-def command(port: int, root: Path) -> list:
-    """The command line the harness runs (ComfyUI's own arguments)."""
+def command(port: int, root: Path, extra_args: Sequence[str] = ()) -> list:
+    """The command line the harness runs (ComfyUI's own arguments, then extra_args)."""
     return [sys.executable, "-m", "tests.doubles.comfyui", "--listen", "127.0.0.1", "--port", str(port),
             "--input-directory", str(root / "input"), "--output-directory", str(root / "output"),
-            "--temp-directory", str(root), "--cpu", "--disable-auto-launch"]
+            "--temp-directory", str(root), "--cpu", "--disable-auto-launch", *extra_args]
 
 
 def start_fake_comfyui(root: Path, *, port: Optional[int] = None, faults: Optional[dict] = None,
-                       timeout_s: float = 20.0) -> FakeComfyUI:
+                       timeout_s: float = 20.0, extra_args: Sequence[str] = ()) -> FakeComfyUI:
     """Start the double as a subprocess in root (dirs created there), wait until /system_stats
-    answers (raise with the log tail if it does not within timeout_s)."""
+    answers (raise with the log tail if it does not within timeout_s). extra_args are more of ComfyUI's
+    arguments, e.g. ``["--disable-all-custom-nodes"]`` for a core-only ComfyUI (no ``RIFE VFI``, no
+    ``ComfyFarmTemporalMean``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for name in ("input", "output", "temp"):
@@ -193,7 +205,7 @@ def start_fake_comfyui(root: Path, *, port: Optional[int] = None, faults: Option
         chosen = port if port is not None else free_port()
         log_path = root / (f"comfyui-{chosen}.log" if attempt else "comfyui.log")
         with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(command(chosen, root), cwd=str(root), env=env, stdout=log_file,
+            process = subprocess.Popen(command(chosen, root, extra_args), cwd=str(root), env=env, stdout=log_file,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         fake = FakeComfyUI(url=f"http://127.0.0.1:{chosen}", port=chosen, root=root, input_dir=root / "input",
                            output_dir=root / "output", temp_dir=root / "temp", process=process, log_path=log_path)

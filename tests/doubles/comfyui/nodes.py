@@ -9,6 +9,10 @@ for where float rounding may differ by one ulp.
 Each node class mirrors what ComfyUI's executor needs from a node: INPUT_TYPES (from the recorded
 /object_info definitions in object_info/*.json), RETURN_TYPES, OUTPUT_NODE, FUNCTION, optional
 VALIDATE_INPUTS / IS_CHANGED, and the function itself.
+
+Besides core nodes: ``RIFE VFI`` of the pack Fannovel16/ComfyUI-Frame-Interpolation (its real definition
+and frame count and order; a linear cross-fade stands in for its optical flow) and ``ComfyFarmTemporalMean``,
+a test-only node that exists in no ComfyUI (a temporal filter whose output depends on neighbouring frames).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import random
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -706,11 +710,122 @@ class PreviewImage(SaveImage):
         self.compress_level = 1
 
 
+# ---------------------------------------------------------------------------------------------------------
+# custom-node packs and test-only nodes
+
+
+def round_to_dtype(image: np.ndarray, dtype: str) -> np.ndarray:
+    """torch's ``x.to(float16 | bfloat16).to(float32)`` (round to nearest, ties to even) for float32 arrays."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if dtype == "float16":
+        return image.astype(np.float16).astype(np.float32)
+    if dtype == "bfloat16":
+        bits = image.view(np.uint32)
+        bits = (bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))) & np.uint32(0xFFFF0000)
+        return bits.view(np.float32)
+    return image
+
+
+class RIFEVFI(Node):
+    """``RIFE VFI`` of the custom node pack Fannovel16/ComfyUI-Frame-Interpolation.
+
+    The definition (object_info/RIFE VFI.json) is the pack's entry of
+    shared/reference/comfyui/object_info/ComfyUI-Frame-Interpolation.json, recorded at the pack's commit
+    26545cc2dd; the frame loop follows ``RIFE_VFI.vfi`` in vfi_models/rife/__init__.py at that commit (RIFE
+    has its own loop there, not vfi_utils.generic_frame_loop):
+
+    * for N frames and an int multiplier m: frame 0, its m - 1 in-betweens (timesteps k/m, k = 1..m-1), frame
+      1, ..., frame N-2, its in-betweens, then frame N-1 once: (N - 1) * m + 1 frames; N = 1 gives the one
+      frame back (no error, unlike the pack's other VFI nodes); m = 1 gives the frames back;
+    * a list multiplier (linked from ``VFI FloatToInt``) gives pair i multiplier[i], missing entries 2;
+    * ``optional_interpolation_states`` (from ``Make Interpolation State List``, a node the double lacks)
+      skips pairs: a skipped pair keeps its first frame and gets no in-betweens;
+    * every output frame, source frames included, goes through ``.to(dtype)`` and back to float32: with
+      float16, 131 of the 256 8-bit levels of a source frame come out of SaveImage one level lower
+      (bfloat16 always rounds v/255 up, so its source levels survive); only the first three channels
+      are kept;
+    * ``clear_cache_after_n_frames`` (how many finished pairs between ``soft_empty_cache()`` +
+      ``gc.collect()`` calls), ``batch_size`` (in-betweens per model call), ``fast_mode``, ``ensemble``,
+      ``scale_factor`` and ``torch_compile`` only change memory use, speed or the model's flow estimate:
+      the double accepts and ignores them.
+
+    The real node downloads ``ckpt_name`` into the pack's ckpts/rife folder on first use; the double loads
+    no model and accepts any checkpoint its definition lists.
+    """
+
+    CLASS_TYPE = "RIFE VFI"
+
+    def run(self, ckpt_name, frames, clear_cache_after_n_frames=10, multiplier=2, fast_mode=False,
+            ensemble=False, scale_factor=1.0, dtype="float32", torch_compile=False, batch_size=1,
+            optional_interpolation_states=None, **kwargs):
+        frames = np.asarray(frames, dtype=np.float32)[..., :3]
+        n_pairs = len(frames) - 1
+        if isinstance(multiplier, (int, np.integer)):
+            multipliers = [int(multiplier)] * n_pairs
+        else:
+            multipliers = [int(m) for m in multiplier]
+            multipliers += [2] * (n_pairs - len(multipliers))
+        output = []
+        for i in range(n_pairs):
+            output.append(frames[i:i + 1])
+            if optional_interpolation_states is not None and optional_interpolation_states.is_frame_skipped(i):
+                continue
+            m = multipliers[i]
+            for k in range(1, m):
+                # A stand-in for RIFE's optical flow: the in-between at timestep k/m is the linear mix
+                # (1 - k/m) * frame_i + (k/m) * frame_i+1 (a cross-fade, no motion), computed in float32.
+                mix = np.float32(1.0 - k / m) * frames[i:i + 1] + np.float32(k / m) * frames[i + 1:i + 2]
+                output.append(np.clip(mix, 0.0, 1.0))
+        output.append(frames[-1:])
+        return (round_to_dtype(np.concatenate(output, axis=0), dtype),)
+
+
+class ComfyFarmTemporalMean(Node):
+    """NOT a real ComfyUI node: a test-only node of this double (no pack provides it), for testing how
+    comfyfarm splits a sequence into windows. Its definition (object_info/ComfyFarmTemporalMean.json,
+    category "comfyfarm/testing") is written by hand in the shape ComfyUI gives a classic custom node.
+
+    Output frame i is the mean of input frames max(0, i - radius) .. min(N - 1, i + radius), so it depends
+    on its neighbours, and frames near the batch's ends average fewer of them: a sequence cut into windows
+    naively shows seams at the windows' edges. The mean is taken in float64 and stored as float32.
+    """
+
+    CLASS_TYPE = "ComfyFarmTemporalMean"
+
+    def run(self, image, radius):
+        image = np.asarray(image, dtype=np.float32)
+        n = image.shape[0]
+        out = np.empty_like(image)
+        for i in range(n):
+            lo, hi = max(0, i - radius), min(n - 1, i + radius)
+            out[i] = image[lo:hi + 1].astype(np.float64).mean(axis=0)
+        return (out,)
+
+
 NODE_CLASS_MAPPINGS: Dict[str, type] = {
     cls.CLASS_TYPE: cls
     for cls in (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy, ImageBatch, RepeatImageBatch,
-                ImageFromBatch, SaveImage, PreviewImage)
+                ImageFromBatch, SaveImage, PreviewImage, RIFEVFI, ComfyFarmTemporalMean)
 }
+
+
+def custom_node_folder(class_type: str) -> Optional[str]:
+    """The custom_nodes folder a class comes from (its definition's ``python_module`` is
+    ``custom_nodes.<folder>``), or None for a core node."""
+    module = definition(class_type).get("python_module") or ""
+    return module.split(".", 1)[1] if module.startswith("custom_nodes.") else None
+
+
+def disable_custom_nodes(whitelist: Sequence[str] = ()) -> List[str]:
+    """``--disable-all-custom-nodes`` (with ``--whitelist-custom-nodes``): drop every class whose custom_nodes
+    folder is not whitelisted, leaving a core-only ComfyUI. Returns the skipped folders, sorted."""
+    skipped = set()
+    for class_type in list(NODE_CLASS_MAPPINGS):
+        folder = custom_node_folder(class_type)
+        if folder is not None and folder not in whitelist:
+            del NODE_CLASS_MAPPINGS[class_type]
+            skipped.add(folder)
+    return sorted(skipped)
 
 
 def node_info(env: Env, class_type: str) -> dict:
