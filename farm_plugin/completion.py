@@ -22,6 +22,7 @@ from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import probe
 from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.frames.retime import output_frames
 from farm_plugin.jobrecord import JobRecord
 from farm_plugin.paths import PathMapping, map_path
 
@@ -97,7 +98,7 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
                      part: str = "main", frames: Optional[List[int]] = None,
                      output_pattern: Optional[str] = None) -> CompletionRecord:
     """The record for a finished (or failed) job, outputs verified, paths mapped back for the artist."""
-    wanted = list(frames if frames is not None else record.source.frames)
+    wanted = output_frames(record, frames)
     present, missing, size = verify_outputs(record, wanted, output_pattern)
     mappings = [PathMapping.from_dict(m) for m in record.path_mappings]
 

@@ -7,12 +7,18 @@ inbox cannot be written. What it did is printed on one line, for the event plugi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import tempfile
+from pathlib import Path
 from typing import Optional, Sequence
 
 from farm_plugin.completion import build_completion, completion_summary, write_completion
-from farm_plugin.frames.framelist import parse_frame_list
-from farm_plugin.jobrecord import JobRecordError, read_job_record
+from farm_plugin.frames.errors import FrameError
+from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
+from farm_plugin.jobrecord import JobRecord, JobRecordError, read_job_record
+from farm_plugin.runner.joins import finish_joins
+from farm_plugin.runner.output import OutputWriter
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -36,6 +42,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         print(f"comfyfarm relink: job {args.deadline_job_id} has no inbox in its record: nothing to hand back")
         return 0
     frames = parse_frame_list(args.frames) if args.frames else None
+    if not args.failed:
+        _finish_joins(record, args.job, args.output_pattern)
     completion = build_completion(record, deadline_job_id=args.deadline_job_id, job_failed=args.failed,
                                   reason=args.reason, part=args.part, frames=frames,
                                   output_pattern=args.output_pattern)
@@ -52,6 +60,23 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
               + (f", missing {summary['missing']}" if summary["missing"] else "")
               + (f" ({summary['reason']})" if summary["reason"] else ""))
     return 0
+
+
+def _finish_joins(record: JobRecord, job_path: str, output_pattern: Optional[str]) -> None:
+    """Cross-fade what two chunks of a sequence workflow each left to the other (see runner/joins.py)."""
+    join_dir = Path(job_path).parent / "joins"
+    if not join_dir.is_dir():
+        return
+    if output_pattern:
+        record = dataclasses.replace(record, output=dataclasses.replace(record.output, pattern=output_pattern))
+    try:
+        with tempfile.TemporaryDirectory(prefix="comfyfarm-joins-") as scratch:
+            written = finish_joins(OutputWriter(record), join_dir, Path(scratch))
+    except (FrameError, OSError) as exc:
+        print(f"comfyfarm relink: could not cross-fade the frames left in {join_dir}: {exc}")
+        return
+    if written:
+        print(f"comfyfarm relink: cross-faded {format_frame_list(written)}, left by chunks that finished together")
 
 
 if __name__ == "__main__":

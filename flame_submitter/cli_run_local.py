@@ -22,6 +22,7 @@ from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import chunk_frames, format_frame_list, parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.frames.retime import output_frames
 from farm_plugin.jobrecord import (
     ColourSpec,
     JobRecord,
@@ -103,9 +104,6 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
     problems = validate_package(package)
     if problems:
         raise UsageError("the workflow package is not valid:\n" + "\n".join(f"  {p}" for p in problems))
-    if package.sequence is not None and package.sequence.ratio != 1.0:
-        raise UsageError(f"workflow '{package.name}' changes the frame count (ratio {package.sequence.ratio:g}): "
-                         "not supported by this comfyfarm yet")
     values = resolve_parameters(package, parse_assignments(args.set))
     source = FramePattern.parse(args.input, role="input")
     output = FramePattern.parse(args.output, role="output")
@@ -189,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
 
 def execute(record: JobRecord, servers: Sequence[Server], chunks: List[List[int]], *, job_dir: Path,
             config: Config, quiet: bool) -> int:
-    frames = list(record.source.frames)
+    frames = output_frames(record)
     bar = ProgressBar(len(frames), label=record.workflow.name, enabled=not quiet)
     local = LocalRun(record, servers, scratch_dir=job_dir, progress_for=lambda _i: bar.sink(),
                      restart_limit=config.restart_limit, idle_timeout_s=config.idle_timeout_s)
@@ -198,7 +196,8 @@ def execute(record: JobRecord, servers: Sequence[Server], chunks: List[List[int]
     except ComfyUIError as exc:
         print(f"comfyfarm run-local: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"comfyfarm: {len(frames)} frame(s) in {len(chunks)} chunk(s) on {len(servers)} ComfyUI instance(s) "
+    print(f"comfyfarm: {len(record.source.frames)} frame(s) in {len(chunks)} chunk(s) on {len(servers)} ComfyUI "
+          f"instance(s)" + (f", {len(frames)} frame(s) out" if len(frames) != len(record.source.frames) else "") + " "
           f"(started in {local.report.startup_seconds:.1f} s)", file=sys.stderr)
     try:
         report = local.run(chunks)
@@ -210,7 +209,7 @@ def execute(record: JobRecord, servers: Sequence[Server], chunks: List[List[int]
 
 def summarise(record: JobRecord, report: LocalRunReport) -> int:
     output = FramePattern.parse(record.output.pattern)
-    missing = output.missing_frames(record.source.frames)
+    missing = output.missing_frames(output_frames(record))
     for failure in report.failures:
         print(f"comfyfarm run-local: {failure}", file=sys.stderr)
     rate = len(report.written) / report.processing_seconds if report.processing_seconds else 0.0

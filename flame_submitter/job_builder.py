@@ -20,8 +20,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from farm_plugin import __version__
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.frames.retime import output_frames
 from farm_plugin.jobrecord import ColourSpec, JobRecord, OutputSpec, RelinkIdentity, SourceSpec, WorkflowSpec
 from farm_plugin.paths import PathMapping, map_path
+from farm_plugin.runner.units import window_budget
 from farm_plugin.workflow.package import WorkflowPackage
 from farm_plugin.workflow.params import apply_parameters
 from flame_submitter.deadline.client import JobSubmission
@@ -124,6 +126,8 @@ def plan_jobs(
             path_mappings=tuple(dict(m.prefixes) for m in paths.mappings),
             inbox=paths.to_farm(str(paths.inbox_root)) if paths.inbox_root else None,
         )
+        for warning in short_chunk_warnings(clip.frames, template.chunk_size, workflow):
+            logger.warning("%s: %s", clip.name, warning)
         parts = _split_preview(list(clip.frames), preview)
         for index, (part, frames) in enumerate(parts):
             job_info = _job_info(record, clip, template, frames, user=user, comment=comment, batch=batch,
@@ -136,16 +140,39 @@ def plan_jobs(
 
 
 def sequence_chunk_size(template: JobTemplate, workflow: WorkflowPackage) -> JobTemplate:
-    """A sequence workflow renders windows of ``context`` frames and keeps ``context - 2 * overlap`` of them:
-    a smaller chunk would render a whole window for a few frames. Raise the chunk size to that."""
+    """A sequence workflow renders windows of ``context`` frames and keeps at most ``window_budget`` of them
+    (the rest are handle frames): a chunk is a whole number of full windows, at least one, or it pays for
+    a window's handles to keep a few frames. The chunk size is rounded to the nearest such size."""
     if workflow.sequence is None:
         return template
-    keeps = max(1, workflow.sequence.context_frames - 2 * workflow.sequence.overlap_frames)
-    if template.chunk_size >= keeps:
+    keeps = window_budget(workflow.sequence)
+    chunk = max(keeps, keeps * round(template.chunk_size / keeps))
+    if chunk == template.chunk_size:
         return template
-    logger.warning("chunk size %d raised to %d for '%s': each %d-frame window keeps %d frames",
-                   template.chunk_size, keeps, workflow.name, workflow.sequence.context_frames, keeps)
-    return replace(template, chunk_size=keeps)
+    logger.warning("chunk size %d changed to %d for '%s': each %d-frame window keeps %d frame(s), so a chunk is "
+                   "a whole number of windows", template.chunk_size, chunk, workflow.name,
+                   workflow.sequence.context_frames, keeps)
+    return replace(template, chunk_size=chunk)
+
+
+def short_chunk_warnings(frames: Sequence[int], chunk_size: int, workflow: WorkflowPackage) -> List[str]:
+    """Warnings for chunks shorter than the cross-fade: their frames are all faded in, and where the next
+    chunk's fade begins before theirs has ended the join is less smooth."""
+    sequence = workflow.sequence
+    if sequence is None or sequence.blend != "crossfade" or not sequence.overlap_frames or not frames:
+        return []
+    overlap = sequence.overlap_frames
+    warnings = []
+    if chunk_size < overlap and len(frames) > chunk_size:
+        warnings.append(f"chunks of {chunk_size} frame(s) are shorter than the {overlap}-frame cross-fade of "
+                        f"'{workflow.name}': each chunk's fade is cut short by the next; use a chunk size of at least "
+                        f"{overlap}")
+    last = len(frames) % chunk_size
+    if last and last < overlap and len(frames) > chunk_size:
+        warnings.append(f"the last chunk holds {last} frame(s) ({format_frame_list(list(frames)[-last:])}), fewer "
+                        f"than the {overlap}-frame cross-fade of '{workflow.name}': they are all cross-faded, from "
+                        f"the chunk before's look toward their own")
+    return warnings
 
 
 def _split_preview(frames: List[int], every: int) -> List[Tuple[str, List[int]]]:
@@ -210,6 +237,8 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
         "flame_user": clip.relink.user or user,
         "flame_host": clip.relink.host,
     }
+    if record.workflow.sequence is not None and record.workflow.sequence.ratio != 1.0:
+        relink["comfyfarm_output_frames"] = format_frame_list(output_frames(record, frames))
     index = 0
     for key, value in relink.items():
         if value:

@@ -4,7 +4,8 @@ This is what the Deadline plugin runs for each task, against the ComfyUI it keep
 prints the progress protocol (``PROGRESS``/``STATUS``/``FRAME``/``ERROR`` lines, see progress.py) on stdout
 and exits with:
 
-- 0: every frame is written and verified;
+- 0: every frame is written and verified (or, for a cross-fading workflow, handed to the join with the
+  chunk before, which writes it when that chunk has run);
 - 1: the chunk failed (the ``ERROR`` line says why: ComfyUI's node, class and exception, or a file problem);
 - 2: bad arguments, or a job record this runtime cannot read;
 - 3: ComfyUI stopped, hung or cannot be reached: whoever owns it may restart it and run the chunk again
@@ -71,7 +72,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
             record = dataclasses.replace(record, output=dataclasses.replace(record.output, pattern=args.output_pattern))
         cancel = threading.Event()
         runner = ChunkRunner(record, ExternalServer(args.comfyui_url.rstrip("/")), scratch_dir=Path(args.scratch),
-                             progress=progress, restart_limit=0, idle_timeout_s=args.idle_timeout_s, cancel=cancel)
+                             progress=progress, restart_limit=0, idle_timeout_s=args.idle_timeout_s, cancel=cancel,
+                             join_dir=Path(args.job).parent / "joins")
     except (JobRecordError, FrameError) as exc:
         progress.error(str(exc))
         return EXIT_BAD_INPUT
@@ -93,7 +95,8 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     except (ChunkFailed, ComfyUIError, OSError) as exc:  # ComfyUI refused a prompt, a file could not be written…
         progress.error(str(exc))
         return EXIT_FAILED
-    progress.status(f"{len(report.written)} frame(s) written, {len(report.skipped)} already there")
+    pending = f", {len(report.pending)} to cross-fade when the chunk before has run" if report.pending else ""
+    progress.status(f"{len(report.written)} frame(s) written, {len(report.skipped)} already there{pending}")
     return EXIT_OK
 
 

@@ -27,13 +27,13 @@ from farm_plugin.comfyui.errors import (
     PromptExecutionError,
 )
 from farm_plugin.comfyui.events import PromptEvent, PromptResult, PromptSession
-from farm_plugin.frames.colour import ColourPolicy
-from farm_plugin.frames.errors import FrameError, PlateError
+from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
-from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.staging import stage_frame, stage_window, unstage_result
+from farm_plugin.frames.image_io import PlateInfo
+from farm_plugin.frames.staging import stage_frame, stage_window
 from farm_plugin.jobrecord import JobRecord
+from farm_plugin.runner.joins import AFTER, BEFORE, JoinStore, join_edge
+from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.progress import ProgressSink
 from farm_plugin.runner.units import Unit, plan_units
 
@@ -73,8 +73,12 @@ class Server(Protocol):
 
 @dataclass
 class ChunkReport:
+    """Output frame numbers: ``written`` here, ``skipped`` (already there), ``pending`` (cross-faded when the
+    neighbouring chunk has computed its part)."""
+
     written: List[int] = field(default_factory=list)
     skipped: List[int] = field(default_factory=list)
+    pending: List[int] = field(default_factory=list)
     busy_seconds: float = 0.0  # ComfyUI's own execution time for this chunk's prompts
     restarts: int = 0
 
@@ -90,6 +94,7 @@ class ChunkRunner:
         restart_limit: int = DEFAULT_RESTART_LIMIT,
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
         cancel: Optional[threading.Event] = None,
+        join_dir: Optional[Path] = None,
     ) -> None:
         self.record = record
         self.server = server
@@ -98,66 +103,97 @@ class ChunkRunner:
         self.restart_limit = restart_limit
         self.idle_timeout_s = idle_timeout_s
         self.cancel = cancel or threading.Event()
-        self.source = FramePattern.parse(record.source.pattern, role="input")
-        self.output = FramePattern.parse(record.output.pattern)
+        self.writer = OutputWriter(record)
+        self.source = self.writer.source
+        self.output = self.writer.output
+        sequence = record.workflow.sequence
+        self.joins: Optional[JoinStore] = None
+        if sequence is not None and sequence.blend == "crossfade" and sequence.overlap_frames > 0:
+            self.joins = JoinStore(Path(join_dir) if join_dir else self.scratch_dir / "joins",
+                                   record.source.frames, sequence.overlap_frames)
         self.restarts = 0
         self.totals = ChunkReport()  # every chunk this runner ran, also those that failed or were cancelled
 
     # -- the chunk --------------------------------------------------------------------------------
 
     def run(self, frames: Sequence[int]) -> ChunkReport:
+        """Process the chunk ``frames`` (source frames); the report lists output frames."""
         report = ChunkReport()
-        total = len(frames)
-        todo = []
-        for frame in frames:
-            if self.is_done(frame):
+        workflow = self.record.workflow
+        units = plan_units(frames, workflow.mode, workflow.sequence, self.record.source.frames)
+        outputs = [frame for unit in units for frame in unit.outputs]
+        total = len(outputs)
+        self.writer.remove_stale_temporaries(outputs)
+        for unit in units:
+            if unit.boundary is not None:
+                self._join(unit.boundary, report)  # both parts may wait there already: no need to compute
+        done = set(report.written)
+        for frame in outputs:
+            if frame not in done and self.writer.is_done(frame):
+                done.add(frame)
                 report.skipped.append(frame)
                 self.totals.skipped.append(frame)
                 self.progress.frame_done(frame, skipped=True)
-            else:
-                todo.append(frame)
         if report.skipped:
             logger.info("%d frame(s) already written and verified: skipped", len(report.skipped))
+        todo = [unit for unit in units if self._needed(unit, done)]
         self._report(report, total)
-        if not todo:
-            return report
-        Path(self.output.directory or ".").mkdir(parents=True, exist_ok=True)
-        self.remove_stale_temporaries(todo)
-        workflow = self.record.workflow
-        units = plan_units(todo, workflow.mode, workflow.sequence, self.record.source.frames)
-        attempt_dir = self.scratch_dir / f"chunk-{todo[0]}-{secrets.token_hex(4)}"
-        try:
-            while units:
-                self._check_cancel()
-                try:
-                    units = self._run_units(units, report, total, attempt_dir)
-                except (ConnectionLost, ComfyUIUnreachable, ComfyUITimeout) as exc:
-                    units = self._recover(exc, units, report)
-        finally:
-            shutil.rmtree(attempt_dir, ignore_errors=True)
+        if todo:
+            Path(self.output.directory or ".").mkdir(parents=True, exist_ok=True)
+            attempt_dir = self.scratch_dir / f"chunk-{frames[0]}-{secrets.token_hex(4)}"
+            try:
+                while todo:
+                    self._check_cancel()
+                    try:
+                        todo = self._run_units(todo, report, total, attempt_dir)
+                    except (ConnectionLost, ComfyUIUnreachable, ComfyUITimeout) as exc:
+                        todo = self._recover(exc, todo, report)
+            finally:
+                shutil.rmtree(attempt_dir, ignore_errors=True)
+        self._note_pending(units, report)
         report.restarts = self.restarts
         return report
 
-    def remove_stale_temporaries(self, frames: Sequence[int]) -> None:
-        """Remove what an earlier attempt killed mid-write left beside these frames (``.<name>.*.tmp.*``)."""
-        for frame in frames:
-            target = Path(self.output.path(frame))
-            for stale in target.parent.glob(f".{target.name}.*.tmp.*"):
-                logger.info("removing %s, left by an attempt that was stopped mid-write", stale)
-                stale.unlink(missing_ok=True)
-
     def is_done(self, frame: int) -> bool:
-        """Whether the frame's output exists and reads back whole."""
-        path = Path(self.output.path(frame))
-        if not path.is_file():
-            return False
+        """Whether output ``frame`` exists and reads back whole."""
+        return self.writer.is_done(frame)
+
+    def _needed(self, unit: Unit, done: set) -> bool:
+        """Whether the unit's window must be computed: an output of its own is missing and not waiting for
+        the neighbour alone, or the next window's fade lacks the part only this window makes."""
+        for frame in unit.outputs:
+            if frame in done:
+                continue
+            if frame not in unit.fade_in or not self._has_part(unit.boundary, frame, AFTER):
+                return True
+        return any(frame not in done and not self.writer.is_done(frame)
+                   and not self._has_part(unit.handoff[0], frame, BEFORE) for frame in unit.handoff)
+
+    def _has_part(self, boundary: Optional[int], frame: int, side: str) -> bool:
+        return self.joins is not None and boundary is not None and self.joins.has(boundary, frame, side)
+
+    def _join(self, boundary: int, report: ChunkReport, infos: Optional[Dict[int, PlateInfo]] = None) -> None:
+        if self.joins is None:
+            return
         try:
-            info = probe(path)
-            verify_frame(path, width=info.width, height=info.height, channels=info.channels)
-        except PlateError as exc:
-            logger.warning("frame %d: existing output is unusable, redoing it (%s)", frame, exc)
-            return False
-        return True
+            written = join_edge(self.joins, boundary, self.writer, self.scratch_dir / "joining", known=infos,
+                                on_written=self._joined)
+        except FrameError as exc:
+            raise ChunkFailed(f"frames after {boundary}: cannot cross-fade the windows: {exc}") from exc
+        report.written.extend(written)
+
+    def _joined(self, frame: int) -> None:
+        self.totals.written.append(frame)
+        self.progress.frame_done(frame)
+
+    def _note_pending(self, units: List[Unit], report: ChunkReport) -> None:
+        settled = set(report.written) | set(report.skipped)
+        report.pending = [frame for unit in units for frame in unit.fade_in if frame not in settled]
+        if report.pending:
+            text = format_frame_list(report.pending)
+            logger.info("frames %s: this chunk's part is computed; they are cross-faded with the window before "
+                        "when its chunk has run (it writes them then)", text)
+            self.progress.status(f"frames {text} wait for the chunk before to cross-fade them")
 
     # -- one pass over the remaining units ---------------------------------------------------------
 
@@ -181,9 +217,10 @@ class ChunkRunner:
                     unit = by_prompt.pop(result.prompt_id)
                     if result.ok:
                         self._collect(client, result, unit, infos, attempt_dir, report, total)
+                        units = [u for u in units if u is not unit]
                     elif isinstance(result.error, PromptExecutionError):
                         failures.append(result.error)
-                        failed_frames.extend(unit.frames)
+                        failed_frames.extend(unit.outputs)
                         logger.error("frames %s: %s", unit.label, result.error)
                     else:
                         raise result.error or ComfyUIError(f"prompt {result.prompt_id} ended: {result.status}")
@@ -205,7 +242,7 @@ class ChunkRunner:
         workflow = self.record.workflow
         stage_dir = attempt_dir / "stage"
         stage_dir.mkdir(parents=True, exist_ok=True)
-        policy = self._policy
+        policy = self.writer.policy
         sources = [self.source.path(frame) for frame in unit.window]
         try:
             if workflow.mode == "sequence":
@@ -216,7 +253,7 @@ class ChunkRunner:
                 staged = stage_dir / f"{unit.label}.png"
                 infos[unit.frames[0]] = stage_frame(sources[0], staged, policy)
         except FrameError as exc:
-            raise ChunkFailed(f"frames {unit.label}: cannot stage the source: {exc}", frames=unit.frames) from exc
+            raise ChunkFailed(f"frames {unit.label}: cannot stage the source: {exc}", frames=unit.outputs) from exc
         subfolder = f"comfyfarm/{self.record.job_id}"
         uploaded = client.upload_image(staged, name=f"{attempt_dir.name}-{staged.name}", subfolder=subfolder)
         staged.unlink()
@@ -229,39 +266,39 @@ class ChunkRunner:
             )
         return session.submit(graph).prompt_id
 
-    @property
-    def _policy(self) -> Optional[ColourPolicy]:
-        colour = self.record.colour
-        if colour.plate_space is None:
-            return None  # per plate: ColourPolicy.default_for
-        return ColourPolicy(plate_space=colour.plate_space, config=colour.config,
-                            **({"working_space": colour.working_space} if colour.working_space else {}))
-
     def _collect(self, client: ComfyUIClient, result: PromptResult, unit: Unit, infos: Dict[int, PlateInfo],
                  attempt_dir: Path, report: ChunkReport, total: int) -> None:
         files = result.output_files(self.record.workflow.output_node)
-        if len(files) != len(unit.window):
+        if len(files) != len(unit.results):
+            sequence = self.record.workflow.sequence
+            expected = (f"{len(unit.results)} for a window of {len(unit.window)} frame(s) at ratio "
+                        f"{sequence.ratio:g}" if sequence is not None and sequence.ratio != 1.0
+                        else f"one image per frame ({len(unit.window)})")
             raise ChunkFailed(
                 f"frames {unit.label}: the workflow's output node {self.record.workflow.output_node} gave "
-                f"{len(files)} image(s) for {len(unit.window)} frame(s): it must write one image per frame",
-                frames=unit.frames,
+                f"{len(files)} image(s), expected {expected}",
+                frames=unit.outputs,
             )
         report.busy_seconds += result.busy_seconds or 0.0
         self.totals.busy_seconds += result.busy_seconds or 0.0
         download_dir = attempt_dir / "results"
         download_dir.mkdir(parents=True, exist_ok=True)
-        for frame, output in zip(unit.window, files):
-            if frame not in unit.frames:
-                continue  # a handle frame: its neighbour chunk writes it
+        settled = set(report.written) | set(report.skipped)
+        direct = set(unit.direct)
+        for frame, output in zip(unit.results, files):
+            side = AFTER if frame in unit.fade_in else BEFORE if frame in unit.handoff else None
+            if frame in settled or (frame not in direct and side is None):
+                continue  # already there, or a handle frame nobody fades: the neighbour writes it
             self._check_cancel()
             local = download_dir / f"{frame}.png"
             local.write_bytes(client.view(output))
-            target = self.output.path(frame)
             try:
-                written = unstage_result(local, target, source=infos[frame], policy=self._policy,
-                                         file_format=self.record.output.file_format)
-                verify_frame(target, width=written.width, height=written.height, channels=written.channels)
-            except FrameError as exc:
+                if side is not None and self.joins is not None:
+                    boundary = unit.boundary if side == AFTER else unit.handoff[0]
+                    self.joins.put(boundary, frame, side, local)
+                    continue
+                self.writer.write(frame, local, self.writer.source_info(frame, infos))
+            except (FrameError, OSError) as exc:
                 raise ChunkFailed(f"frame {frame}: cannot write the result: {exc}", frames=[frame]) from exc
             finally:
                 local.unlink(missing_ok=True)
@@ -269,17 +306,21 @@ class ChunkRunner:
             self.totals.written.append(frame)
             self.progress.frame_done(frame)
             self._report(report, total)
+        for boundary in (unit.boundary, unit.handoff[0] if unit.handoff else None):
+            if boundary is not None:
+                self._join(boundary, report, infos)
+        self._report(report, total)
 
     def _report(self, report: ChunkReport, total: int) -> None:
         done = len(report.written) + len(report.skipped)
-        self.progress.progress(100.0 * done / total if total else 100.0)
+        self.progress.progress(min(100.0, 100.0 * done / total) if total else 100.0)
 
     # -- failure and cancel ------------------------------------------------------------------------
 
     def _recover(self, exc: ComfyUIError, units: List[Unit], report: ChunkReport) -> List[Unit]:
-        done = set(report.written)
-        remaining = [unit for unit in units if not set(unit.frames) <= done]
-        frames = [f for unit in remaining for f in unit.frames if f not in done]
+        done = set(report.written) | set(report.skipped)
+        units = [unit for unit in units if self._needed(unit, done)]  # collected ones left only parts or frames
+        frames = [f for unit in units for f in unit.outputs if f not in done]
         if self.restarts >= self.restart_limit:
             tail = "\n".join("  " + line for line in self.server.log_tail(15))
             what = f"hung ({exc})" if isinstance(exc, ComfyUITimeout) else "stopped"
@@ -294,7 +335,7 @@ class ChunkRunner:
         what = "hung" if isinstance(exc, ComfyUITimeout) else "stopped"
         self.progress.status(f"ComfyUI {what}: restarting it ({self.restarts}/{self.restart_limit})")
         self.server.restart()
-        return [Unit(tuple(f for f in unit.frames if f not in done), unit.window) for unit in remaining]
+        return units
 
     def _abandon(self, client: ComfyUIClient, prompt_ids: List[str]) -> None:
         """Take our prompts off ComfyUI's queue and interrupt the one running."""

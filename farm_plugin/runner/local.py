@@ -19,6 +19,8 @@ from typing import Callable, List, Sequence
 from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.jobrecord import JobRecord
 from farm_plugin.runner.chunk import ChunkCancelled, ChunkError, ChunkRunner, Server
+from farm_plugin.runner.joins import finish_joins
+from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.progress import ProgressSink
 
 logger = logging.getLogger(__name__)
@@ -108,8 +110,17 @@ class LocalRun:
             for event in finished:
                 while not event.wait(JOIN_POLL_SECONDS):
                     pass
+        if not self.report.cancelled:
+            # Safety net: two instances that finished an edge at once may both have left its fade to the other.
+            self.report.written.extend(finish_joins(OutputWriter(self.record), self.join_dir,
+                                                    self.scratch_dir / "joining"))
         self.report.processing_seconds = time.monotonic() - started
         return self.report
+
+    @property
+    def join_dir(self) -> Path:
+        """Where the windows of a cross-fading workflow leave the frames their neighbours fade in."""
+        return self.scratch_dir / "joins"
 
     def _instance(self, index: int, server: Server, work: queue.Queue[Sequence[int]],
                   finished: threading.Event) -> None:
@@ -131,6 +142,7 @@ class LocalRun:
             restart_limit=self.restart_limit,
             idle_timeout_s=self.idle_timeout_s,
             cancel=self.cancel,
+            join_dir=self.join_dir,
         )
         while not self.cancel.is_set():
             try:

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from farm_plugin.frames.retime import RetimeError, ratio_steps
 from farm_plugin.workflow.graph import Graph
 
 logger = logging.getLogger(__name__)
@@ -314,8 +315,19 @@ def _read_sequence(reader: _Reader, raw: Any, mode: str) -> Optional[SequenceSet
         )
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
         raise reader.fail("sequence.ratio", f"expected a positive number (2 for 2x interpolation), got {ratio!r}")
+    try:
+        k, m = ratio_steps(float(ratio))
+    except RetimeError as exc:
+        raise reader.fail("sequence.ratio", str(exc)) from None
     if blend not in BLEND_MODES:
         raise reader.fail("sequence.blend", f"'{blend}' is not a blend mode: use none or crossfade")
+    if blend == "crossfade" and (k, m) != (1, 1):
+        raise reader.fail("sequence.blend", f"crossfade needs the same frames from both windows, and ratio {ratio:g} "
+                          "changes the frame count: use blend: none")
+    needed = 1 + overlap + max(overlap, 1 if k > 1 else 0) + (m - 1)
+    if context < needed:
+        raise reader.fail("sequence.context", f"{context} frames cannot hold a frame of its own with {overlap} handle "
+                          f"frame(s) each side at ratio {ratio:g}: use at least {needed}")
     return SequenceSettings(context_frames=context, overlap_frames=overlap, ratio=float(ratio), blend=blend)
 
 

@@ -46,9 +46,11 @@ class Studio:
         self.farm.configure_plugin("ComfyUI", **settings)
 
     def submit(self, *args: str, frames: str = "1001-1096", workflow: str = "invert") -> str:
+        """Submit ``workflow`` (a name or a package folder); the output is named after it."""
+        output = self.root / "sh010" / "comfy" / f"{Path(workflow).name}.####.exr"
         result = subprocess.run(
             [sys.executable, "-m", "flame_submitter.cli", "submit", "--workflow", workflow, "--input", self.plate,
-             "--frames", frames, "--output", str(self.root / "sh010" / "comfy" / f"{workflow}.####.exr"), *args],
+             "--frames", frames, "--output", str(output), *args],
             env=self.environment(), capture_output=True, text=True, timeout=120, cwd=REPO)
         assert result.returncode == 0, result.stderr
         return result.stdout.split()[-1]

@@ -65,6 +65,18 @@ def test_ui_format_graph_is_refused_with_the_fix(make_package) -> None:
          "sequence.overlap: 4 handle frames each side leave no frame of a 8-frame window: use 0 to 3"),
         (lambda m: m.update(mode="sequence", sequence={"context": 8, "ratio": 0}),
          "sequence.ratio: expected a positive number (2 for 2x interpolation), got 0"),
+        (lambda m: m.update(mode="sequence", sequence={"context": 8, "ratio": 1.5}),
+         "sequence.ratio: ratio 1.5 is not a whole number: use 2, 3, 4… to add frames, or 0.5, 0.25… (1/2, 1/4…) to "
+         "drop them"),
+        (lambda m: m.update(mode="sequence", sequence={"context": 8, "ratio": 0.4}),
+         "sequence.ratio: ratio 0.4 is not 1 over a whole number: use 0.5, 0.25 or 1/3 (0.3333…) to drop frames, or "
+         "a whole number to add them"),
+        (lambda m: m.update(mode="sequence", sequence={"context": 8, "overlap": 2, "ratio": 2, "blend": "crossfade"}),
+         "sequence.blend: crossfade needs the same frames from both windows, and ratio 2 changes the frame count: "
+         "use blend: none"),
+        (lambda m: m.update(mode="sequence", sequence={"context": 1, "ratio": 2}),
+         "sequence.context: 1 frames cannot hold a frame of its own with 0 handle frame(s) each side at ratio 2: use "
+         "at least 2"),
     ],
 )
 def test_manifest_mistakes_name_the_file_key_and_fix(make_package, edit, message) -> None:

@@ -1,0 +1,80 @@
+"""Writing a job's output frames: a ComfyUI result → the output pattern, in the source's format, verified.
+
+Used by the chunk runner for what ComfyUI returns, and by the joins for cross-faded frames, so that both
+write the same way: atomically, with the header of the source frame the output comes from (for an
+in-between made by an interpolation, the source frame before it), then read back whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from farm_plugin.frames.colour import ColourPolicy
+from farm_plugin.frames.errors import PlateError
+from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
+from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.frames.retime import job_retime
+from farm_plugin.frames.staging import unstage_result
+from farm_plugin.jobrecord import JobRecord
+
+logger = logging.getLogger(__name__)
+
+
+class OutputWriter:
+    """Where and how ``record``'s output frames are written (patterns as this machine sees them)."""
+
+    def __init__(self, record: JobRecord) -> None:
+        self.record = record
+        self.source = FramePattern.parse(record.source.pattern, role="input")
+        self.output = FramePattern.parse(record.output.pattern)
+        self.retime = job_retime(record)
+
+    @property
+    def policy(self) -> Optional[ColourPolicy]:
+        colour = self.record.colour
+        if colour.plate_space is None:
+            return None  # per plate: ColourPolicy.default_for
+        return ColourPolicy(plate_space=colour.plate_space, config=colour.config,
+                            **({"working_space": colour.working_space} if colour.working_space else {}))
+
+    def path(self, frame: int) -> Path:
+        return Path(self.output.path(frame))
+
+    def is_done(self, frame: int) -> bool:
+        """Whether output ``frame`` exists and reads back whole."""
+        path = self.path(frame)
+        if not path.is_file():
+            return False
+        try:
+            info = probe(path)
+            verify_frame(path, width=info.width, height=info.height, channels=info.channels)
+        except PlateError as exc:
+            logger.warning("frame %d: existing output is unusable, redoing it (%s)", frame, exc)
+            return False
+        return True
+
+    def remove_stale_temporaries(self, frames: Sequence[int]) -> None:
+        """Remove what an earlier attempt killed mid-write left beside these frames (``.<name>.*.tmp.*``)."""
+        for frame in frames:
+            target = self.path(frame)
+            for stale in target.parent.glob(f".{target.name}.*.tmp.*"):
+                logger.info("removing %s, left by an attempt that was stopped mid-write", stale)
+                stale.unlink(missing_ok=True)
+
+    def source_info(self, frame: int, known: Optional[Mapping[int, PlateInfo]] = None) -> PlateInfo:
+        """The header of the source frame output ``frame`` comes from (``known`` by source frame, if read)."""
+        source_frame = self.retime.source_of(frame)
+        if known is not None and source_frame in known:
+            return known[source_frame]
+        return probe(self.source.path(source_frame))
+
+    def write(self, frame: int, result: Path, source: PlateInfo) -> PlateInfo:
+        """Write ComfyUI's ``result`` image as output ``frame`` and verify it; raises ``FrameError``."""
+        target = self.path(frame)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = unstage_result(result, target, source=source, policy=self.policy,
+                                 file_format=self.record.output.file_format)
+        verify_frame(target, width=written.width, height=written.height, channels=written.channels)
+        return written
