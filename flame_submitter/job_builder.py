@@ -146,7 +146,7 @@ def sequence_chunk_size(template: JobTemplate, workflow: WorkflowPackage) -> Job
     if workflow.sequence is None:
         return template
     keeps = window_budget(workflow.sequence)
-    chunk = max(keeps, keeps * round(template.chunk_size / keeps))
+    chunk = max(keeps, keeps * ((template.chunk_size + keeps // 2) // keeps))  # nearest, halves up
     if chunk == template.chunk_size:
         return template
     logger.warning("chunk size %d changed to %d for '%s': each %d-frame window keeps %d frame(s), so a chunk is "

@@ -119,3 +119,36 @@ def test_a_sequence_workflow_gets_chunks_of_a_whole_window(tmp_path: Path) -> No
                        now=NOON, token="beef")
     assert load_template("heavy").chunk_size == 1
     assert job.submission.job_info["ChunkSize"] == str(keeps) == "16"
+
+
+def plan_sequence(tmp_path: Path, workflow: str, frames=tuple(range(1001, 1049)), **overrides):
+    package = load_package(REPO / "workflows" / workflow)
+    return plan_jobs([clip(frames=frames)], workflow=package, parameters=resolve_parameters(package, {}),
+                     template=load_template(package.template).with_overrides(overrides),
+                     paths=FarmPaths(tmp_path / "jobs"), user="ann", now=NOON, token="beef")
+
+
+@pytest.mark.parametrize(("asked", "given"), [(1, 16), (20, 16), (24, 32), (40, 48), (48, 48)])
+def test_a_sequence_chunk_is_rounded_to_whole_windows(tmp_path: Path, caplog, asked: int, given: int) -> None:
+    (job,) = plan_sequence(tmp_path, "temporal_coherence_animatediff", chunk_size=asked)
+    assert job.submission.job_info["ChunkSize"] == str(given)
+    changed = [r.getMessage() for r in caplog.records if "chunk size" in r.getMessage()]
+    assert changed == ([] if asked == given else [
+        f"chunk size {asked} changed to {given} for 'temporal_coherence_animatediff': each 24-frame window keeps "
+        "16 frame(s), so a chunk is a whole number of windows"])
+
+
+def test_a_last_chunk_shorter_than_the_crossfade_is_warned_about(tmp_path: Path, caplog) -> None:
+    plan_sequence(tmp_path, "toonyou_style", frames=tuple(range(1001, 1035)), chunk_size=16)  # 16 + 16 + 2
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "sh010_plate: the last chunk holds 2 frame(s) (1033-1034), fewer than the 4-frame cross-fade of "
+        "'toonyou_style': they are all cross-faded, from the chunk before's look toward their own"]
+
+
+def test_an_interpolation_job_promises_its_output_frames_to_deadline(tmp_path: Path) -> None:
+    (job,) = plan_sequence(tmp_path, "rife_frame_interpolation", frames=tuple(range(1001, 1101)))
+    info = job.submission.job_info
+    assert info["Frames"] == "1001-1100" and info["ChunkSize"] == "23"
+    extra = dict(v.split("=", 1) for k, v in info.items() if k.startswith("ExtraInfoKeyValue"))
+    assert extra["comfyfarm_output_frames"] == "1001-1199"
+    assert info["OutputFilename0"] == "sh010_plate_blur.####.exr"
