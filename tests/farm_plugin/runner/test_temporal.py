@@ -208,3 +208,21 @@ def test_interpolation_numbers_every_in_between_once_across_chunks(fake_comfyui,
         for k in range(1, multiplier):
             mix = (1 - k / multiplier) * a + (k / multiplier) * b
             assert np.abs(codes(tmp_path / "out" / f"i.{out + k}.png") - mix).max() <= 1.0, (out + k)
+
+
+def test_real_comfyui_windows_with_handles_and_crossfade_equal_per_frame(real_comfyui, tmp_path: Path) -> None:
+    """Core ComfyUI has no temporal node, but an invert over windows with handles and cross-fades must
+    give exactly the per-frame inverts: both windows agree on every faded frame."""
+    frames = CLIP[:20]
+    plate = noise_plate(tmp_path / "plate", frames)
+    folder = tmp_path / "sequence_invert_faded"
+    shutil.copytree(REPO / "workflows" / "sequence_invert", folder)
+    manifest = (folder / "workflow.yaml").read_text()
+    (folder / "workflow.yaml").write_text(manifest.replace("context: 24", "context: 8").replace(
+        "overlap: 0", "overlap: 2").replace("blend: none", "blend: crossfade"))
+    windows = package_record(folder, plate, str(tmp_path / "seq" / "i.####.png"), frames)
+    single = package_record(REPO / "workflows" / "invert", plate, str(tmp_path / "one" / "i.####.png"), frames)
+    run_chunks(windows, real_comfyui.url, chunk_frames(frames, 7)[::-1], tmp_path / "run")
+    ChunkRunner(single, real_comfyui.server, scratch_dir=tmp_path / "single").run(frames)
+    for frame in frames:
+        assert np.array_equal(codes(tmp_path / "seq" / f"i.{frame}.png"), codes(tmp_path / "one" / f"i.{frame}.png"))
