@@ -2,7 +2,9 @@
 
 It holds the resolved workflow (graph with the artist's parameters applied), the source frames, the
 output pattern and format, the colour and metadata policy, and the relink identity. Its ``schema`` says
-which comfyfarm can read it: a worker refuses a newer schema than its own with the fix in the message.
+which comfyfarm can read it, and ``created_by`` which comfyfarm wrote it: a worker refuses a schema outside
+``OLDEST_READABLE_SCHEMA..SCHEMA_VERSION`` with both versions and the fix in the message (the Deadline
+plugin, which cannot import this module, applies the same rule: ``JOB_RECORD_SCHEMAS`` in ComfyUI.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from farm_plugin.workflow.package import SequenceSettings, WorkflowPackage
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+OLDEST_READABLE_SCHEMA = 1
 
 
 class JobRecordError(Exception):
@@ -130,6 +133,11 @@ class JobRecord:
             raise JobRecordError(
                 f"{origin}: written by comfyfarm {data.get('created_by', '?')} (job record schema {schema}); this "
                 f"is comfyfarm {__version__} (schema {SCHEMA_VERSION}): upgrade comfyfarm on this machine"
+            )
+        if schema < OLDEST_READABLE_SCHEMA:
+            raise JobRecordError(
+                f"{origin}: written by comfyfarm {data.get('created_by', '?')} (job record schema {schema}), older "
+                f"than comfyfarm {__version__} reads (schema {OLDEST_READABLE_SCHEMA} and later): resubmit the job"
             )
         try:
             workflow = dict(data["workflow"])

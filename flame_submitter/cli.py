@@ -8,7 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 from farm_plugin import __version__
-from flame_submitter import cli_config, cli_demo, cli_farm, cli_run_local, cli_validate, cli_workflows
+from flame_submitter import cli_config, cli_demo, cli_doctor, cli_farm, cli_run_local, cli_validate, cli_workflows
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_farm.add_parsers(commands)
     cli_config.add_parser(commands)
     cli_workflows.add_parsers(commands)
+    cli_doctor.add_parser(commands)
     return parser
 
 

@@ -1,13 +1,14 @@
-"""``comfyfarm workflows`` and ``comfyfarm doctor``: the workflow library, and what a ComfyUI lacks to run it.
+"""``comfyfarm workflows``, and the workflow check of ``comfyfarm doctor``: what a ComfyUI lacks to run each.
 
     comfyfarm workflows [--dir DIR]... [--json]
     comfyfarm doctor (--comfyui-url URL | --object-info FILE|DIR...) [--dir DIR]... [NAME|PATH ...]
 
 Packages are looked up in ``--dir`` folders, then the configuration's ``workflows_dirs``, then the bundled
-``workflows/`` folder; a name found twice is taken from the first folder. ``doctor`` reads the node
+``workflows/`` folder; a name found twice is taken from the first folder. The workflow check reads the node
 definitions of one ComfyUI (its ``/object_info``, live or saved) and says, for each package, OK or which
 node classes are missing (and which pack provides them) and which model files are missing from its combo
 lists (and which folder they go in). It exits 1 if any package cannot run there, 2 on a usage error.
+``comfyfarm doctor`` itself (its options, and its checks of an installation) is cli_doctor.py.
 """
 
 from __future__ import annotations
@@ -61,28 +62,12 @@ def add_parsers(commands: Any) -> None:
         help="list the workflow packages and what each needs on a worker",
         description="List the workflow packages: name, title, category, mode, node packs and model files.",
     )
-    _add_dir_option(listing)
+    add_dir_option(listing)
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
     listing.set_defaults(run=run_workflows)
 
-    doctor = commands.add_parser(
-        "doctor",
-        help="check that a ComfyUI has the node classes and model files each workflow needs",
-        description="For each workflow package: OK, or the node classes (and their pack) and model files "
-                    "(and their folder) that this ComfyUI lacks. Exits 1 if any package cannot run there.",
-    )
-    doctor.add_argument("packages", nargs="*", metavar="NAME|PATH", help="packages to check (default: all)")
-    source = doctor.add_mutually_exclusive_group(required=True)
-    source.add_argument("--comfyui-url", metavar="URL", help="the ComfyUI to check (its /object_info)")
-    source.add_argument(
-        "--object-info", action="append", metavar="FILE|DIR",
-        help="a saved /object_info answer of the ComfyUI to check (a folder: every .json in it); may repeat",
-    )
-    _add_dir_option(doctor)
-    doctor.set_defaults(run=run_doctor)
 
-
-def _add_dir_option(parser: argparse.ArgumentParser) -> None:
+def add_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", action="append", default=[], metavar="DIR",
                         help="a folder of workflow packages, searched first; may repeat")
 
@@ -114,7 +99,7 @@ def discover_packages(folders: Sequence[Path]) -> List[Path]:
     return [found[name] for name in sorted(found)]
 
 
-def _load_all(paths: Sequence[Path]) -> Tuple[List[WorkflowPackage], List[str]]:
+def load_all(paths: Sequence[Path]) -> Tuple[List[WorkflowPackage], List[str]]:
     packages: List[WorkflowPackage] = []
     errors: List[str] = []
     for path in paths:
@@ -178,7 +163,7 @@ def run_workflows(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"comfyfarm workflows: {exc}", file=sys.stderr)
         return 2
-    packages, errors = _load_all(paths)
+    packages, errors = load_all(paths)
     if args.json:
         print(json.dumps([listing_record(package) for package in packages], indent=2))
     else:
@@ -208,7 +193,7 @@ def read_definitions(args: argparse.Namespace) -> NodeDefinitions:
         raise UsageError(str(exc)) from exc
 
 
-def _chosen_packages(args: argparse.Namespace, folders: Sequence[Path]) -> List[Path]:
+def chosen_packages(args: argparse.Namespace, folders: Sequence[Path]) -> List[Path]:
     if not args.packages:
         return discover_packages(folders)
     try:
@@ -253,12 +238,12 @@ def format_check(check: PackageCheck) -> List[str]:
 def run_doctor(args: argparse.Namespace) -> int:
     try:
         folders = search_dirs(args.dir)
-        paths = _chosen_packages(args, folders)
+        paths = chosen_packages(args, folders)
         definitions = read_definitions(args)
     except UsageError as exc:
         print(f"comfyfarm doctor: {exc}", file=sys.stderr)
         return 2
-    packages, errors = _load_all(paths)
+    packages, errors = load_all(paths)
     checks = [check_package(package, definitions) for package in packages]
     for check in checks:
         print("\n".join(format_check(check)))

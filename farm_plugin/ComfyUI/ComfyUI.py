@@ -2,9 +2,11 @@
 
 An Advanced plugin (Deadline 10, Python 3), thin over comfyfarm's worker runtime:
 
-- StartJob (once per job per Worker thread): choose the GPU(s) the Redshift way, derive the port, start
-  ComfyUI as a monitored managed process bound to 127.0.0.1 with ``CUDA_VISIBLE_DEVICES`` (or attach to
-  ``ExternalServerURL``) and wait until it answers. Models then stay loaded for every task of the job.
+- StartJob (once per job per Worker thread): refuse a job record from an incompatible comfyfarm (its
+  ``schema`` outside ``JOB_RECORD_SCHEMAS``: record_refusal), choose the GPU(s) the Redshift way, derive the
+  port, start ComfyUI as a monitored managed process bound to 127.0.0.1 with ``CUDA_VISIBLE_DEVICES`` (or
+  attach to ``ExternalServerURL``) and wait until it answers. Models then stay loaded for every task of the
+  job.
 - RenderTasks (per task): run ``python -m farm_plugin.runner`` for the task's frames against that
   ComfyUI; its progress lines become SetProgress / SetStatusMessage; a ComfyUI that died is restarted
   (``RestartLimit``) and the chunk goes on; cancel interrupts ComfyUI; failures become FailRender with
@@ -31,7 +33,8 @@ from Deadline.Plugins import DeadlinePlugin, PluginType
 from Deadline.Scripting import FileUtils, RepositoryUtils
 from FranticX.Processes import ManagedProcess
 
-COMFYFARM_VERSION = "0.1.0"
+COMFYFARM_VERSION = "0.1.0"  # the product version (farm_plugin.__version__), shown in every job's log
+JOB_RECORD_SCHEMAS = (1, 1)  # the oldest and newest job record schema this plugin and its runtime read
 COMFYUI_PROCESS = "ComfyUI"
 LOOPBACK = "127.0.0.1"
 HEALTH_POLL_SECONDS = 0.25
@@ -150,6 +153,28 @@ def quote(text):
     return '"' + text.replace('"', '\\"') + '"'
 
 
+def record_refusal(record, path, version=COMFYFARM_VERSION, schemas=JOB_RECORD_SCHEMAS):
+    """Why this plugin cannot run a job record (None when it can): one from an incompatible comfyfarm.
+
+    The record's ``schema`` decides; its ``created_by`` (the comfyfarm that wrote it) names the fix."""
+    schema = record.get("schema") if isinstance(record, dict) else None
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        return (f"{path} is not a comfyfarm job record (it has no schema version): check Job Record in "
+                "Job Properties > Plugin")
+    written_by = record.get("created_by") or "an unknown version"
+    oldest, newest = schemas
+    if schema > newest:
+        return (f"the job record {path} was written by comfyfarm {written_by} (job record schema {schema}), newer "
+                f"than this farm's comfyfarm {version} reads (schema {newest}): upgrade the farm to comfyfarm "
+                f"{written_by} (install/install.sh repository, and install/install.sh worker on each GPU node), or "
+                f"resubmit the job from comfyfarm {version}")
+    if schema < oldest:
+        return (f"the job record {path} was written by comfyfarm {written_by} (job record schema {schema}), older "
+                f"than this farm's comfyfarm {version} reads (schema {oldest} and later): resubmit the job from "
+                f"comfyfarm {version}")
+    return None
+
+
 def http_json(url, timeout_s, body=None):
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -212,8 +237,23 @@ class ComfyUIPlugin(DeadlinePlugin):
 
     # -- StartJob: one ComfyUI per Worker thread per job -------------------------------------------
 
+    def job_record(self):
+        """The job record (path-mapped path, contents), or FailRender when it is unreadable or incompatible."""
+        record_path = RepositoryUtils.CheckPathMapping(self.GetPluginInfoEntry("JobRecord"))
+        try:
+            record = json.loads(Path(record_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.FailRender(f"cannot read the job record {record_path} on {self.GetSlaveName()} ({exc}): is the "
+                            "shared storage mounted here, and the path mapping right?")
+        refusal = record_refusal(record, record_path)
+        if refusal:
+            self.FailRender(refusal)
+        return record_path, record
+
     def StartJob(self):  # noqa: N802
-        self.LogInfo(f"comfyfarm {COMFYFARM_VERSION}: ComfyUI plugin starting job {self.GetJob().JobName}")
+        _path, record = self.job_record()  # refuse an incompatible job before any ComfyUI starts
+        self.LogInfo(f"comfyfarm {COMFYFARM_VERSION}: ComfyUI plugin starting job {self.GetJob().JobName} (job "
+                     f"record written by comfyfarm {record.get('created_by') or '?'}, schema {record['schema']})")
         timeout_s = self.GetIntegerConfigEntryWithDefault("StartupTimeoutSeconds", 300)
         external = self.GetConfigEntryWithDefault("ExternalServerURL", "").strip().rstrip("/")
         if external:
@@ -332,12 +372,7 @@ class ComfyUIPlugin(DeadlinePlugin):
     # -- RenderTasks: one chunk --------------------------------------------------------------------
 
     def RenderTasks(self):  # noqa: N802
-        record_path = RepositoryUtils.CheckPathMapping(self.GetPluginInfoEntry("JobRecord"))
-        try:
-            record = json.loads(Path(record_path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            self.FailRender(f"cannot read the job record {record_path} on {self.GetSlaveName()} ({exc}): is the "
-                            "shared storage mounted here, and the path mapping right?")
+        record_path, record = self.job_record()
         source = RepositoryUtils.CheckPathMapping(record["source"]["pattern"])
         output = RepositoryUtils.CheckPathMapping(record["output"]["pattern"])
         frames = frames_of_task(self.GetJob().JobFramesList, self.GetStartFrame(), self.GetEndFrame())

@@ -16,6 +16,7 @@ from pathlib import Path
 from Deadline.Events import DeadlineEventListener
 from Deadline.Scripting import FileUtils, RepositoryUtils
 
+COMFYFARM_VERSION = "0.1.0"  # the product version (farm_plugin.__version__)
 COMPLETION_TIMEOUT_SECONDS = 600
 
 
@@ -74,6 +75,8 @@ class ComfyUIRelinkListener(DeadlineEventListener):
                             "Configure Events > ComfyUIRelink")
             return
         part = job.GetJobPluginInfoKeyValue("Part") or "main"
+        outcome = "failed" if failed else "finished"
+        self.LogInfo(f"comfyfarm {COMFYFARM_VERSION} relink: job {job.JobId} ({part}) {outcome}: checking its outputs")
         command = [python, "-m", "farm_plugin.completion_cli", "--job", record_path, "--deadline-job-id",
                    str(job.JobId), "--part", part,
                    "--output-pattern", RepositoryUtils.CheckPathMapping(record["output"]["pattern"])]

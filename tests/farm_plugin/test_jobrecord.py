@@ -7,6 +7,7 @@ import pytest
 
 from farm_plugin import __version__
 from farm_plugin.jobrecord import (
+    OLDEST_READABLE_SCHEMA,
     SCHEMA_VERSION,
     JobRecord,
     JobRecordError,
@@ -77,6 +78,20 @@ def test_newer_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{path}: written by comfyfarm 9.0.0 (job record schema {SCHEMA_VERSION + 1}); this is comfyfarm "
         f"{__version__} (schema {SCHEMA_VERSION}): upgrade comfyfarm on this machine"
+    )
+
+
+def test_older_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
+    record, _ = make_record()
+    data = record.to_dict()
+    data.update(schema=OLDEST_READABLE_SCHEMA - 1, created_by="0.0.1")
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(JobRecordError) as caught:
+        read_job_record(path)
+    assert str(caught.value) == (
+        f"{path}: written by comfyfarm 0.0.1 (job record schema {OLDEST_READABLE_SCHEMA - 1}), older than comfyfarm "
+        f"{__version__} reads (schema {OLDEST_READABLE_SCHEMA} and later): resubmit the job"
     )
 
 

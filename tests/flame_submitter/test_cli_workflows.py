@@ -166,11 +166,13 @@ def test_doctor_names_the_missing_pack_and_classes(capsys, tmp_path: Path) -> No
     ]
 
 
-def test_doctor_needs_a_comfyui_to_check(capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["doctor"])
-    assert exit_info.value.code == 2
-    assert "one of the arguments --comfyui-url --object-info is required" in capsys.readouterr().err
+def test_doctor_needs_a_comfyui_to_check_workflows(capsys) -> None:
+    # Without a ComfyUI, `comfyfarm doctor` checks the installation (tests/install); naming packages without
+    # a ComfyUI to check them against is a usage error.
+    code, out, err = comfyfarm(capsys, "doctor", "film_look_lut")
+    assert code == 2 and out == ""
+    assert err == ("comfyfarm doctor: checking workflows needs a ComfyUI: pass --comfyui-url URL or --object-info "
+                   "FILE|DIR (or --role worker, which starts one)\n")
 
 
 def test_doctor_refuses_an_unknown_package(capsys, tmp_path: Path) -> None:
@@ -188,8 +190,9 @@ def test_doctor_reports_an_unreachable_comfyui_as_a_usage_error(capsys) -> None:
 
 # -- comfyfarm doctor against a live (core-only) ComfyUI: the test double ---------------------------
 
-def test_doctor_against_a_core_only_comfyui(capsys, fake_comfyui) -> None:
-    code, out, err = comfyfarm(capsys, "doctor", "--comfyui-url", fake_comfyui.url)
+def test_doctor_against_a_core_only_comfyui(capsys, fake_comfyui_factory) -> None:
+    core_only = fake_comfyui_factory(extra_args=["--disable-all-custom-nodes"])
+    code, out, err = comfyfarm(capsys, "doctor", "--comfyui-url", core_only.url)
     assert code == 1
     found = blocks(out)
     assert set(found) == {path.parent.name for path in WORKFLOWS.glob("*/workflow.yaml")}
