@@ -8,12 +8,14 @@ import sys
 from typing import Optional, Sequence
 
 from farm_plugin import __version__
-from flame_submitter import cli_config, cli_demo, cli_doctor, cli_farm, cli_run_local, cli_validate, cli_workflows
 
 logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command (importing them: comfyfarm's requirements must be installed)."""
+    from flame_submitter import cli_config, cli_demo, cli_doctor, cli_farm, cli_run_local, cli_validate, cli_workflows
+
     parser = argparse.ArgumentParser(
         prog="comfyfarm",
         description="Run ComfyUI workflows on a Deadline render farm from Flame, or on local GPUs.",
@@ -43,8 +45,18 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    arguments = list(argv) if argv is not None else sys.argv[1:]
+    if arguments == ["--version"]:  # answers even where comfyfarm's requirements are missing
+        print(f"comfyfarm {__version__}")
+        return 0
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:
+        print(f"comfyfarm {__version__}: this Python ({sys.executable}) lacks the package '{exc.name}' that comfyfarm "
+              "needs: install comfyfarm's requirements into it (bash install/install.sh workstation or worker, "
+              "without --no-deps)", file=sys.stderr)
+        return 2
+    args = parser.parse_args(arguments)
     if not args.command:
         parser.print_help()
         return 2

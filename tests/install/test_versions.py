@@ -78,3 +78,20 @@ def test_the_installer_needs_nothing_but_the_standard_library() -> None:
     assert result.stderr == (f"install.sh repository: no Deadline repository at {REPO / 'no-such-repository'}: pass "
                              "--repository DIR (the folder with custom/, plugins/ and settings/), mounted on this "
                              "machine\n")
+
+
+def test_without_its_requirements_comfyfarm_still_says_its_version_and_what_is_missing() -> None:
+    # -S: no site-packages, as with a Flame Python that comfyfarm was installed into with --no-deps.
+    def comfyfarm(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                               "from flame_submitter.cli import main; sys.exit(main(sys.argv[2:]))", str(REPO), *args],
+                              capture_output=True, text=True)
+
+    version = comfyfarm("--version")
+    assert (version.returncode, version.stdout) == (0, f"comfyfarm {__version__}\n")
+    doctor = comfyfarm("doctor")
+    assert doctor.returncode == 2
+    assert doctor.stderr == (
+        f"comfyfarm {__version__}: this Python ({sys.executable}) lacks the package 'yaml' that comfyfarm needs: "
+        "install comfyfarm's requirements into it (bash install/install.sh workstation or worker, without "
+        "--no-deps)\n")
