@@ -59,6 +59,18 @@ class Studio:
         return subprocess.run([sys.executable, "-m", "flame_submitter.cli", *args], env=self.environment(),
                               capture_output=True, text=True, timeout=120, cwd=REPO)
 
+    def hand_back(self) -> Path:
+        """Install the ComfyUIRelink event and give the studio an inbox: finished jobs write their completion
+        record there. Returns the inbox."""
+        inbox = self.root / "comfyfarm" / "inbox"
+        inbox.mkdir(exist_ok=True)
+        settings = yaml.safe_load(self.config.read_text())
+        settings["inbox_root"] = str(inbox)
+        self.config.write_text(yaml.safe_dump(settings))
+        self.farm.install_event(REPO / "farm_plugin" / "ComfyUIRelink", "ComfyUIRelink")
+        self.farm.configure_event("ComfyUIRelink", PythonExecutable=sys.executable)
+        return inbox
+
     def environment(self) -> Dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYFARM_", "COMFYUI_"))}
         env.update(COMFYFARM_CONFIG=str(self.config), COMFYFARM_STUDIO_CONFIG=str(self.config))

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.doubles.deadline_runtime import plugin_module
+
 REPO = Path(__file__).resolve().parents[2]
-RUNTIME_SITE = REPO / "tests" / "doubles" / "deadline_runtime" / "site"
 
 
 @pytest.fixture(scope="module")
 def plugin():
-    sys.path.insert(0, str(RUNTIME_SITE))
-    try:
-        spec = importlib.util.spec_from_file_location("ComfyUI", REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with plugin_module(REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py") as module:
         yield module
-    finally:
-        sys.path.remove(str(RUNTIME_SITE))
 
 
 @pytest.mark.parametrize(

@@ -8,23 +8,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from farm_plugin.frames.image_io import probe, read_pixels
 from tests.farm_plugin.runner.temporal import make_mean_package
 
-from .conftest import REPO, make_studio
+from .conftest import make_studio
 
 
 def test_2x_interpolation_of_1001_1100_on_4_workers_gives_exactly_the_promised_frames(farm, tmp_path: Path) -> None:
     studio = make_studio(farm, tmp_path, frame_count=100)
-    inbox = studio.root / "comfyfarm" / "inbox"
-    inbox.mkdir()
-    settings = yaml.safe_load(studio.config.read_text())
-    settings["inbox_root"] = str(inbox)
-    studio.config.write_text(yaml.safe_dump(settings))
-    farm.install_event(REPO / "farm_plugin" / "ComfyUIRelink", "ComfyUIRelink")
-    farm.configure_event("ComfyUIRelink", PythonExecutable=sys.executable)
+    inbox = studio.hand_back()
 
     job_id = studio.submit("--chunk-size", "20", workflow="rife_frame_interpolation", frames="1001-1100")
     job = farm.store.job_json(job_id)

@@ -3,7 +3,6 @@ The last test is the whole round trip: comfyfarm submit → emulated farm → Co
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -80,15 +79,9 @@ def test_show_farm_jobs_lists_this_users_jobs_without_blocking(flame_session, fa
 
 def test_a_farm_job_comes_back_into_the_library_by_itself(farm, flame_session, tmp_path: Path, monkeypatch) -> None:
     studio = make_studio(farm, tmp_path, frame_count=24)
-    inbox = studio.root / "comfyfarm" / "inbox"
-    inbox.mkdir()
-    settings = yaml.safe_load(studio.config.read_text())
-    settings["inbox_root"] = str(inbox)
-    studio.config.write_text(yaml.safe_dump(settings))
+    inbox = studio.hand_back()
     monkeypatch.setenv("COMFYFARM_CONFIG", str(studio.config))
     monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(studio.config))
-    farm.install_event(REPO / "farm_plugin" / "ComfyUIRelink", "ComfyUIRelink")
-    farm.configure_event("ComfyUIRelink", PythonExecutable=sys.executable)
     job_id = studio.submit("--chunk-size", "8", "--project", "show_2026", frames="1001-1024")
     farm.start_workers(2)
     assert farm.wait_for_job(job_id, timeout_s=180) == "Completed"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 
 from farm_plugin import __version__
 from farm_plugin.jobrecord import OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
-from tests.doubles.deadline_runtime import SITE_DIR
+from tests.doubles.deadline_runtime import plugin_module
 
 from .conftest import REPO
 
@@ -28,14 +27,8 @@ def constant(path: Path, name: str = "COMFYFARM_VERSION") -> str:
 
 @pytest.fixture(scope="module")
 def plugin():
-    sys.path.insert(0, str(SITE_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("ComfyUI", REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with plugin_module(REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py") as module:
         yield module
-    finally:
-        sys.path.remove(str(SITE_DIR))
 
 
 def test_every_part_says_the_same_version() -> None:

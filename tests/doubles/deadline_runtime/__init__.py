@@ -75,8 +75,28 @@ PluginInfo/ExtraInfo/environment key reads ""; ``AbortLevel`` has only ``Fatal``
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import Iterator
 
 SITE_DIR = Path(__file__).resolve().parent / "site"
 
-__all__ = ["SITE_DIR"]
+
+@contextmanager
+def plugin_module(path: Path) -> Iterator[ModuleType]:
+    """A Deadline plugin or event file loaded as a module, with the runtime's ``Deadline``/``FranticX``
+    packages importable while it is in use (for tests of its pure helpers)."""
+    sys.path.insert(0, str(SITE_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(SITE_DIR))
+
+
+__all__ = ["SITE_DIR", "plugin_module"]
