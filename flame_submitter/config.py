@@ -61,6 +61,7 @@ class Config:
     workflows_dirs: Tuple[str, ...] = ()
     chunk_size: int = 10
     instances: int = 1
+    gpus: Tuple[str, ...] = ()  # Run locally from Flame: one ComfyUI per listed GPU (instances is then ignored)
     ocio_config: str = "ocio://default"
     working_space: Optional[str] = None
     # The farm
@@ -116,7 +117,7 @@ class Config:
 _FILE_KEYS = ({f.name for f in fields(Config)} - {"comfyui_urls", "origins"}) | {"comfyui_url"}
 _INT_KEYS = ("base_port", "restart_limit", "chunk_size", "instances")
 _FLOAT_KEYS = ("startup_timeout_s", "idle_timeout_s", "deadline_timeout_s", "relink_poll_s")
-_LIST_KEYS = ("comfyui_args", "workflows_dirs", "shared_roots", "job_templates_dirs", "comfyui_url")
+_LIST_KEYS = ("comfyui_args", "workflows_dirs", "shared_roots", "job_templates_dirs", "comfyui_url", "gpus")
 
 
 def default_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
@@ -126,6 +127,19 @@ def default_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
         return Path(explicit).expanduser()
     base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "comfyfarm" / "config.yaml"
+
+
+def studio_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """The studio file: ``COMFYFARM_STUDIO_CONFIG``, else /etc/comfyfarm/config.yaml (it may not exist)."""
+    env = os.environ if environ is None else environ
+    return Path(env[STUDIO_CONFIG_ENV]) if env.get(STUDIO_CONFIG_ENV) else STUDIO_CONFIG_PATH
+
+
+def check_value(key: str, value: Any, origin: str = "value") -> Any:
+    """``value`` as the configuration would hold it for ``key``; ConfigError when it is not allowed."""
+    if key not in _FILE_KEYS:
+        raise ConfigError(f"{origin}: unknown key {key}")
+    return _typed(key, value, origin)
 
 
 def _read_file(path: Path) -> Dict[str, Any]:
@@ -197,7 +211,7 @@ def load_config(path: Optional[Path] = None, *, environ: Optional[Mapping[str, s
                 studio_path: Optional[Path] = None) -> Config:
     env = os.environ if environ is None else environ
     layers: List[Tuple[str, Dict[str, Any]]] = []
-    studio = studio_path or (Path(env[STUDIO_CONFIG_ENV]) if env.get(STUDIO_CONFIG_ENV) else STUDIO_CONFIG_PATH)
+    studio = studio_path or studio_config_path(env)
     if studio.is_file():
         layers.append((str(studio), _read_file(studio)))
     elif STUDIO_CONFIG_ENV in env and studio_path is None:

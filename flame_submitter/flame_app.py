@@ -29,6 +29,7 @@ class FlameApp:
         self.flame = flame
         self.config = config
         self.watcher: Optional[RelinkWatcher] = None
+        self.relink_wanted = False  # app_initialized asked for the watcher (it may have had no inbox then)
 
     @property
     def user(self) -> str:
@@ -36,6 +37,7 @@ class FlameApp:
 
     def start_relink(self) -> None:
         """Start watching the inbox (``app_initialized``); says so in the console if it cannot."""
+        self.relink_wanted = True
         if not self.config.inbox_root:
             self.flame.messages.show_in_console(
                 "comfyfarm: no inbox_root configured: finished farm renders will not come back by themselves "
@@ -46,6 +48,20 @@ class FlameApp:
                                          library=self.config.flame_library,
                                          poll_s=max(1, int(self.config.relink_poll_s)))
         self.watcher.start()
+
+    def apply_config(self, config: Config) -> None:
+        """Use a new configuration from now on (Settings saved); the watcher follows a new inbox or user."""
+        before, self.config = self.config, config
+        relink = ("inbox_root", "deadline_user", "flame_library", "relink_poll_s")
+        if any(getattr(before, key) != getattr(config, key) for key in relink) and self.relink_wanted:
+            if self.watcher is not None:
+                self.watcher.stop()
+                self.watcher = None
+            self.start_relink()
+
+    def settings_dialog(self) -> Any:
+        """The menu action: the artist's settings; saving them applies them to this session."""
+        return open_settings(self.flame, {id(self.flame): self})
 
     def import_finished_renders(self) -> int:
         """The menu action: import every pending record now. Returns how many records were handled."""
@@ -110,8 +126,9 @@ class FlameApp:
                 return
             title = load_package(choice.workflow_path).title
             answers: queue.Queue[Any] = queue.Queue()
+            gpus = tuple(self.config.gpus)
             threading.Thread(target=lambda: answers.put(run_locally(requests, choice, progress=dialog.post_progress,
-                                                                    stop=stop)),
+                                                                    stop=stop, gpus=gpus)),
                              name="comfyfarm-local", daemon=True).start()
 
             def finish() -> None:
@@ -176,6 +193,34 @@ def describe_jobs(config: Config, user: str) -> str:
         done, total = task_counts(job)
         lines.append(f"{(job.get('Props') or {}).get('Name', job.get('_id'))}: {state_of(job)}, {done}/{total} tasks")
     return "\n".join(lines)
+
+
+def open_settings(flame: Any, sessions: dict) -> Any:
+    """The Settings dialog, parented to Flame's window. It opens even when the configuration cannot be read
+    (that is where to fix it); once saved, the session's app uses the new configuration, or is created."""
+    from flame_submitter.dialog import flame_main_window
+    from flame_submitter.dialog.settings_dialog import SettingsDialog
+    from flame_submitter.settings_model import SettingsModel
+
+    dialog = SettingsDialog(SettingsModel.load(), parent=flame_main_window())
+
+    def saved(path: str) -> None:
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            flame.messages.show_in_console(f"comfyfarm: settings saved in {path}, but {exc}", "error", 15)
+            return
+        app = sessions.get(id(flame))
+        if app is not None:
+            app.apply_config(config)
+        else:
+            app = sessions[id(flame)] = FlameApp(flame, config)
+            app.start_relink()
+        flame.messages.show_in_console(f"comfyfarm: settings saved in {path}", "info", 5)
+
+    dialog.saved.connect(saved)
+    dialog.show()
+    return dialog
 
 
 def app_for(flame: Any, sessions: dict) -> Optional[FlameApp]:

@@ -3,17 +3,19 @@
 A clip whose media is already an image sequence on shared storage (one segment, no Timeline FX) is used
 as it is. Anything else is exported with ``PyExporter`` in the foreground, as 16-bit float OpenEXR
 numbered from the clip's start frame (between marks when they are set), into the job's input folder;
-the written paths come from the export hooks. Everything here runs on Flame's main thread and is handed
-the ``flame`` module; nothing imports it.
+the written paths come from the export hooks. Timeline segments are described and exported by
+flame_segments.py (their source media between source in and out). Everything here runs on Flame's main
+thread and is handed the ``flame`` module; nothing imports it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +23,7 @@ PRESET_TEMPLATE = Path(__file__).resolve().parent / "presets" / "comfyfarm_opene
 FACTORY_EXR_PRESET = ("file_sequence", "OpenEXR", "OpenEXR (16-bit fp Uncompressed).xml")
 PRESET_VERSION_BY_YEAR = {2023: 12, 2024: 13, 2025: 14, 2026: 15}  # used only when no factory preset is found
 _FRAME_FILE = re.compile(r"^(?P<head>.*?)(?P<number>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
+_FRAME_RANGE = re.compile(r"^(?P<head>.*?)\[(?P<first>\d+)-\d+\](?P<tail>\.[A-Za-z0-9]+)$")
 
 
 class SelectionError(Exception):
@@ -43,8 +46,9 @@ class FlameSource:
     wiretap_id: str
     pattern: Optional[str]  # a #### pattern when the media is an image sequence on disk
     marks: Optional[Tuple[int, int]]  # the marks applied to ``frames``: (in, out) relative, out exclusive
-    flame_object: Any = None
+    flame_object: Any = None  # the PyClip, PySequence or PySegment
     clip_marks: Optional[Tuple[int, int]] = None  # the clip's marks, applied or not
+    colour_space: Optional[str] = None  # Flame's name for it, as get_colour_space() says
 
     @property
     def needs_export(self) -> bool:
@@ -64,7 +68,12 @@ def fps_of(frame_rate: str) -> Optional[float]:
 
 
 def frame_pattern(file_path: str) -> Optional[Tuple[str, int]]:
-    """``/plates/sh010.1001.exr`` → (``/plates/sh010.####.exr``, 1001); None when there is no frame number."""
+    """``/plates/sh010.1001.exr`` → (``/plates/sh010.####.exr``, 1001); the ``[1001-1100]`` form too; None
+    when there is no frame number."""
+    ranged = _FRAME_RANGE.match(file_path or "")
+    if ranged is not None:
+        first = ranged.group("first")
+        return f"{ranged.group('head')}{'#' * len(first)}{ranged.group('tail')}", int(first)
     match = _FRAME_FILE.match(file_path or "")
     if match is None:
         return None
@@ -91,19 +100,39 @@ def _segments(clip: Any) -> List[Any]:
 
 
 def describe(selection: Sequence[Any], flame: Any, *, use_marks: bool = True) -> List[FlameSource]:
-    """The selected clips and sequences as farm sources; raises SelectionError naming what is wrong."""
+    """The selected clips, sequences and timeline segments as farm sources (names made unique, since each
+    names its job folders and its render); raises SelectionError naming what is wrong."""
+    from flame_submitter.flame_segments import describe_segment
+
     sources = []
     for item in selection:
         if isinstance(item, flame.PySegment):
-            raise SelectionError(
-                f"'{text_of(item.name)}' is a timeline segment: select its source clip in the Media Panel (or "
-                "the whole sequence) to send it to the farm")
-        if not isinstance(item, flame.PyClip):
-            continue
-        sources.append(_describe_clip(item, flame, use_marks))
+            sources.append(describe_segment(item, flame, use_marks))
+        elif isinstance(item, flame.PyClip):
+            sources.append(_describe_clip(item, flame, use_marks))
     if not sources:
-        raise SelectionError("nothing to send: select clips or sequences in the Media Panel")
-    return sources
+        raise SelectionError("nothing to send: select clips or sequences in the Media Panel, or segments in the "
+                             "timeline")
+    return unique_names(sources)
+
+
+def unique_names(sources: Sequence[FlameSource]) -> List[FlameSource]:
+    """Two sources with the same name would share job folders and renders: the second becomes ``name_2``."""
+    seen: Dict[str, int] = {}
+    named = []
+    for source in sources:
+        count = seen.get(source.name, 0) + 1
+        seen[source.name] = count
+        named.append(source if count == 1 else dataclasses.replace(source, name=f"{source.name}_{count}"))
+    return named
+
+
+def colour_space_of(item: Any) -> Optional[str]:
+    """``get_colour_space()`` of a clip or segment, or None when Flame cannot say."""
+    try:
+        return str(item.get_colour_space()) or None
+    except (AttributeError, RuntimeError, TypeError):
+        return None
 
 
 def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
@@ -137,7 +166,7 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
         bit_depth=int(clip.bit_depth) if clip.bit_depth else None, start_frame=int(clip.start_frame),
         timecode=str(getattr(start_time, "timecode", "") or "") or None, uid=str(getattr(clip, "source_uid", "")),
         wiretap_id=str(clip.get_wiretap_node_id()), pattern=pattern, marks=marks, flame_object=clip,
-        clip_marks=clip_marks)
+        clip_marks=clip_marks, colour_space=colour_space_of(clip))
 
 
 def direct_pattern(source: FlameSource, is_shared: Callable[[str], bool]) -> Optional[str]:
@@ -197,17 +226,27 @@ def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
     exporter = flame.PyExporter()
     exporter.foreground = True
     hooks = _CollectPaths()
-    duplicate = None
-    try:
-        if source.marks:
-            duplicate = flame.duplicate(clip)
-            duplicate.in_mark = source.marks[0]
-            duplicate.out_mark = source.marks[1]
-            exporter.export_between_marks = True
-        exporter.export(duplicate or clip, str(preset), str(folder), hooks=hooks)
-    finally:
-        if duplicate is not None:
-            flame.delete(duplicate, confirm=False)
+    if isinstance(clip, flame.PySegment):
+        from flame_submitter.flame_segments import export_segment
+
+        export_segment(flame, source, exporter, preset, folder, hooks)
+    else:
+        duplicate = None
+        try:
+            if source.marks:
+                duplicate = flame.duplicate(clip)
+                duplicate.in_mark = source.marks[0]
+                duplicate.out_mark = source.marks[1]
+                exporter.export_between_marks = True
+            exporter.export(duplicate or clip, str(preset), str(folder), hooks=hooks)
+        finally:
+            if duplicate is not None:
+                flame.delete(duplicate, confirm=False)
+    return written_pattern(hooks, source, folder)
+
+
+def written_pattern(hooks: _CollectPaths, source: FlameSource, folder: Path) -> str:
+    """The exported frames as a #### pattern, from the paths the export hooks collected."""
     if not hooks.assets:
         raise SelectionError(f"Flame exported nothing for '{source.name}' into {folder}")
     written = re.sub(r"\[(\d+)-\d+\]", lambda m: "#" * len(m.group(1)), hooks.assets[0])

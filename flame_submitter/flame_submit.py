@@ -143,8 +143,10 @@ def local_requests(flame: Any, sources: Sequence[FlameSource], choice: SubmitCho
 
 
 def run_locally(requests: Sequence[ClipRequest], choice: SubmitChoice, *,
-                progress: Callable[[float, str], None], stop: threading.Event) -> SubmitResult:
-    """Off the main thread: ``comfyfarm run-local`` for each clip, with progress; ``stop`` interrupts it."""
+                progress: Callable[[float, str], None], stop: threading.Event,
+                gpus: Sequence[str] = ()) -> SubmitResult:
+    """Off the main thread: ``comfyfarm run-local`` for each clip, with progress; ``stop`` interrupts it.
+    ``gpus`` (the configuration's): one ComfyUI per GPU listed."""
     done: List[str] = []
     for index, request in enumerate(requests):
         command = [sys.executable, "-m", "flame_submitter.cli", "run-local", "--workflow", choice.workflow_path,
@@ -154,6 +156,8 @@ def run_locally(requests: Sequence[ClipRequest], choice: SubmitChoice, *,
             command += ["--chunk-size", str(choice.template_overrides["chunk_size"])]
         if choice.output_format:
             command += ["--format", choice.output_format]
+        if gpus:
+            command += ["--gpus", ",".join(str(g) for g in gpus)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         threading.Thread(target=_interrupt_on, args=(stop, process), daemon=True).start()

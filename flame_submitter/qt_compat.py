@@ -4,25 +4,45 @@ Import Qt names from here, never from PySide directly::
 
     from flame_submitter.qt_compat import QtCore, QtGui, QtWidgets, Signal
 
+Which binding: ``COMFYFARM_QT_BINDING`` (``PySide6`` or ``PySide2``) when set; else the one this process
+has already imported (inside Flame, Flame's own: two Qt bindings in one process do not mix, even if the
+other one is on ``sys.path``); else PySide6, then PySide2.
+
 Nothing but Qt is imported, and only Qt's own import work happens at import time. Use scoped enum
 names (``QtCore.Qt.AlignmentFlag.AlignLeft``): both bindings accept them, and PySide6 drops the short ones.
+Differences the dialogs meet: ``exec()`` is ``exec_()`` in PySide2 (:func:`exec_dialog`); PySide2 ignores
+the string a Python ``fixup`` override returns (widgets.py puts the corrected text in the field instead).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any, Optional
 
 logger = logging.getLogger(__name__)
 
-try:
-    from PySide6 import QtCore, QtGui, QtWidgets
+BINDING_ENV = "COMFYFARM_QT_BINDING"
+_WANTED = os.environ.get(BINDING_ENV) or next((n for n in ("PySide6", "PySide2") if n in sys.modules), "")
+if _WANTED not in ("", "PySide6", "PySide2"):
+    raise ImportError(f"{BINDING_ENV}={_WANTED!r}: use PySide6 or PySide2, or unset it")
 
-    QT_BINDING = "PySide6"
-except ImportError:  # Flame 2023-2024 ship PySide2
+if _WANTED == "PySide2":
     from PySide2 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
 
     QT_BINDING = "PySide2"
+else:
+    try:
+        from PySide6 import QtCore, QtGui, QtWidgets
+
+        QT_BINDING = "PySide6"
+    except ImportError:  # Flame 2023-2024 ship PySide2
+        if _WANTED == "PySide6":
+            raise
+        from PySide2 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+
+        QT_BINDING = "PySide2"
 
 Signal = QtCore.Signal
 Slot = QtCore.Slot

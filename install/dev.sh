@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a development checkout and run something in it.
 #   bash install/dev.sh demo   set up, then run the main job locally (comfyfarm demo)
-#   bash install/dev.sh test   set up, then run ruff and the whole test suite
+#   bash install/dev.sh test   set up, then run ruff and the whole test suite (with no arguments, also the
+#                              Flame-side tests under Python 3.9 and PySide2: install/py39_pyside2.sh)
 #   bash install/dev.sh setup  only set up: .venv with comfyfarm and its test dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,11 +53,16 @@ case "${1:-}" in
     set +e
     "$VENV/bin/python" -m pytest "$@"
     status=$?
-    set -e
     if [ "$status" -eq 5 ]; then
       echo "comfyfarm: pytest collected no test" >&2
     fi
-    exit "$status"
+    tier=0
+    if [ "$#" -eq 0 ]; then  # the whole suite: also the Flame-side tests under Python 3.9 and PySide2
+      bash install/py39_pyside2.sh
+      tier=$?
+    fi
+    set -e
+    exit $(( status != 0 ? status : tier ))
     ;;
   *)
     echo "usage: bash install/dev.sh demo|test|setup" >&2

@@ -1,9 +1,10 @@
-"""The submit dialog: pick a workflow, its settings, the farm settings, the frames and the output format.
+"""The submit dialog (pick a workflow, its settings, the farm settings, the frames and the output format)
+and the Settings dialog (the artist's own comfyfarm settings: ``settings_dialog``).
 
 ``model`` holds the dialog's state without Qt (and is what the tests check most); ``widgets`` generates
 the parameter editors from a workflow manifest; ``submit_dialog`` is the QDialog. Importing this package
-does not import Qt: ``SubmitDialog``, ``flame_main_window`` and ``deadline_farm_lists`` are loaded on first
-use.
+does not import Qt: ``SubmitDialog``, ``SettingsDialog``, ``flame_main_window`` and ``deadline_farm_lists`` are
+loaded on first use.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "RememberedChoices",
     "SubmitChoice",
     "SubmitDialog",
+    "SettingsDialog",
     "SubmitResult",
     "artist_message",
     "deadline_farm_lists",
@@ -41,4 +43,8 @@ def __getattr__(name: str) -> Any:
         from flame_submitter.dialog import submit_dialog
 
         return getattr(submit_dialog, name)
+    if name == "SettingsDialog":
+        from flame_submitter.dialog import settings_dialog
+
+        return settings_dialog.SettingsDialog
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -93,9 +93,38 @@ def _nearest_text(spin: QtWidgets.QAbstractSpinBox, text: str, convert: Any) -> 
     return spin.prefix() + spin.textFromValue(nearest) + spin.suffix()
 
 
-class LenientSpinBox(_NoWheelMixin, QtWidgets.QSpinBox):
+class _NearestOnCommitMixin:
+    """Put the nearest allowed value in the field itself before Qt reads it (Return, Enter, leaving the
+    field). PySide6 takes it from ``fixup``'s return value too; PySide2 drops what a Python ``fixup``
+    returns, so Qt would put back the minimum there: doing it here works with both bindings."""
+
+    convert: Any = int
+
+    def _put_nearest(self) -> None:
+        line = self.lineEdit()  # type: ignore[attr-defined]
+        text = line.text()
+        result = self.validate(text, len(text))  # type: ignore[attr-defined]
+        state = result[0] if isinstance(result, tuple) else result
+        if state != QtGui.QValidator.State.Acceptable:
+            nearest = _nearest_text(self, text, self.convert)  # type: ignore[arg-type]
+            if nearest is not None and nearest != text:
+                line.setText(nearest)
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
+            self._put_nearest()
+        super().keyPressEvent(event)  # type: ignore[misc]
+
+    def focusOutEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt's name)
+        self._put_nearest()
+        super().focusOutEvent(event)  # type: ignore[misc]
+
+
+class LenientSpinBox(_NearestOnCommitMixin, _NoWheelMixin, QtWidgets.QSpinBox):
     """A QSpinBox that keeps an out-of-range number as typed, and puts the nearest allowed value back when
     the artist leaves the field or presses Return (Qt alone would put back the minimum)."""
+
+    convert = int
 
     def validate(self, text: str, position: int) -> Any:
         return _acceptable_as_intermediate(super().validate(text, position), text, int)
@@ -104,8 +133,10 @@ class LenientSpinBox(_NoWheelMixin, QtWidgets.QSpinBox):
         return _nearest_text(self, text, int) or super().fixup(text) or text
 
 
-class LenientDoubleSpinBox(_NoWheelMixin, QtWidgets.QDoubleSpinBox):
+class LenientDoubleSpinBox(_NearestOnCommitMixin, _NoWheelMixin, QtWidgets.QDoubleSpinBox):
     """The QDoubleSpinBox counterpart of LenientSpinBox."""
+
+    convert = float
 
     def validate(self, text: str, position: int) -> Any:
         return _acceptable_as_intermediate(super().validate(text, position), text, float)

@@ -310,6 +310,46 @@ def test_sequence_is_a_clip_with_gaps(flame_session, tmp_path):
     assert seq.duration.frame == 9
 
 
+def test_a_trimmed_segment_and_its_handles(flame_session, tmp_path):
+    lib = flame_session.workspace.create_library("L")
+    a = plate(flame_session, tmp_path, parent=lib, name="a", frames=range(1001, 1049))
+    seq = flame_session.add_sequence(lib, "edit", [(a, 10, 20)])
+    (seg,) = seq.versions[0].tracks[0].segments
+    assert (str(seg.source_in), str(seg.source_out)) == ("01:00:00+10", "01:00:01+05")
+    assert (seg.head, seg.tail, seg.source_in.relative_frame, seg.start_frame) == (10, 18, 11, 1001)
+    assert (seg.record_in.relative_frame, seg.record_duration.frame, seg.source_duration.frame) == (1, 20, 48)
+    with pytest.raises(ValueError, match="outside"):
+        flame_session.add_sequence(lib, "bad", [(a, 40, 10)])
+
+
+def test_match_out_a_segment(flame_session, tmp_path):
+    import flame
+
+    lib = flame_session.workspace.create_library("L")
+    a = plate(flame_session, tmp_path, parent=lib, name="a", frames=range(1001, 1049))
+    seq = flame_session.add_sequence(lib, "edit", [(a, 10, 20), 5])
+    seg, gap = seq.versions[0].tracks[0].segments
+    seg.name = "sh010"
+    flame_session.add_effect(seg, "Colour Correct", rendered=True)
+    whole = seg.match(lib)  # preserve_handle=False: the whole source media, no marks
+    assert isinstance(whole, flame.PyClip) and not isinstance(whole, flame.PySequence) and whole in lib.clips
+    assert (whole.name.get_value(), whole.duration.frame, str(whole.start_time), whole.start_frame) == (
+        "sh010", 48, "01:00:00+00", 1001)
+    assert whole.in_mark.get_value() is None and whole.versions[0].tracks[0].segments[0].effects == []
+    used = seg.match(lib, preserve_handle=True, use_sequence_info=False, include_timeline_fx=True)
+    assert (used.name.get_value(), used.duration.frame, str(used.start_time), used.start_frame) == (
+        "a", 20, "01:00:00+10", 1011)
+    inner = used.versions[0].tracks[0].segments[0]
+    assert (inner.head, inner.tail) == (10, 18) and [fx.type for fx in inner.effects] == ["Colour Correct"]
+    with pytest.raises(RuntimeError, match="a gap has no media"):
+        gap.match(lib)
+    with pytest.raises(TypeError, match="destination must be a reel, folder or library"):
+        seg.match(seq)
+    shared = flame_session.project.create_shared_library("Shared")
+    with pytest.raises(RuntimeError, match="is locked"):
+        seg.match(shared)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # version-gated members
 

@@ -65,7 +65,7 @@ def test_an_export_between_marks_cleans_up_its_duplicate(flame_session, tmp_path
     assert [c.name.get_value() for c in lib.clips] == ["sh030_plate"]  # the duplicate is gone
 
 
-def test_gaps_unrendered_fx_and_segments_are_refused_with_the_fix(flame_session, tmp_path: Path) -> None:
+def test_gaps_unrendered_fx_and_libraries_are_refused_with_the_fix(flame_session, tmp_path: Path) -> None:
     lib = flame_session.workspace.create_library("Edits")
     a = flame_session.add_clip(lib, "a", frames=range(1, 11))
     b = flame_session.add_clip(lib, "b", frames=range(1, 11))
@@ -80,6 +80,6 @@ def test_gaps_unrendered_fx_and_segments_are_refused_with_the_fix(flame_session,
     mixed = flame_session.add_sequence(lib, "sh060_edit", [a, big])
     with pytest.raises(SelectionError, match=r"'sh060_edit' mixes resolutions \(64x36, 128x72\)"):
         describe((mixed,), flame_session.flame)
-    segment = mixed.versions[0].tracks[0].segments[0]
-    with pytest.raises(SelectionError, match="is a timeline segment: select its source clip"):
-        describe((segment,), flame_session.flame)
+    with pytest.raises(SelectionError, match="^nothing to send: select clips or sequences in the Media Panel, or "
+                                             "segments in the timeline$"):
+        describe((lib,), flame_session.flame)

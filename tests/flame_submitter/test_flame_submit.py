@@ -119,3 +119,37 @@ def test_marks_and_custom_frames(studio, fake_deadline, tmp_path: Path) -> None:
     start_submission(session.flame, sources, choice([summary], frame_mode="marks"), config, results.append)
     wait_for(session, results)
     assert fake_deadline.submissions()[0]["JobInfo"]["Frames"] == "1005-1010"
+
+
+def test_run_locally_starts_one_comfyui_per_configured_gpu(monkeypatch, tmp_path: Path) -> None:
+    """Run locally hands the configuration's GPUs to ``comfyfarm run-local --gpus``."""
+    import subprocess
+    import threading
+
+    from flame_submitter import flame_submit
+    from flame_submitter.submit import ClipRequest
+
+    commands: List[List[str]] = []
+
+    class Finished:
+        stderr = iter(["[invert] 2/2 frames\n"])
+
+        def __init__(self, command, **_kwargs) -> None:
+            commands.append(list(command))
+
+        def poll(self) -> int:
+            return 0
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Finished)
+    request = ClipRequest("sh010_plate", str(tmp_path / "sh010.####.exr"), [1001, 1002],
+                          str(tmp_path / "out" / "sh010.####.exr"))
+    result = flame_submit.run_locally([request], choice([], local=True), progress=lambda *_: None,
+                                      stop=threading.Event(), gpus=("0", "1"))
+    assert result.ok, result.error
+    (command,) = commands
+    assert command[command.index("--gpus") + 1] == "0,1"
+    flame_submit.run_locally([request], choice([], local=True), progress=lambda *_: None, stop=threading.Event())
+    assert "--gpus" not in commands[1]  # none configured: run-local's instances apply

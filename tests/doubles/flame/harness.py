@@ -55,6 +55,16 @@ Time and marks
   source members are ``None``/``""``/0.
 * ``clip.start_frame`` (default: the first frame number) is separate from the timecode;
   ``change_start_frame`` changes it and the segments' ``start_frame``, never the timecode.
+* ``segment.head`` is the number of source frames before the source in (an int; Flame may say
+  ``"infinite"`` for generated media, which the double does not make); ``segment.start_frame`` is the
+  frame number of the source media's first frame, and ``source_in.relative_frame`` counts from it (1-based).
+* ``segment.match(destination, preserve_handle=False, use_sequence_info=True, include_nested_content=False,
+  include_timeline_fx=False)`` (the stubs' signature; flameTimewarpML calls it as ``match(parent,
+  include_timeline_fx=False)``) adds a new source clip of the segment's media to a reel, folder or library
+  and returns it. "Prevent the unrolling of the media handles" is read as: False (the default) shows the
+  whole source media with no marks; True shows the segment's frames only, with the source in's timecode and
+  frame number. ``use_sequence_info`` names the clip after the segment (else its source); nested content is
+  not emulated (NotImplementedError); a gap raises RuntimeError; a locked shared library refuses it.
 
 Media
 * ``segment.file_path`` of a file sequence is the path of its first frame (``/plates/sh010.1001.exr``, as
@@ -613,10 +623,12 @@ class FlameSession:
         bit_depth: Optional[int] = None,
         start_frame: int = 1,
     ) -> Any:
-        """A one-track PySequence: each item is a source clip (its whole media) or an int (a gap of n frames)."""
+        """A one-track PySequence: each item is a source clip (its whole media), ``(clip, first, length)`` (the
+        clip's media from its 0-based frame index ``first`` for ``length`` frames: a trimmed edit) or an int
+        (a gap of n frames)."""
         rt = self._rt
         time_mod, objects = self._flame_attr("_time"), self._flame_attr("_objects")
-        clips = [item for item in items if not isinstance(item, int)]
+        clips = [item[0] if isinstance(item, tuple) else item for item in items if not isinstance(item, int)]
         if not clips:
             raise ValueError("a sequence needs at least one clip")
         first = clips[0]
@@ -626,10 +638,14 @@ class FlameSession:
             if isinstance(item, int):
                 parts.append((None, 0, item, ""))
                 continue
-            media = item._top_segments()[0]._media
+            clip, src_in, length = item if isinstance(item, tuple) else (item, 0, None)
+            media = clip._top_segments()[0]._media
+            length = media.length - src_in if length is None else length
             if media.frame_rate != rate:
-                raise ValueError(f"{item!r} is {media.frame_rate}, the sequence {rate}: retimes are not emulated")
-            parts.append((media, 0, media.length, item._values["name"]))
+                raise ValueError(f"{clip!r} is {media.frame_rate}, the sequence {rate}: retimes are not emulated")
+            if src_in < 0 or length < 1 or src_in + length > media.length:
+                raise ValueError(f"frames {src_in}..{src_in + length - 1} are outside {clip!r} (0..{media.length - 1})")
+            parts.append((media, src_in, length, clip._values["name"]))
         seq = objects.build_sequence(
             rt, name, parts, rate, time_mod.timecode_to_frame(timecode, rate),
             width or first._width, height or first._height, bit_depth or first._bit_depth, start_frame,

@@ -1,10 +1,15 @@
-"""Render the submit dialog offscreen, as an artist first sees it, for the docs.
+"""Render the submit and Settings dialogs offscreen, as an artist first sees them, for the docs.
 
     python -m tests.flame_submitter.dialog.screenshots [OUTPUT_DIR]   # default: docs/screenshots
 
 Writes ``submit_dialog_invert.png`` (a workflow without settings) and ``submit_dialog_prompt.png``
 (``toonyou_style``: prompts, numbers, a seed). Two clips, one with marks; the farm's pools and groups
 come from a stand-in for the Web Service that answers at once; nothing is remembered between runs.
+
+Writes ``settings_dialog.png``: a studio file sets the farm and the shared storage, the artist's file
+sets the user, the password and Run locally, the inbox comes from Flame's environment, and Test connection
+has answered (a stand-in again). The files live in a scratch folder, shown under the paths a workstation
+has (/etc/comfyfarm, /home/ann).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -76,9 +81,51 @@ def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
     return written
 
 
+def settings_sources(scratch: Path) -> Any:
+    """A studio file, the artist's file and Flame's environment, as on a workstation."""
+    from flame_submitter.settings_model import SettingsSources
+
+    return SettingsSources(
+        studio_path=Path("/etc/comfyfarm/config.yaml"),
+        user_path=Path("/home/ann/.config/comfyfarm/config.yaml"),
+        studio={"deadline_url": "http://deadline:8081", "jobs_root": "/mnt/projects/comfyfarm/jobs",
+                "shared_roots": ["/mnt/projects"], "comfyui_dir": "/opt/ComfyUI",
+                "path_mappings": [{"linux": "/mnt/projects", "macos": "/Volumes/projects", "windows": "P:/"}]},
+        user={"deadline_user": "ann", "deadline_password": "not-shown", "instances": 2},
+        environment={"inbox_root": ("COMFYFARM_INBOX_ROOT", "/mnt/projects/comfyfarm/inbox")},
+    )
+
+
+def render_settings(output_dir: Path, file_name: str = "settings_dialog.png") -> Path:
+    """The Settings dialog after a successful Test connection; returns the file."""
+    from flame_submitter.dialog.settings_dialog import SettingsDialog
+    from flame_submitter.qt_compat import QtWidgets
+    from flame_submitter.settings_checks import Check
+    from flame_submitter.settings_model import SettingsModel
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        model = SettingsModel(settings_sources(Path(scratch)), workstation_os="linux")  # checks nothing on disk
+        answer = Check("ok", "Connected to Deadline at http://deadline:8081 as ann; pools: none, gpu, cpu")
+        dialog = SettingsDialog(model, tester=lambda url, user, password: answer)
+        dialog.show()
+        dialog.editors["gpus"].setText("0,1")
+        dialog.test_connection()
+        _wait(app, lambda: dialog.test_button.isEnabled())
+        _wait(app, lambda: False, 0.2)
+        path = output_dir / file_name
+        if not dialog.grab().save(str(path)):
+            raise RuntimeError(f"could not write {path}")
+        dialog.close()
+        dialog.deleteLater()
+        app.processEvents()
+    return path
+
+
 def main(argv: Sequence[str]) -> int:
     output = Path(argv[0]) if argv else DEFAULT_OUTPUT
-    for path in render(output):
+    for path in [*render(output), render_settings(output)]:
         print(path)
     return 0
 

@@ -13,16 +13,22 @@ REPO = Path(__file__).resolve().parents[3]
 HOOK = REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py"
 
 
-def test_two_selected_clips_become_two_jobs_without_blocking(qapp, flame_session, fake_deadline, tmp_path: Path,
-                                                             monkeypatch) -> None:
+def studio_config(tmp_path: Path, url: str, monkeypatch) -> Path:
+    """The configuration Flame reads: the Web Service at ``url``, shared storage under the returned folder."""
     shared = tmp_path / "projects"
     (shared / "comfyfarm").mkdir(parents=True)
     config = tmp_path / "comfyfarm.yaml"
-    config.write_text(yaml.safe_dump({"deadline_url": fake_deadline.url, "deadline_user": "ann",
+    config.write_text(yaml.safe_dump({"deadline_url": url, "deadline_user": "ann",
                                       "jobs_root": str(shared / "comfyfarm"), "shared_roots": [str(shared)]}))
     monkeypatch.setenv("COMFYFARM_CONFIG", str(config))
     monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(config))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    return shared
+
+
+def test_two_selected_clips_become_two_jobs_without_blocking(qapp, flame_session, fake_deadline, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    shared = studio_config(tmp_path, fake_deadline.url, monkeypatch)
     lib = flame_session.workspace.create_library("Plates")
     a = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1013), source_dir=shared / "plates")
     b = flame_session.add_clip(lib, "sh020_plate", frames=range(1001, 1009), source_dir=shared / "plates")
@@ -48,4 +54,38 @@ def test_two_selected_clips_become_two_jobs_without_blocking(qapp, flame_session
     assert [s["JobInfo"]["Frames"] for s in sent] == ["1001-1012", "1001-1008"]
     record = read_job_record(sent[0]["PluginInfo"]["JobRecord"])
     assert record.workflow.name == "blur" and record.relink.project == "show_2026"
+    dialog.close()
+
+
+def test_timeline_segments_become_jobs_over_their_source_frames(qapp, flame_session, fake_deadline, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    shared = studio_config(tmp_path, fake_deadline.url, monkeypatch)
+    lib = flame_session.workspace.create_library("Edit")
+    on_disk = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1049), source_dir=shared / "plates",
+                                     timecode="01:00:00:00")
+    in_flame = flame_session.add_clip(lib, "sh020_plate", frames=range(2001, 2025), timecode="02:00:00:00")
+    cut = flame_session.add_sequence(lib, "cut_v1", [(on_disk, 10, 12), (in_flame, 4, 8)])
+    flame_session.select_segments(*cut.versions[0].tracks[0].segments)
+    hooks = flame_session.load_hooks(HOOK)
+    dialog = hooks.run_action("Submit to Deadline...", menu="timeline")
+    assert [dialog.clip_table.topLevelItem(i).text(0) for i in range(2)] == ["sh010_plate", "sh020_plate"]
+    dialog._select_tree_item("blur")
+    qapp.processEvents()
+    assert dialog.submit_button.isEnabled(), dialog.problem_label.text()
+    dialog.submit_button.click()
+    deadline = time.monotonic() + 30
+    while dialog.submit_button.text() != "Done" and time.monotonic() < deadline:
+        flame_session.pump_idle(seconds=1)
+        qapp.processEvents()
+        time.sleep(0.05)
+    assert dialog.submit_button.text() == "Done", dialog.problem_label.text()
+    sent = fake_deadline.submissions()
+    assert [s["JobInfo"]["Frames"] for s in sent] == ["1011-1022", "2005-2012"]  # the segments' source frames
+    direct, exported = (read_job_record(s["PluginInfo"]["JobRecord"]) for s in sent)
+    assert direct.source.pattern == str(shared / "plates" / "sh010_plate.####.exr")  # read where it lies
+    assert exported.source.pattern.startswith(str(shared / "comfyfarm" / "input"))  # exported for the farm
+    assert len(flame_session.exports) == 1 and flame_session.exports[0].foreground
+    assert [c.name.get_value() for c in lib.clips] == ["sh010_plate", "sh020_plate"]  # no matched clip left
+    assert (exported.relink.clip_name, exported.relink.project) == ("sh020_plate", "show_2026")
+    assert (direct.source.timecode, exported.source.timecode) == ("01:00:00:10", "02:00:00:04")  # the sources'
     dialog.close()

@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-qt = pytest.importorskip("flame_submitter.qt_compat", reason="needs PySide6 (pip install PySide6-Essentials)")
+qt = pytest.importorskip("flame_submitter.qt_compat",
+                         reason="needs PySide6 or PySide2 (pip install PySide6-Essentials)")
 
 from farm_plugin.workflow.package import WorkflowPackage, bundled_workflows_dir  # noqa: E402
 from flame_submitter.config import Config  # noqa: E402
@@ -30,7 +31,7 @@ from flame_submitter.dialog.submit_dialog import SubmitDialog, deadline_farm_lis
 from flame_submitter.templates import template_dirs  # noqa: E402
 
 QtCore, QtWidgets = qt.QtCore, qt.QtWidgets
-QTest = pytest.importorskip("PySide6.QtTest").QTest
+QTest = pytest.importorskip(f"{qt.QT_BINDING}.QtTest").QTest  # PySide6 or PySide2, as qt_compat chose
 
 CLIPS = (
     ClipSummary("sh010_plate", 1001, 1100, has_marks=True, mark_in=1011, mark_out=1050, width=1920, height=1080,
@@ -149,10 +150,9 @@ def test_the_widgets_of_each_shipped_workflow(make_dialog: Callable[..., SubmitD
             assert field.browse_button.text() == "Browse…"
     if not package.parameters:
         assert "no settings" in dialog.parameters_box.findChild(QtWidgets.QLabel, "Caption").text()
-    unsupported = name == "rife_frame_interpolation"  # ratio 2: refused by the runtime until issue 9 lands
-    assert [p for p in dialog.model.problems() if "cannot run with this version" not in p] == []
-    assert dialog.submit_button.isEnabled() is not unsupported
-    assert ("cannot run with this version" in dialog.problem_label.text()) is unsupported
+    assert dialog.model.problems() == []
+    assert dialog.submit_button.isEnabled()
+    assert dialog.problem_label.text() == ""
 
 
 # -- validation as the artist types ---------------------------------------------------------------------

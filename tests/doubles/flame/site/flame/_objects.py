@@ -653,6 +653,43 @@ class PySegment(PyFlameObject):
     def get_colour_space(self, time: Optional[PyTime] = None) -> str:
         return self._media.colour_space if self._media else ""
 
+    @checked
+    def match(
+        self,
+        destination: Any,
+        preserve_handle: bool = False,
+        use_sequence_info: bool = True,
+        include_nested_content: bool = False,
+        include_timeline_fx: bool = False,
+    ) -> PyClip:
+        """Match out the media of the Segment to the destination; returns the new source PyClip.
+
+        preserve_handle=False (the default) unrolls the handles: the clip shows the whole source media, no
+        marks. True: the clip shows the segment's frames only (start frame and timecode those of the source
+        in). use_sequence_info names the clip after the segment (else after its source) and keeps its shot
+        name; include_timeline_fx copies its Timeline FX (rendered or not, as they are)."""
+        if not isinstance(destination, (PyReel, PyFolder, PyLibrary)):
+            raise TypeError(f"match: the destination must be a reel, folder or library, not {destination!r}")
+        if include_nested_content:
+            raise NotImplementedError("The Flame double does not emulate nested content (BFX, Matte Container)")
+        if self._media is None:
+            raise RuntimeError("match: a gap has no media to match out")
+        media = self._media
+        name = self._values["name"] if use_sequence_info and self._values["name"] else media.name
+        clip = build_source_clip(self._rt, name, media)
+        if preserve_handle:
+            clip._start_tc = media.start_tc + self._src_in
+            clip._start_frame = media.start_frame + self._src_in
+            segment = clip._top_segments()[0]
+            segment._src_in, segment._length = self._src_in, self._length
+            segment._start_frame = clip._start_frame
+        segment = clip._top_segments()[0]
+        if use_sequence_info:
+            segment._values["shot_name"] = self._values["shot_name"]
+        if include_timeline_fx:
+            segment._effects = [PyTimelineFX(self._rt, segment, fx._type, fx._rendered) for fx in self.effects]
+        return destination._add(clip)
+
 
 class PyTrack(PyFlameObject):
     """Object representing a Track."""
