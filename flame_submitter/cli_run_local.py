@@ -74,7 +74,8 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, metavar="N", help="frames per chunk (default: config, 10)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--instances", type=int, metavar="N", help="ComfyUI instances to start (default: config, 1)")
-    where.add_argument("--gpus", metavar="0,1,...", help="one ComfyUI per listed GPU (CUDA_VISIBLE_DEVICES)")
+    where.add_argument("--gpus", metavar="0,1,...",
+                       help="one ComfyUI per listed GPU (CUDA_VISIBLE_DEVICES; default: config gpus)")
     parser.add_argument("--comfyui-dir", metavar="DIR", help="the ComfyUI folder to start instances from")
     parser.add_argument("--comfyui-python", metavar="PY", help="the Python that runs ComfyUI (default: its venv)")
     parser.add_argument("--comfyui-url", action="append", default=[], metavar="URL",
@@ -150,6 +151,8 @@ def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunk
     gpus: List[Optional[str]]
     if args.gpus:
         gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+    elif config.gpus and args.instances is None:
+        gpus = list(config.gpus)
     else:
         count = args.instances if args.instances is not None else config.instances
         if count < 1:

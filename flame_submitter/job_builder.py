@@ -146,13 +146,18 @@ def sequence_chunk_size(template: JobTemplate, workflow: WorkflowPackage) -> Job
     if workflow.sequence is None:
         return template
     keeps = window_budget(workflow.sequence)
-    chunk = max(keeps, keeps * ((template.chunk_size + keeps // 2) // keeps))  # nearest, halves up
+    chunk = whole_windows(template.chunk_size, keeps)
     if chunk == template.chunk_size:
         return template
     logger.warning("chunk size %d changed to %d for '%s': each %d-frame window keeps %d frame(s), so a chunk is "
                    "a whole number of windows", template.chunk_size, chunk, workflow.name,
                    workflow.sequence.context_frames, keeps)
     return replace(template, chunk_size=chunk)
+
+
+def whole_windows(chunk_size: int, keeps: int) -> int:
+    """The whole number of windows (of ``keeps`` own frames) nearest ``chunk_size``, halves up, at least one."""
+    return max(keeps, keeps * ((chunk_size + keeps // 2) // keeps))
 
 
 def short_chunk_warnings(frames: Sequence[int], chunk_size: int, workflow: WorkflowPackage) -> List[str]:

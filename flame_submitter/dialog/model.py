@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin.frames.errors import FrameListError
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
-from farm_plugin.runner.units import plan_units
+from farm_plugin.runner.units import window_budget
 from farm_plugin.workflow.package import (
     Parameter,
     WorkflowPackage,
@@ -34,6 +34,7 @@ from farm_plugin.workflow.package import (
     load_package,
 )
 from farm_plugin.workflow.params import resolve_parameters
+from flame_submitter.job_builder import whole_windows
 from flame_submitter.templates import OUTPUT_FORMATS, JobTemplate, TemplateError, load_template, load_template_file
 
 logger = logging.getLogger(__name__)
@@ -508,16 +509,7 @@ def sequence_own_frames(package: WorkflowPackage) -> int:
     """Frames a sequence workflow keeps per window (its context less the handles), 0 for per-frame ones."""
     if package.mode != "sequence" or package.sequence is None:
         return 0
-    return max(1, package.sequence.context_frames - 2 * package.sequence.overlap_frames)
-
-
-def unsupported_reason(package: WorkflowPackage) -> Optional[str]:
-    """Why this comfyfarm cannot run ``package`` (asked of the runtime itself), or None."""
-    try:
-        plan_units([1], package.mode, package.sequence, [1])
-    except NotImplementedError as exc:
-        return f"{package.title} cannot run with this version of comfyfarm: {exc}"
-    return None
+    return window_budget(package.sequence)
 
 
 class DialogModel:
@@ -615,10 +607,10 @@ class DialogModel:
                 self.farm[key] = remembered
 
     def suggested_chunk_size(self, template: JobTemplate) -> int:
-        """The template's chunk size; for a sequence workflow at least the frames one window keeps, so that
-        a chunk is not a whole window rendered for a few frames (the heavy preset's chunk of 1)."""
+        """The template's chunk size; for a sequence workflow the nearest whole number of windows, as the job
+        builder gives it (a chunk of 1, the heavy preset's, would render a whole window for one frame)."""
         own = sequence_own_frames(self.workflow) if self.workflow else 0
-        return own if own and template.chunk_size < own else template.chunk_size
+        return whole_windows(template.chunk_size, own) if own else template.chunk_size
 
     def set_value(self, key: str, raw: Any) -> None:
         if self.workflow is None:
@@ -715,9 +707,6 @@ class DialogModel:
         if self.workflow is None:
             problems.append("Choose a workflow in the list")
         else:
-            reason = unsupported_reason(self.workflow)
-            if reason:
-                problems.append(reason)
             problems.extend(self.parameter_problems().values())
         problems.extend(self.farm_problems())
         if self.frame_mode == "marks" and not self.any_marks:

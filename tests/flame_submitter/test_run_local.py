@@ -300,3 +300,26 @@ def test_real_comfyui_runs_invert_and_blur_on_two_instances(plate: str, tmp_path
     source = read_pixels(plate.replace("####", "1010"))[..., :3]
     inverted = read_pixels(tmp_path / "invert" / "invert.1010.exr")[..., :3]
     assert np.abs(inverted - expected_invert(source)).max() < 2e-3
+
+
+def test_the_configured_gpus_get_one_instance_each(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    settings = yaml.safe_load(config.read_text())
+    settings["gpus"] = ["0", "1"]
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "invert"
+    result = run_local(config, "--workflow", "invert", "--input", plate, "--frames", "1001-1016",
+                       "--output", str(out / "invert.####.exr"), "--chunk-size", "8")
+    assert result.returncode == 0, result.stderr
+    assert "16 frame(s) in 2 chunk(s) on 2 ComfyUI instance(s)" in result.stderr
+
+
+def test_a_2x_interpolation_writes_the_in_betweens_under_their_own_numbers(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    out = tmp_path / "rife"
+    result = run_local(config, "--workflow", "rife_frame_interpolation", "--input", plate, "--frames", "1001-1020",
+                       "--output", str(out / "rife.####.exr"), "--instances", "2", "--chunk-size", "6")
+    assert result.returncode == 0, result.stderr
+    assert "20 frame(s) in 4 chunk(s) on 2 ComfyUI instance(s), 39 frame(s) out" in result.stderr
+    assert frame_names(out, "rife") == [f"rife.{f}.exr" for f in range(1001, 1040)]
+    assert probe(out / "rife.1004.exr").timecode == "01:00:00:01"  # the in-between after source 1002

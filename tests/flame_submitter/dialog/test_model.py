@@ -139,12 +139,7 @@ def test_no_clips_is_a_problem(packages, templates) -> None:  # type: ignore[no-
 def test_shipped_workflows_at_their_defaults_can_be_submitted(packages, templates) -> None:  # type: ignore[no-untyped-def]
     for name in packages:
         model = model_for(packages, templates, name)
-        if name == "rife_frame_interpolation":  # ratio 2: the runtime refuses it until issue 9 lands
-            assert model.problems() == [
-                "RIFE 2x frame interpolation cannot run with this version of comfyfarm: sequence workflows that "
-                "change the frame count (ratio 2) are not supported yet"]
-        else:
-            assert model.problems() == [], name
+        assert model.problems() == [], name
 
 
 def test_an_out_of_range_parameter_is_named_by_its_label(packages, templates) -> None:  # type: ignore[no-untyped-def]
