@@ -16,10 +16,14 @@ from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.runner.preflight import PreflightError
 from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
 from farm_plugin.workflow.params import ParameterError, parse_assignments, resolve_parameters
-from flame_submitter.config import ConfigError, load_config
+from flame_submitter.cloud_submit import PartlySubmitted, submit_bundles, write_bundles
+from flame_submitter.config import Config, ConfigError, load_config
 from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError
+from flame_submitter.deadline_cloud import DeadlineCloudError, DeadlineCloudMissing, find_cli
 from flame_submitter.farm_jobs import recent_jobs, state_of, task_counts
+from flame_submitter.job_builder import PlannedJob
+from flame_submitter.openjd_bundle import BundleError, BundleOptions, build_bundles
 from flame_submitter.submit import (
     ClipRequest,
     SubmitError,
@@ -35,7 +39,9 @@ from flame_submitter.templates import TemplateError, load_template
 EXIT_FARM = 1
 EXIT_BAD_INPUT = 2
 BAD_INPUT = (ConfigError, SubmitError, TemplateError, WorkflowPackageError, ParameterError, FrameError,
-             PreflightError, ComfyUIError)
+             PreflightError, ComfyUIError, BundleError)
+BACKENDS = ("deadline", "deadline-cloud")
+CLOUD_ONLY = (("bundle_dir", "--bundle-dir"), ("cpu", "--cpu"), ("job_param", "--job-param"))
 
 
 def add_parsers(commands: Any) -> None:
@@ -57,7 +63,18 @@ def add_parsers(commands: Any) -> None:
                         help="override any job template field, e.g. --farm machine_limit=4 --farm limit_groups=nuke")
     parser.add_argument("--project", help="the Flame project the results go back to (relink)")
     parser.add_argument("--comment", default="")
-    parser.add_argument("--dry-run", action="store_true", help="print JobInfo and PluginInfo as JSON; send nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print JobInfo and PluginInfo as JSON (with "
+                        "--backend deadline-cloud: the job bundle); write and send nothing")
+    parser.add_argument("--backend", choices=BACKENDS, default="deadline",
+                        help="deadline: Deadline 10, through its Web Service (default); deadline-cloud: an Open Job "
+                             "Description job bundle for AWS Deadline Cloud, submitted with the 'deadline' CLI")
+    parser.add_argument("--bundle-dir", metavar="DIR",
+                        help="deadline-cloud: write the job bundle into DIR and submit nothing")
+    parser.add_argument("--cpu", action="store_true",
+                        help="deadline-cloud: run ComfyUI on CPU (--cpu), with no GPU host requirement")
+    parser.add_argument("--job-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="deadline-cloud: a worker parameter of the bundle, e.g. ComfyUIDir=/opt/ComfyUI, "
+                             "ComfyFarmPython=/opt/comfyfarm/bin/python")
     parser.set_defaults(run=run_submit)
 
     status = commands.add_parser("status", help="a Deadline job's state, tasks and errors")
@@ -81,6 +98,9 @@ def _fail(exc: Exception, code: int) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    misplaced = [flag for key, flag in CLOUD_ONLY if getattr(args, key)] if args.backend == "deadline" else []
+    if misplaced:
+        return _fail(f"{', '.join(misplaced)} only go with --backend deadline-cloud", EXIT_BAD_INPUT)
     try:
         config = load_config()
         package = load_package(find_package(args.workflow, list(config.workflows_dirs)))
@@ -101,6 +121,8 @@ def run_submit(args: argparse.Namespace) -> int:
                     comment=args.comment)
     except BAD_INPUT as exc:
         return _fail(exc, EXIT_BAD_INPUT)
+    if args.backend == "deadline-cloud":
+        return run_submit_bundle(args, jobs, config)
     if args.dry_run:
         print(json.dumps(dry_run_document(jobs), indent=2))
         return 0
@@ -117,6 +139,50 @@ def run_submit(args: argparse.Namespace) -> int:
         print(f"comfyfarm: {job.submission.job_info['Name']} → Deadline job {job_id} "
               f"(frames {job.submission.job_info['Frames']}, record {job.record_path})", file=sys.stderr)
     return 0
+
+
+def run_submit_bundle(args: argparse.Namespace, jobs: List[PlannedJob], config: Config) -> int:
+    """``--backend deadline-cloud``: write the job bundle(s) into --bundle-dir, or submit them with ``deadline``."""
+    try:
+        options = BundleOptions(cpu=args.cpu, inbox=str(Path(config.inbox_root).expanduser()) if config.inbox_root
+                                else None, job_parameters=_job_parameters(args.job_param))
+        if args.dry_run:
+            print(json.dumps({"bundles": [{"template": b.template, "parameterValues": b.parameter_values}
+                                          for b in build_bundles(jobs, options)]}, indent=2))
+            return 0
+        if args.bundle_dir:
+            written = write_bundles(jobs, options, Path(args.bundle_dir).expanduser())
+            for item in written:
+                print(item.folder)
+                print(f"comfyfarm: {item.bundle.name} → job bundle {item.folder} (job folder {item.job_folder})\n"
+                      f"  submit it: deadline bundle submit {item.folder}\n  or run it here: {item.run_command()}",
+                      file=sys.stderr)
+            return 0
+        cli = find_cli()
+        submitted = submit_bundles(jobs, options, cli)
+    except DeadlineCloudMissing as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except BundleError as exc:
+        return _fail(exc, EXIT_BAD_INPUT)
+    except PartlySubmitted as exc:
+        return _fail(exc, EXIT_FARM)
+    except (DeadlineCloudError, OSError) as exc:
+        return _fail(f"nothing was submitted: {exc}", EXIT_FARM)
+    for item, job_id in submitted:
+        print(job_id)
+        print(f"comfyfarm: {item.bundle.name} → Deadline Cloud job {job_id} (farm {cli.farm_id}, queue {cli.queue_id}, "
+              f"bundle {item.folder})", file=sys.stderr)
+    return 0
+
+
+def _job_parameters(items: List[str]) -> Dict[str, str]:
+    values = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BundleError(f"--job-param '{item}': write NAME=VALUE, e.g. --job-param ComfyUIDir=/opt/ComfyUI")
+        values[name.strip()] = value
+    return values
 
 
 def _client() -> DeadlineClient:

@@ -64,19 +64,21 @@ class FlameApp:
         return open_settings(self.flame, {id(self.flame): self})
 
     def import_finished_renders(self) -> int:
-        """The menu action: import every pending record now. Returns how many records were handled."""
-        if not self.config.inbox_root:
-            self.flame.messages.show_in_dialog(
-                "ComfyUI Farm", "No inbox is configured, so there is nothing to import: set inbox_root in the "
-                "comfyfarm configuration.", "warning", ["OK"])
-            return 0
-        if self.watcher is None:
-            self.start_relink()
-        assert self.watcher is not None
-        outcomes = self.watcher.import_all()
-        if not outcomes:
+        """The menu action: import every pending record now; with none waiting (or no inbox), offer to import a
+        finished job from a folder the artist picks, e.g. a Deadline Cloud job's output folder (bundle_import.py).
+        Returns how many records or clips were handled."""
+        from flame_submitter.bundle_import import offer_folder_import
+
+        inbox = Path(self.config.inbox_root).expanduser() if self.config.inbox_root else None
+        if inbox is not None:
+            if self.watcher is None:
+                self.start_relink()
+            assert self.watcher is not None
+            outcomes = self.watcher.import_all()
+            if outcomes:
+                return len(outcomes)
             self.flame.messages.show_in_console("comfyfarm: no finished renders waiting", "info", 5)
-        return len(outcomes)
+        return offer_folder_import(self.flame, library=self.config.flame_library, inbox=inbox)
 
     def show_farm_jobs(self) -> None:
         """The menu action: this user's recent jobs, fetched off the main thread, shown when they arrive."""
