@@ -41,16 +41,12 @@ from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.jobrecord import JobRecordError, read_job_record
 from farm_plugin.openjd_env import SessionComfyUI, SessionStateError, read_state, restart, write_state
 from farm_plugin.runner.chunk import DEFAULT_IDLE_TIMEOUT_SECONDS
+from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_OK
 from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.progress import parse_progress_line
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_COMFYUI_LOST = 3
-EXIT_CANCELLED = 130
 WITHDRAW_TIMEOUT_SECONDS = 5.0
 
 

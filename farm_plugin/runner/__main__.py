@@ -30,15 +30,11 @@ from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.jobrecord import JobRecordError, read_job_record
 from farm_plugin.runner.chunk import DEFAULT_IDLE_TIMEOUT_SECONDS, ChunkCancelled, ChunkFailed, ChunkRunner, ComfyUILost
+from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_FAILED, EXIT_OK
 from farm_plugin.runner.progress import LineProgress
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_COMFYUI_LOST = 3
-EXIT_CANCELLED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:

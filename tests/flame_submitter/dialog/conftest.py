@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+import time
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -17,3 +18,14 @@ def qapp() -> Iterator[Any]:
                              reason="needs PySide6 or PySide2 (pip install PySide6-Essentials)")
     app = qt.QtWidgets.QApplication.instance() or qt.QtWidgets.QApplication(["comfyfarm-tests"])
     yield app
+
+
+def wait_until(app: Any, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Let Qt process events until ``condition()`` holds (a background thread reporting to the dialog)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the dialog")
+        app.processEvents()
+        time.sleep(0.005)
+    app.processEvents()

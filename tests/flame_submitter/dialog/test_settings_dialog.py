@@ -16,19 +16,12 @@ qt = pytest.importorskip("flame_submitter.qt_compat",
 from flame_submitter.dialog.settings_dialog import MappingsTable, SettingsDialog  # noqa: E402
 from flame_submitter.settings_checks import Check  # noqa: E402
 from flame_submitter.settings_model import FIELDS, SettingsModel  # noqa: E402
+from tests.flame_submitter.dialog.conftest import wait_until  # noqa: E402
 
 QtCore, QtWidgets = qt.QtCore, qt.QtWidgets
 QTest = pytest.importorskip(f"{qt.QT_BINDING}.QtTest").QTest
 
 
-def wait_until(app: Any, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dialog")
-        app.processEvents()
-        time.sleep(0.005)
-    app.processEvents()
 
 
 def type_into(line: Any, text: str) -> None:

@@ -29,6 +29,7 @@ from flame_submitter.dialog.model import (  # noqa: E402
 )
 from flame_submitter.dialog.submit_dialog import SubmitDialog, deadline_farm_lists  # noqa: E402
 from flame_submitter.templates import template_dirs  # noqa: E402
+from tests.flame_submitter.dialog.conftest import wait_until  # noqa: E402
 
 QtCore, QtWidgets = qt.QtCore, qt.QtWidgets
 QTest = pytest.importorskip(f"{qt.QT_BINDING}.QtTest").QTest  # PySide6 or PySide2, as qt_compat chose
@@ -44,14 +45,6 @@ TEMPLATES, _ = load_job_templates(template_dirs())
 BY_NAME: Dict[str, WorkflowPackage] = {p.name: p for p in PACKAGES}
 
 
-def wait_until(app: Any, condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the dialog")
-        app.processEvents()
-        time.sleep(0.005)
-    app.processEvents()
 
 
 @pytest.fixture
