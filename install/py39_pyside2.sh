@@ -14,8 +14,11 @@ skip() { echo "comfyfarm: Python 3.9 + PySide2 tier skipped: $*"; exit 0; }
 
 is_py39() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' >/dev/null 2>&1; }
 python=""
-for candidate in ${COMFYFARM_PY39:-} "$(command -v python3.9 || true)" \
-                 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9; do
+# A pyenv shim for python3.9 may not run (another version is pyenv's global): its versions are beside shims/.
+shim=$(command -v python3.9 || true)
+pyenv_versions=${shim:+$(dirname "$(dirname "$shim")")/versions}
+for candidate in ${COMFYFARM_PY39:-} "$shim" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.9*/bin/python3.9 \
+                 ${pyenv_versions:+"$pyenv_versions"/3.9*/bin/python3.9}; do
   if [ -n "$candidate" ] && is_py39 "$candidate"; then python=$candidate; break; fi
   [ -n "${COMFYFARM_PY39:-}" ] && break  # the one asked for, or none
 done

@@ -39,6 +39,11 @@ def find_python(minor: Tuple[int, int]) -> Optional[str]:
     """An interpreter of that version on this machine (this run's own base, pyenv's, or on PATH)."""
     candidates = [str(Path(sys.base_prefix) / "bin" / f"python{minor[0]}.{minor[1]}")]
     candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor[0]}.{minor[1]}.*/bin/python3")))
+    # pyenv's versions, wherever pyenv lives (HOME may be elsewhere in CI): beside the shims on PATH
+    shim = shutil.which(f"python{minor[0]}.{minor[1]}")
+    if shim and Path(shim).parent.name == "shims":
+        versions = Path(shim).parent.parent / "versions"
+        candidates += sorted(glob.glob(str(versions / f"{minor[0]}.{minor[1]}.*" / "bin" / "python3")))
     candidates += [shutil.which(f"python{minor[0]}.{minor[1]}") or ""]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
