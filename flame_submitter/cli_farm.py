@@ -108,7 +108,8 @@ def run_submit(args: argparse.Namespace) -> int:
         template = load_template(args.template or package.template, list(config.job_templates_dirs))
         overrides = {key: value for key, value in (("chunk_size", args.chunk_size), ("priority", args.priority),
                                                    ("pool", args.pool), ("group", args.group)) if value is not None}
-        template = template.with_overrides({**parse_assignments(args.farm), **overrides})
+        template = template.with_overrides({**parse_assignments(args.farm, option="--farm", example="chunk_size=8"),
+                                              **overrides})
         source = FramePattern.parse(args.input, role="input")
         frames = parse_frame_list(args.frames) if args.frames else source.existing_frames()
         if not frames:
@@ -145,7 +146,8 @@ def run_submit_bundle(args: argparse.Namespace, jobs: List[PlannedJob], config: 
     """``--backend deadline-cloud``: write the job bundle(s) into --bundle-dir, or submit them with ``deadline``."""
     try:
         options = BundleOptions(cpu=args.cpu, inbox=str(Path(config.inbox_root).expanduser()) if config.inbox_root
-                                else None, job_parameters=_job_parameters(args.job_param))
+                                else None, job_parameters=parse_assignments(
+                                    args.job_param, option="--job-param", example="ComfyUIDir=/opt/ComfyUI"))
         if args.dry_run:
             print(json.dumps({"bundles": [{"template": b.template, "parameterValues": b.parameter_values}
                                           for b in build_bundles(jobs, options)]}, indent=2))
@@ -162,7 +164,7 @@ def run_submit_bundle(args: argparse.Namespace, jobs: List[PlannedJob], config: 
         submitted = submit_bundles(jobs, options, cli)
     except DeadlineCloudMissing as exc:
         return _fail(exc, EXIT_BAD_INPUT)
-    except BundleError as exc:
+    except (BundleError, ParameterError) as exc:
         return _fail(exc, EXIT_BAD_INPUT)
     except PartlySubmitted as exc:
         return _fail(exc, EXIT_FARM)
@@ -173,16 +175,6 @@ def run_submit_bundle(args: argparse.Namespace, jobs: List[PlannedJob], config: 
         print(f"comfyfarm: {item.bundle.name} → Deadline Cloud job {job_id} (farm {cli.farm_id}, queue {cli.queue_id}, "
               f"bundle {item.folder})", file=sys.stderr)
     return 0
-
-
-def _job_parameters(items: List[str]) -> Dict[str, str]:
-    values = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise BundleError(f"--job-param '{item}': write NAME=VALUE, e.g. --job-param ComfyUIDir=/opt/ComfyUI")
-        values[name.strip()] = value
-    return values
 
 
 def _client() -> DeadlineClient:

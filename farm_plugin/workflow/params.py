@@ -52,13 +52,14 @@ def parse_value(parameter: Parameter, text: str) -> Any:
     return text
 
 
-def parse_assignments(items: Iterable[str]) -> Dict[str, str]:
-    """``["radius=4", "sigma=2"]`` → ``{"radius": "4", "sigma": "2"}``."""
+def parse_assignments(items: Iterable[str], *, option: str = "--set", example: str = "radius=4") -> Dict[str, str]:
+    """``["radius=4", "sigma=2"]`` → ``{"radius": "4", "sigma": "2"}``; ``option`` and ``example`` name the
+    command-line option in the error."""
     values: Dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ParameterError(f"--set '{item}': write KEY=VALUE, e.g. --set radius=4")
+            raise ParameterError(f"{option} '{item}': write KEY=VALUE, e.g. {option} {example}")
         values[key.strip()] = value
     return values
 

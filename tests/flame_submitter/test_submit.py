@@ -126,6 +126,11 @@ def test_preview_template_submits_a_dependent_pair(fake_deadline, tmp_path: Path
         (lambda a, s: a.extend(["--template", "fast"]), "comfyfarm: no job template 'fast': use one of"),
         (lambda a, s: a.__setitem__(a.index("--frames") + 1, "1010-1001"),
          "comfyfarm: frame range '1010-1001' runs backwards: write it as 1001-1010"),
+        (lambda a, s: a.extend(["--farm", "chunk_size"]),
+         "comfyfarm: --farm 'chunk_size': write KEY=VALUE, e.g. --farm chunk_size=8"),
+        (lambda a, s: a.extend(["--backend", "deadline-cloud", "--bundle-dir", str(s / "bundles"), "--job-param",
+                                "ComfyUIDir"]),
+         "comfyfarm: --job-param 'ComfyUIDir': write KEY=VALUE, e.g. --job-param ComfyUIDir=/opt/ComfyUI"),
     ],
 )
 def test_preflight_failures_submit_nothing(fake_deadline, tmp_path: Path, studio: Path, change, message) -> None:
