@@ -154,10 +154,6 @@ class ChunkRunner:
         report.restarts = self.restarts
         return report
 
-    def is_done(self, frame: int) -> bool:
-        """Whether output ``frame`` exists and reads back whole."""
-        return self.writer.is_done(frame)
-
     def _needed(self, unit: Unit, done: set) -> bool:
         """Whether the unit's window must be computed: an output of its own is missing and not waiting for
         the neighbour alone, or the next window's fade lacks the part only this window makes."""

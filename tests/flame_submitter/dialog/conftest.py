@@ -29,3 +29,18 @@ def wait_until(app: Any, condition: Callable[[], bool], timeout_s: float = 10.0)
         app.processEvents()
         time.sleep(0.005)
     app.processEvents()
+
+
+def click_and_wait_for_done(dialog: Any, flame_session: Any, qapp: Any, timeout_s: float = 30.0) -> float:
+    """Click the dialog's Submit (or Run) and let Flame idle until it says Done; returns how long the click
+    itself took (the work must happen off Flame's main thread)."""
+    started = time.monotonic()
+    dialog.submit_button.click()
+    clicked = time.monotonic() - started
+    deadline = time.monotonic() + timeout_s
+    while dialog.submit_button.text() != "Done" and time.monotonic() < deadline:
+        flame_session.pump_idle(seconds=1)
+        qapp.processEvents()
+        time.sleep(0.05)
+    assert dialog.submit_button.text() == "Done", dialog.problem_label.text()
+    return clicked

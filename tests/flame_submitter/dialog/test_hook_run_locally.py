@@ -4,12 +4,12 @@ imported into the library."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+from tests.flame_submitter.dialog.conftest import click_and_wait_for_done
 
 REPO = Path(__file__).resolve().parents[3]
 HOOK = REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py"
@@ -34,15 +34,8 @@ def test_run_locally_renders_in_the_background_and_imports_the_result(qapp, flam
     dialog._select_tree_item("invert")
     qapp.processEvents()
     assert dialog.submit_button.isEnabled(), dialog.problem_label.text()
-    started = time.monotonic()
-    dialog.submit_button.click()
-    assert time.monotonic() - started < 2  # rendering happens in the background
-    deadline = time.monotonic() + 120
-    while dialog.submit_button.text() != "Done" and time.monotonic() < deadline:
-        flame_session.pump_idle(seconds=1)
-        qapp.processEvents()
-        time.sleep(0.05)
-    assert dialog.submit_button.text() == "Done", dialog.problem_label.text()
+    clicked = click_and_wait_for_done(dialog, flame_session, qapp, timeout_s=120)
+    assert clicked < 2  # rendering happens in the background
     renders = next(lib for lib in flame_session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders")
     folder = next(f for f in renders.folders if f.name.get_value() == "Invert")
     (imported,) = folder.clips

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import yaml
 
 from farm_plugin.jobrecord import read_job_record
+from tests.flame_submitter.dialog.conftest import click_and_wait_for_done
 
 REPO = Path(__file__).resolve().parents[3]
 HOOK = REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py"
@@ -40,15 +40,7 @@ def test_two_selected_clips_become_two_jobs_without_blocking(qapp, flame_session
     dialog._select_tree_item("blur")
     qapp.processEvents()
     assert dialog.submit_button.isEnabled(), dialog.problem_label.text()
-    started = time.monotonic()
-    dialog.submit_button.click()
-    assert time.monotonic() - started < 2  # the Web Service is called off Flame's main thread
-    deadline = time.monotonic() + 30
-    while dialog.submit_button.text() != "Done" and time.monotonic() < deadline:
-        flame_session.pump_idle(seconds=1)
-        qapp.processEvents()
-        time.sleep(0.05)
-    assert dialog.submit_button.text() == "Done", dialog.problem_label.text()
+    assert click_and_wait_for_done(dialog, flame_session, qapp) < 2  # the Web Service is called off Flame's main thread
     sent = fake_deadline.submissions()
     assert [s["JobInfo"]["Name"] for s in sent] == ["sh010_plate - Gaussian blur", "sh020_plate - Gaussian blur"]
     assert [s["JobInfo"]["Frames"] for s in sent] == ["1001-1012", "1001-1008"]
@@ -72,13 +64,7 @@ def test_timeline_segments_become_jobs_over_their_source_frames(qapp, flame_sess
     dialog._select_tree_item("blur")
     qapp.processEvents()
     assert dialog.submit_button.isEnabled(), dialog.problem_label.text()
-    dialog.submit_button.click()
-    deadline = time.monotonic() + 30
-    while dialog.submit_button.text() != "Done" and time.monotonic() < deadline:
-        flame_session.pump_idle(seconds=1)
-        qapp.processEvents()
-        time.sleep(0.05)
-    assert dialog.submit_button.text() == "Done", dialog.problem_label.text()
+    click_and_wait_for_done(dialog, flame_session, qapp)
     sent = fake_deadline.submissions()
     assert [s["JobInfo"]["Frames"] for s in sent] == ["1011-1022", "2005-2012"]  # the segments' source frames
     direct, exported = (read_job_record(s["PluginInfo"]["JobRecord"]) for s in sent)
