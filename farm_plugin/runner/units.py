@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-from farm_plugin.frames.retime import Retime, ratio_steps
-from farm_plugin.workflow.package import SequenceSettings
+from farm_plugin.frames.retime import Retime
+from farm_plugin.workflow.package import SequenceSettings, window_handles
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,7 @@ class Unit:
 
 def window_budget(sequence: SequenceSettings) -> int:
     """How many own frames one window of ``sequence.context`` frames can hold (at least 1)."""
-    k, m = ratio_steps(sequence.ratio)
-    overlap = sequence.overlap_frames
-    right = max(overlap, 1 if k > 1 else 0)
-    return max(1, sequence.context_frames - overlap - right - (m - 1))
+    return max(1, sequence.context_frames - window_handles(sequence.overlap_frames, sequence.ratio))
 
 
 def plan_units(

@@ -290,6 +290,14 @@ def _read_requirements(reader: _Reader, raw: Any) -> Requirements:
     )
 
 
+def window_handles(overlap: int, ratio: float) -> int:
+    """The frames of a window that are not its own: ``overlap`` each side, at least the next frame for a
+    workflow that adds frames (its in-betweens need it), and up to m - 1 more for a 1/m workflow, whose
+    windows start on a kept frame."""
+    k, m = ratio_steps(ratio)
+    return overlap + max(overlap, 1 if k > 1 else 0) + (m - 1)
+
+
 def _read_sequence(reader: _Reader, raw: Any, mode: str) -> Optional[SequenceSettings]:
     if mode == "per_frame":
         if raw is not None:
@@ -316,15 +324,15 @@ def _read_sequence(reader: _Reader, raw: Any, mode: str) -> Optional[SequenceSet
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio <= 0:
         raise reader.fail("sequence.ratio", f"expected a positive number (2 for 2x interpolation), got {ratio!r}")
     try:
-        k, m = ratio_steps(float(ratio))
+        steps = ratio_steps(float(ratio))
     except RetimeError as exc:
         raise reader.fail("sequence.ratio", str(exc)) from None
     if blend not in BLEND_MODES:
         raise reader.fail("sequence.blend", f"'{blend}' is not a blend mode: use none or crossfade")
-    if blend == "crossfade" and (k, m) != (1, 1):
+    if blend == "crossfade" and steps != (1, 1):
         raise reader.fail("sequence.blend", f"crossfade needs the same frames from both windows, and ratio {ratio:g} "
                           "changes the frame count: use blend: none")
-    needed = 1 + overlap + max(overlap, 1 if k > 1 else 0) + (m - 1)
+    needed = 1 + window_handles(overlap, float(ratio))
     if context < needed:
         raise reader.fail("sequence.context", f"{context} frames cannot hold a frame of its own with {overlap} handle "
                           f"frame(s) each side at ratio {ratio:g}: use at least {needed}")
