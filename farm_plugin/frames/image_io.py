@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import OpenImageIO as oiio
@@ -31,7 +32,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 # when it reads a file, and back when it writes one; they are listed for files read otherwise.
 CARRIED_ATTRIBUTES = (
     "smpte:TimeCode",
-    "timecode",
     "FramesPerSecond",
     "oiio:ColorSpace",
     "DateTime",
@@ -47,6 +47,14 @@ CARRIED_ATTRIBUTES = (
     "utcOffset",
     "smpte:KeyCode",
 )
+# Where writers put the frame rate and the timecode, in the order they are trusted: OpenImageIO's own names,
+# OpenEXR's standard attributes (Nuke, Flame, Resolve), DPX's TV and film headers, then text that other
+# writers (and Nuke's metadata pass-through) leave.
+FRAME_RATE_ATTRIBUTES = ("FramesPerSecond", "framesPerSecond", "dpx:FrameRate", "dpx:TemporalFrameRate",
+                         "nuke/input/frame_rate", "input/frame_rate")
+TIMECODE_ATTRIBUTES = ("smpte:TimeCode", "timeCode", "TimeCode", "timecode", "dpx:TimeCode",
+                       "nuke/input/timecode", "input/timecode")
+MAX_FRAME_RATE = 1000
 _ATTRIBUTE_TYPES = {
     "smpte:TimeCode": "timecode",
     "smpte:KeyCode": "keycode",
@@ -125,13 +133,13 @@ class PlateInfo:
     @property
     def timecode(self) -> Optional[str]:
         """``"HH:MM:SS:FF"`` (``;`` before the frames when drop-frame), or None."""
-        value = self.metadata.get("smpte:TimeCode")
-        return None if value is None else timecode_text(int(value[0]))
+        timecode = parse_timecode(self.metadata.get("smpte:TimeCode"))
+        return None if timecode is None else timecode_text(timecode[0])
 
     @property
     def fps(self) -> Optional[float]:
-        value = self.metadata.get("FramesPerSecond")
-        return None if value is None else value[0] / value[1]
+        rate = parse_frame_rate(self.metadata.get("FramesPerSecond"))
+        return None if rate is None else rate[0] / rate[1]
 
 
 def probe(path: PathLike) -> PlateInfo:
@@ -290,40 +298,124 @@ def _plate_info(path: str, format_name: str, spec: oiio.ImageSpec) -> PlateInfo:
         format=format_name,
         pixel_type=pixel_type,
         bits_per_sample=bits,
-        metadata=_carried_metadata(spec),
+        metadata=_carried_metadata(path, spec),
     )
 
 
-def _carried_metadata(spec: oiio.ImageSpec) -> Dict[str, Any]:
+def _carried_metadata(path: str, spec: oiio.ImageSpec) -> Dict[str, Any]:
     metadata = {}
     for name in CARRIED_ATTRIBUTES:
         value = spec.getattribute(name)
-        if value is not None:
+        if value is not None and name not in ("FramesPerSecond", "smpte:TimeCode"):
             metadata[name] = value
-    if "FramesPerSecond" not in metadata:
-        # EXR files from Nuke or Flame use OpenEXR's name; DPX keeps a float in its TV header.
-        rate = spec.getattribute("framesPerSecond") or spec.getattribute("dpx:FrameRate")
-        if isinstance(rate, tuple) and len(rate) == 2 and rate[1]:
-            metadata["FramesPerSecond"] = (int(rate[0]), int(rate[1]))
-        elif isinstance(rate, float) and rate > 0:
-            metadata["FramesPerSecond"] = _rational(rate)
-    if "smpte:TimeCode" not in metadata:
-        bcd = _timecode_from_text(spec)
-        if bcd is not None:
-            metadata["smpte:TimeCode"] = (bcd, 0)
+    rate = _header_frame_rate(path, spec)
+    if rate is not None:
+        metadata["FramesPerSecond"] = rate
+    timecode = _header_timecode(path, spec)
+    if timecode is not None:
+        metadata["smpte:TimeCode"] = timecode
     return metadata
 
 
-def _timecode_from_text(spec: oiio.ImageSpec) -> Optional[int]:
-    """The BCD timecode of a header that only has it as text (``timecode``, ``dpx:TimeCode``)."""
-    for name in ("timecode", "dpx:TimeCode"):
-        text = spec.getattribute(name)
-        if isinstance(text, str):
-            try:
-                return timecode_bcd(text)
-            except ValueError:
-                logger.debug("ignoring header attribute %s=%r: not a timecode", name, text)
+def _header_frame_rate(path: str, spec: oiio.ImageSpec) -> Optional[Tuple[int, int]]:
+    """The first frame rate among ``FRAME_RATE_ATTRIBUTES`` that reads as one, as (numerator, denominator)."""
+    for name, value in _header_values(spec, FRAME_RATE_ATTRIBUTES):
+        rate = parse_frame_rate(value)
+        if rate is not None:
+            return rate
+        _warn_unreadable(path, name, value, "a frame rate")
     return None
+
+
+def _header_timecode(path: str, spec: oiio.ImageSpec) -> Optional[Tuple[int, int]]:
+    """The first timecode among ``TIMECODE_ATTRIBUTES`` that reads as one, as (SMPTE BCD, user bits)."""
+    for name, value in _header_values(spec, TIMECODE_ATTRIBUTES):
+        timecode = parse_timecode(value)
+        if timecode is not None:
+            return timecode
+        _warn_unreadable(path, name, value, "a timecode")
+    return None
+
+
+def _header_values(spec: oiio.ImageSpec, names: Sequence[str]) -> Iterator[Tuple[str, Any]]:
+    """The header's attributes of these names, in this order, each once (OpenImageIO's names ignore case)."""
+    found = {}
+    for attribute in spec.extra_attribs:
+        found.setdefault(attribute.name.lower(), (attribute.name, attribute.value))
+    for key in dict.fromkeys(name.lower() for name in names):
+        if key in found:
+            yield found[key]
+
+
+def parse_frame_rate(value: Any) -> Optional[Tuple[int, int]]:
+    """A header's frame rate in any form writers use, as (numerator, denominator); None if it is not one.
+
+    Rational or two integers ``(24000, 1001)``, a number (``24``, ``23.976``, NTSC rates made exact), or
+    text (``"24/1"``, ``"24000/1001"``, ``"23.976"``, ``"25 fps"``).
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        text = text[:-3].strip() if text.endswith("fps") else text
+        numerator, slash, denominator = text.partition("/")
+        try:
+            value = (int(numerator), int(denominator)) if slash else float(text)
+        except ValueError:
+            return None
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(part, int) for part in value):
+        numerator, denominator = int(value[0]), int(value[1])
+        if denominator <= 0 or not 0 < numerator / denominator <= MAX_FRAME_RATE:
+            return None
+        fraction = Fraction(numerator, denominator)
+        return fraction.numerator, fraction.denominator
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_FRAME_RATE:
+        return _rational(float(value))
+    return None
+
+
+def parse_timecode(value: Any) -> Optional[Tuple[int, int]]:
+    """A header's timecode in any form writers use, as (SMPTE BCD, user bits); None if it is not one.
+
+    The typed value (BCD and user bits, as EXR ``timeCode`` and DPX headers hold it), a lone BCD integer,
+    or text ``"HH:MM:SS:FF"`` (``;`` or ``.`` before the frames for drop-frame).
+    """
+    if isinstance(value, str):
+        try:
+            return timecode_bcd(value.replace(".", ";")), 0
+        except ValueError:
+            return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, 0)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(part, int) for part in value):
+        bcd = int(value[0]) & 0xFFFFFFFF
+        if _valid_bcd(bcd):
+            return bcd, int(value[1]) & 0xFFFFFFFF
+    return None
+
+
+def _valid_bcd(bcd: int) -> bool:
+    digits = [(bcd >> shift) & 0xF for shift in range(0, 32, 4)]
+    if any(digit > 9 for digit in digits):
+        return False
+    try:
+        timecode_bcd(timecode_text(bcd))
+    except ValueError:
+        return False
+    return True
+
+
+_warned: Set[Tuple[str, str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_unreadable(path: str, name: str, value: Any, what: str) -> None:
+    """Say once per folder, attribute and value that a header value was not understood."""
+    key = (os.path.dirname(path), name, repr(value))
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+        logger.warning("plate '%s': header attribute %s holds %r, which is not %s: going on without it", path, name,
+                       value, what)
 
 
 def _rational(rate: float) -> Tuple[int, int]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import yaml
 from farm_plugin.frames.image_io import probe, read_pixels, write_frame
 from flame_submitter.demo_plate import write_demo_plate
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+from tests.farm_plugin.frames.foreign_exr import write_exr
 from tests.farm_plugin.runner.conftest import expected_invert
 from tests.real_comfyui import REAL_SKIP_REASON
 
@@ -238,6 +240,46 @@ def test_dpx_output_from_an_exr_plate(plate: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     info = probe(tmp_path / "dpx" / "inv.1002.dpx")
     assert (info.format, info.bit_depth, info.timecode) == ("dpx", "uint10", "01:00:00:01")
+
+
+def foreign_plate(folder: Path, frame_rate: str, timecode_at: Callable[[int], str]) -> str:
+    """Four frames whose headers another writer left: the frame rate and the timecode as text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = np.linspace(-0.25, 2.0, 9 * 16 * 3, dtype=np.float32).reshape(9, 16, 3)
+    for index, frame in enumerate(range(1001, 1005)):
+        write_exr(folder / f"plate.{frame}.exr", pixels,
+                  [("FramesPerSecond", "string", frame_rate), ("timeCode", "string", timecode_at(index))])
+    return str(folder / "plate.####.exr")
+
+
+def test_a_plate_whose_header_holds_text_runs_with_its_rate_and_timecode(tmp_path: Path) -> None:
+    plate = foreign_plate(tmp_path / "plate", "24/1", lambda index: f"01:00:00:{index:02d}")
+    result = run_local(write_config(tmp_path), "--workflow", "invert", "--input", plate, "--frames", "1001-1004",
+                       "--output", str(tmp_path / "o" / "inv.####.exr"))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "WARNING" not in result.stderr
+    for index, frame in enumerate(range(1001, 1005)):
+        info = probe(tmp_path / "o" / f"inv.{frame}.exr")
+        assert (info.fps, info.timecode) == (24.0, f"01:00:00:{index:02d}")
+
+
+def test_a_header_value_that_is_not_understood_is_a_warning_and_the_job_goes_on(tmp_path: Path) -> None:
+    plate = foreign_plate(tmp_path / "plate", "variable", lambda index: "unknown")
+    result = run_local(write_config(tmp_path), "--workflow", "invert", "--input", plate, "--frames", "1001-1004",
+                       "--output", str(tmp_path / "o" / "inv.####.exr"))
+    assert result.returncode == 0, result.stderr
+    # Frames are read in parallel, so the file named is whichever was read first; each value is said once.
+    warnings = [re.sub(r"plate\.\d{4}\.exr", "plate.NNNN.exr", line) for line in result.stderr.splitlines()
+                if line.startswith("WARNING")]
+    named = plate.replace("####", "NNNN")
+    assert warnings == [
+        f"WARNING farm_plugin.frames.image_io: plate '{named}': header attribute FramesPerSecond holds 'variable', "
+        "which is not a frame rate: going on without it",
+        f"WARNING farm_plugin.frames.image_io: plate '{named}': header attribute timeCode holds 'unknown', which is "
+        "not a timecode: going on without it",
+    ]
+    assert frame_names(tmp_path / "o", "inv") == [f"inv.{frame}.exr" for frame in range(1001, 1005)]
+    assert probe(tmp_path / "o" / "inv.1001.exr").timecode is None
 
 
 def test_comfyui_that_does_not_start_shows_its_log(plate: str, tmp_path: Path) -> None:

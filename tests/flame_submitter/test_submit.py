@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import numpy as np
 import pytest
 import yaml
 
 from farm_plugin.jobrecord import read_job_record
 from flame_submitter.demo_plate import write_demo_plate
+from tests.farm_plugin.frames.foreign_exr import write_exr
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,6 +145,25 @@ def test_preflight_failures_submit_nothing(fake_deadline, tmp_path: Path, studio
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(plate=plate)), result.stderr
     assert fake_deadline.submissions() == []
     assert job_folders(studio) == []
+
+
+def test_a_plate_with_text_headers_submits_its_rate_and_timecode(fake_deadline, tmp_path: Path,
+                                                                  studio: Path) -> None:
+    folder = studio / "sh020" / "plate"
+    folder.mkdir(parents=True)
+    pixels = np.full((8, 8, 3), 0.5, np.float32)
+    for index, frame in enumerate(range(1001, 1003)):
+        write_exr(folder / f"plate.{frame}.exr", pixels,
+                  [("FramesPerSecond", "string", "24000/1001"), ("timeCode", "string", f"00:59:59;{index:02d}")])
+    args = submit_args(studio)
+    args[args.index("--input") + 1] = str(folder / "plate.####.exr")
+    args[args.index("--frames") + 1] = "1001-1002"
+    result = comfyfarm(write_config(tmp_path, studio, fake_deadline.url), *args)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "WARNING" not in result.stderr
+    (folder_of_job,) = job_folders(studio)
+    record = read_job_record(folder_of_job / "job.json")
+    assert record.source.fps == pytest.approx(24000 / 1001) and record.source.timecode == "00:59:59;00"
 
 
 def test_input_off_shared_storage(fake_deadline, tmp_path: Path, studio: Path) -> None:
