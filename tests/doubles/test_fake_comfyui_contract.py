@@ -1,7 +1,7 @@
 """Contract tests: the ComfyUI test double against recordings of the real ComfyUI 0.3.64.
 
-The captures live in the shared reference folder next to the repository
-(../shared/reference/comfyui/captures); where the double and a capture disagree, the capture is right.
+The captures live in tests/data/comfyui/captures (where and when each was recorded: the README there);
+where the double and a capture disagree, the capture is right.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ import requests
 import websocket
 
 from tests.doubles.comfyui.harness import REPO_ROOT, FakeComfyUI, free_port, make_fake_comfyui_dir, start_fake_comfyui
-
-CAPTURES = REPO_ROOT.parent / "shared" / "reference" / "comfyui" / "captures"
-if not CAPTURES.is_dir():
-    pytest.skip(f"no ComfyUI captures at {CAPTURES}", allow_module_level=True)
+from tests.recorded import CAPTURES
 
 oiio = pytest.importorskip("OpenImageIO")
 

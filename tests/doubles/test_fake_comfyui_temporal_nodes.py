@@ -22,11 +22,11 @@ import pytest
 import requests
 
 from tests.doubles.comfyui.harness import REPO_ROOT, FakeComfyUI, start_fake_comfyui
+from tests.recorded import OBJECT_INFO
 
 oiio = pytest.importorskip("OpenImageIO")
 
-RECORDED = REPO_ROOT.parent / "shared" / "reference" / "comfyui" / "object_info"
-RECORDED_PACK = RECORDED / "ComfyUI-Frame-Interpolation.json"
+RECORDED_PACK = OBJECT_INFO / "ComfyUI-Frame-Interpolation.json"
 DOUBLE_DEFINITIONS = REPO_ROOT / "tests" / "doubles" / "comfyui" / "object_info"
 RIFE_PACKAGE = REPO_ROOT / "workflows" / "rife_frame_interpolation"
 
@@ -163,8 +163,8 @@ def test_definitions_are_served(fake):
     rife = requests.get(f"{fake.url}/object_info/RIFE VFI", timeout=10).json()
     assert list(rife) == ["RIFE VFI"] and everything["RIFE VFI"] == rife["RIFE VFI"]
     assert rife["RIFE VFI"] == json.loads((DOUBLE_DEFINITIONS / "RIFE VFI.json").read_text(encoding="utf-8"))
-    if RECORDED_PACK.is_file():  # copied unchanged from the recorded pack
-        assert rife["RIFE VFI"] == json.loads(RECORDED_PACK.read_text(encoding="utf-8"))["RIFE VFI"]
+    # copied unchanged from the recorded pack
+    assert rife["RIFE VFI"] == json.loads(RECORDED_PACK.read_text(encoding="utf-8"))["RIFE VFI"]
     assert "rife49.pth" in rife["RIFE VFI"]["input"]["required"]["ckpt_name"][0]
 
     mean = requests.get(f"{fake.url}/object_info/ComfyFarmTemporalMean", timeout=10).json()

@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.recorded import CAPTURES, OBJECT_INFO
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDED = REPO.parent / "shared" / "reference" / "comfyui" / "object_info"
 
 
 def comfyfarm(*args: str) -> subprocess.CompletedProcess:
@@ -19,13 +18,12 @@ def comfyfarm(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.skipif(not RECORDED.is_dir(), reason=f"no recorded node definitions at {RECORDED}")
 def test_shipped_workflows_pass_against_recorded_definitions() -> None:
     packages = sorted(str(p.parent) for p in (REPO / "workflows").glob("*/workflow.yaml"))
-    result = comfyfarm("validate", *packages, "--object-info", str(RECORDED))
+    result = comfyfarm("validate", *packages, "--object-info", str(OBJECT_INFO))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert f"{len(packages)} package(s) checked against {RECORDED}: 0 problem(s)" in result.stderr
+    assert f"{len(packages)} package(s) checked against {OBJECT_INFO}: 0 problem(s)" in result.stderr
 
 
 def test_broken_package_prints_one_line_per_problem_and_exits_1(tmp_path: Path) -> None:
@@ -37,12 +35,10 @@ def test_broken_package_prints_one_line_per_problem_and_exits_1(tmp_path: Path) 
     graph["4"] = {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "sigma": 1.0}}
     (broken / "workflow.json").write_text(json.dumps(graph))
     definitions = tmp_path / "object_info.json"
-    capture = REPO.parent / "shared" / "reference" / "comfyui" / "captures"
+    capture = CAPTURES
     answer = {}
     for name in ("LoadImage", "ImageBlur", "SaveImage"):
         path = capture / f"a_object_info_{name}.json"
-        if not path.is_file():
-            pytest.skip(f"no capture {path}")
         answer.update(json.loads(path.read_text())["json"])
     definitions.write_text(json.dumps(answer))
     allow = tmp_path / "allow.txt"

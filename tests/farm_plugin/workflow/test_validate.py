@@ -7,27 +7,22 @@ import pytest
 from farm_plugin.workflow.object_info import definitions_from_answer, load_definitions
 from farm_plugin.workflow.package import list_packages, load_package
 from farm_plugin.workflow.validate import validate_package
+from tests.recorded import OBJECT_INFO
 
-from .conftest import REPO, WORKFLOWS
-
-RECORDED = REPO.parent / "shared" / "reference" / "comfyui" / "object_info"
-needs_recorded = pytest.mark.skipif(not RECORDED.is_dir(), reason=f"no recorded node definitions at {RECORDED}")
+from .conftest import WORKFLOWS
 
 
 @pytest.fixture(scope="module")
 def core():
-    if not RECORDED.is_dir():
-        pytest.skip(f"no recorded node definitions at {RECORDED}")
-    return load_definitions([RECORDED / "core.json"])
+    return load_definitions([OBJECT_INFO / "core.json"])
 
 
 def lines(folder: Path, definitions=None, **kwargs) -> list:
     return [str(p) for p in validate_package(load_package(folder), definitions, **kwargs)]
 
 
-@needs_recorded
 def test_every_shipped_package_is_valid_against_recorded_definitions() -> None:
-    definitions = load_definitions([RECORDED])
+    definitions = load_definitions([OBJECT_INFO])
     for folder in list_packages(WORKFLOWS):
         assert lines(folder, definitions) == [], folder
 
@@ -82,7 +77,7 @@ def test_unknown_class_missing_input_wrong_types_and_ranges(make_package, core) 
         f"{folder}: node 3 (SaveImage) input 'filename_prefix': output binding names an input this node does not "
         "have [bad_binding]",
         f"{folder}: node 2 (ImageBlurr): class 'ImageBlurr' is not a node ComfyUI knows (not in "
-        f"{RECORDED / 'core.json'}): install its pack or fix the name [unknown_class]",
+        f"{OBJECT_INFO / 'core.json'}): install its pack or fix the name [unknown_class]",
         f"{folder}: node 3 (SaveImage) input 'filename_prefix': required input is missing (type STRING) "
         "[required_input_missing]",
         f"{folder}: node 4 (ImageScaleBy) input 'image': expects IMAGE but node 1 (LoadImage) output 1 is MASK "

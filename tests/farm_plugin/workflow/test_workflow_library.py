@@ -14,11 +14,9 @@ from farm_plugin.workflow.object_info import NodeDefinitions, load_definitions
 from farm_plugin.workflow.package import WorkflowPackage, list_packages, load_package
 from farm_plugin.workflow.requirements import manifest_gaps, model_file_uses, node_classes, pack_for_class
 from farm_plugin.workflow.validate import parameter_value_problem, validate_package
+from tests.recorded import OBJECT_INFO
 
 from .conftest import REPO, WORKFLOWS
-
-RECORDED = REPO.parent / "shared" / "reference" / "comfyui" / "object_info"
-needs_recorded = pytest.mark.skipif(not RECORDED.is_dir(), reason=f"no recorded node definitions at {RECORDED}")
 
 REFERENCE = {"invert", "blur", "sequence_invert"}
 # The original tool's 13 workflows (PRODUCTION_AUDIT_v3.md, "Inventaire Complet"), by package name.
@@ -51,25 +49,19 @@ ALL_NAMES = sorted(PACKAGES)
 
 @pytest.fixture(scope="module")
 def recorded() -> NodeDefinitions:
-    if not RECORDED.is_dir():
-        pytest.skip(f"no recorded node definitions at {RECORDED}")
-    return load_definitions([RECORDED])
+    return load_definitions([OBJECT_INFO])
 
 
 @pytest.fixture(scope="module")
 def core_classes() -> Set[str]:
-    if not RECORDED.is_dir():
-        pytest.skip(f"no recorded node definitions at {RECORDED}")
-    return set(json.loads((RECORDED / "core.json").read_text(encoding="utf-8")))
+    return set(json.loads((OBJECT_INFO / "core.json").read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")
 def recorded_modules() -> Dict[str, str]:
     """Class name -> python_module, as the recordings say (``custom_nodes.<pack folder>`` for packs)."""
-    if not RECORDED.is_dir():
-        pytest.skip(f"no recorded node definitions at {RECORDED}")
     modules: Dict[str, str] = {}
-    for path in sorted(RECORDED.glob("*.json")):
+    for path in sorted(OBJECT_INFO.glob("*.json")):
         for name, raw in json.loads(path.read_text(encoding="utf-8")).items():
             modules[name] = str(raw.get("python_module") or "")
     return modules
@@ -80,7 +72,6 @@ def test_the_library_holds_the_thirteen_workflows_and_the_three_references() -> 
     assert len(PACKAGES) == 16
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_package_passes_validation_against_recorded_core_and_packs(name: str, recorded: NodeDefinitions) -> None:
     assert [str(problem) for problem in validate_package(PACKAGES[name], recorded)] == []
@@ -96,7 +87,6 @@ def test_manifest_tells_a_td_what_the_workflow_does(name: str) -> None:
     assert "recorded" in package.notes, "the notes say where the node definitions came from"
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_every_non_core_class_is_in_requirements_nodes(name: str, core_classes: Set[str]) -> None:
     package = PACKAGES[name]
@@ -106,7 +96,6 @@ def test_every_non_core_class_is_in_requirements_nodes(name: str, core_classes: 
     assert set(node_classes(package)) <= set(package.requirements.nodes)
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_every_model_file_the_graph_names_is_in_requirements_models(name: str, recorded: NodeDefinitions) -> None:
     package = PACKAGES[name]
@@ -117,7 +106,6 @@ def test_every_model_file_the_graph_names_is_in_requirements_models(name: str, r
     assert manifest_gaps(package, recorded) == ()
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_requirements_packs_are_exactly_the_packs_of_the_non_core_classes(
     name: str, core_classes: Set[str], recorded_modules: Dict[str, str]
@@ -134,7 +122,6 @@ def test_requirements_packs_are_exactly_the_packs_of_the_non_core_classes(
     assert set(package.requirements.packs) == needed
 
 
-@needs_recorded
 def test_pack_patterns_never_claim_a_core_class_or_another_packs_class(
     core_classes: Set[str], recorded_modules: Dict[str, str]
 ) -> None:
@@ -166,7 +153,6 @@ def test_frame_ratio_and_templates_follow_the_workflow() -> None:
             assert package.mode == "sequence", name
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_bindings_are_core_loadimage_and_the_only_output_node(name: str, recorded: NodeDefinitions) -> None:
     package = PACKAGES[name]
@@ -177,7 +163,6 @@ def test_bindings_are_core_loadimage_and_the_only_output_node(name: str, recorde
     assert outputs == [package.output.node], "the runtime reads one output node; another would write stray files"
 
 
-@needs_recorded
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_every_parameter_points_at_an_existing_input_within_its_bounds(name: str, recorded: NodeDefinitions) -> None:
     package = PACKAGES[name]
