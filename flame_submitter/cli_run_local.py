@@ -7,9 +7,11 @@ import logging
 import secrets
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, cast
 
+from farm_plugin.comfyui.devices import TorchDevices, probe_devices
 from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.comfyui.server import (
     ATTACH_TIMEOUT_SECONDS,
@@ -76,6 +78,8 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--instances", type=int, metavar="N", help="ComfyUI instances to start (default: config, 1)")
     where.add_argument("--gpus", metavar="0,1,...",
                        help="one ComfyUI per listed GPU (CUDA_VISIBLE_DEVICES; default: config gpus)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="run ComfyUI on the CPU (much slower; for a machine without a GPU)")
     parser.add_argument("--comfyui-dir", metavar="DIR", help="the ComfyUI folder to start instances from")
     parser.add_argument("--comfyui-python", metavar="PY", help="the Python that runs ComfyUI (default: its venv)")
     parser.add_argument("--comfyui-url", action="append", default=[], metavar="URL",
@@ -135,6 +139,9 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
 
 def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[Server]:
     urls = list(args.comfyui_url) or list(config.comfyui_urls)
+    if urls and args.cpu:
+        raise UsageError(f"--cpu starts ComfyUI on the CPU, but run-local attaches to the running ComfyUI at "
+                         f"{urls[0]}: start that one with --cpu, or leave out --comfyui-url")
     if urls:
         timeout_s = min(config.startup_timeout_s, ATTACH_TIMEOUT_SECONDS)
         return [ExternalServer(url.rstrip("/"), timeout_s) for url in urls]
@@ -149,9 +156,11 @@ def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunk
         raise UsageError(f"--comfyui-dir {folder} is not a ComfyUI folder (no main.py): point it at your ComfyUI "
                          "checkout")
     gpus: List[Optional[str]]
+    if args.cpu and args.gpus:
+        raise UsageError(f"--cpu and --gpus {args.gpus}: choose one (--instances N sets how many CPU instances)")
     if args.gpus:
         gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
-    elif config.gpus and args.instances is None:
+    elif config.gpus and args.instances is None and not args.cpu:
         gpus = list(config.gpus)
     else:
         count = args.instances if args.instances is not None else config.instances
@@ -160,15 +169,47 @@ def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunk
         gpus = [None] * count
     gpus = gpus[:max(1, chunks)]
     python = args.comfyui_python or config.comfyui_python or default_python(folder)
+    extra_args = tuple(config.comfyui_args) + (("--cpu",) if args.cpu and "--cpu" not in config.comfyui_args else ())
     return [
         ComfyUIServer(ServerConfig(
             comfyui_dir=folder, port=config.base_port + index, python=python, gpu_devices=gpu,
-            extra_args=config.comfyui_args, extra_env=config.comfyui_env,
+            extra_args=extra_args, extra_env=config.comfyui_env,
             scratch_dir=scratch / f"comfyui-{index}", startup_timeout_s=config.startup_timeout_s,
             port_in_use="next",
         ))
         for index, gpu in enumerate(gpus)
     ]
+
+
+def probe_servers(servers: Sequence[Server]) -> Optional[TorchDevices]:
+    """What torch in the Python of the ComfyUI that run-local would start sees; None where it does not ask.
+
+    It does not ask when it attaches to a running ComfyUI, or when ComfyUI runs with ``--cpu``.
+    """
+    managed = [server for server in servers if isinstance(server, ComfyUIServer)]
+    if not managed or "--cpu" in managed[0].config.extra_args:
+        return None
+    config = managed[0].config
+    python = config.python or default_python(config.comfyui_dir)
+    environment = ComfyUIServer(replace(config, gpu_devices=None)).environment()
+    return probe_devices(python, config.comfyui_dir, environment)
+
+
+def check_devices(servers: Sequence[Server]) -> None:
+    """Refuse, before anything starts, to start ComfyUI on GPUs that its Python does not see."""
+    devices = probe_servers(servers)
+    if devices is None:
+        return
+    python = cast(ComfyUIServer, servers[0]).config.python
+    if not devices.has_gpu:
+        raise UsageError(f"ComfyUI's Python {python} sees no GPU (torch {devices.torch_version} finds no CUDA "
+                         "device): pass --cpu to run on the CPU (much slower), or install the NVIDIA driver and a "
+                         "CUDA build of torch into that Python")
+    wanted = [cast(ComfyUIServer, server).config.gpu_devices for server in servers]
+    missing = [gpu for gpu in wanted if gpu is not None and gpu.isdigit() and int(gpu) >= devices.cuda_devices]
+    if devices.cuda and missing:
+        raise UsageError(f"GPU {', '.join(missing)} does not exist: ComfyUI's Python sees {devices.cuda_devices} "
+                         f"CUDA GPU(s), numbered from 0: list those in --gpus (or gpus: in the config)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,10 +222,14 @@ def run(args: argparse.Namespace) -> int:
         chunks = chunk_frames(list(record.source.frames), chunk_size)
         job_dir = config.scratch / "jobs" / record.job_id
         servers = build_servers(args, config, job_dir, len(chunks))
+        check_devices(servers)
         record = read_job_record(record.write(job_dir / "job.json"))
     except (UsageError, ConfigError, ParameterError, FrameError, PreflightError, JobRecordError, ComfyUIError) as exc:
         print(f"comfyfarm run-local: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("comfyfarm run-local: interrupted before anything started; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return execute(record, servers, chunks, job_dir=job_dir, config=config, quiet=args.quiet)
 
 

@@ -27,6 +27,7 @@ from tests.recorded import CAPTURES
 
 oiio = pytest.importorskip("OpenImageIO")
 
+FAULTS = "COMFYFARM_FAKE_FAULTS"
 SERVER_ERROR_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
 
 
@@ -857,6 +858,37 @@ def test_fault_refuse_start(tmp_path):
     assert done.stderr.rstrip("\n").endswith(text) and "Traceback" in done.stderr
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/system_stats", timeout=2)
+
+
+def test_fault_no_gpu_is_comfyuis_start_on_a_cpu_build_of_torch(tmp_path):
+    """ComfyUI 0.3.64 without --cpu where torch has no CUDA: comfy/model_management.py (line 237 at a125cd84)
+    computes total_vram from torch.cuda.current_device() at import, which raises in a CPU build of torch."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "COMFYFARM_FAKE_FAULTS": json.dumps({"no_gpu": True})}
+    done = subprocess.run([sys.executable, "-m", "tests.doubles.comfyui", "--port", str(free_port())], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "AssertionError: Torch not compiled with CUDA enabled"
+    assert "total_vram = get_total_memory(get_torch_device())" in done.stderr
+    fake = start_fake_comfyui(tmp_path / "cpu", faults={"no_gpu": True}, extra_args=["--cpu"], timeout_s=20)
+    try:
+        (device,) = requests.get(f"{fake.url}/system_stats", timeout=10).json()["devices"]
+        assert device["type"] == "cpu"
+    finally:
+        fake.stop()
+
+
+def test_the_torch_stand_in_counts_the_gpus_as_torch_would(tmp_path):
+    root = make_fake_comfyui_dir(tmp_path / "ComfyUI")
+    probe = ("import torch; print(torch.cuda.is_available(), torch.cuda.device_count(), "
+             "torch.backends.mps.is_available())")
+    env = {key: value for key, value in os.environ.items() if key not in ("CUDA_VISIBLE_DEVICES", FAULTS)}
+    for extra, answer in (({}, "True 1 False"), ({FAULTS: '{"gpu_count": 4}'}, "True 4 False"),
+                          ({FAULTS: '{"gpu_count": 4}', "CUDA_VISIBLE_DEVICES": "2,3"}, "True 2 False"),
+                          ({"CUDA_VISIBLE_DEVICES": "-1"}, "False 0 False"),
+                          ({FAULTS: '{"no_gpu": true}'}, "False 0 False")):
+        done = subprocess.run([sys.executable, "-c", probe], cwd=root, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=30)
+        assert done.stdout.strip() == answer, (extra, done.stderr)
 
 
 def test_command_line_is_comfyuis(tmp_path):

@@ -82,6 +82,16 @@ def test_a_comfyui_that_cannot_start_fails_the_task_with_its_log(studio: Studio)
     assert studio.outputs() == []
 
 
+def test_a_worker_without_a_gpu_fails_the_task_and_never_falls_back_to_the_cpu(studio: Studio) -> None:
+    studio.configure(faults='{"no_gpu": true}')
+    job_id = studio.submit("--chunk-size", "48", frames="1001-1048")
+    studio.farm.start_workers(1)
+    assert studio.farm.wait_for_job(job_id, timeout_s=120) == "Failed"
+    (error, *_rest) = studio.farm.store.reports(job_id, report_type=1)
+    assert "AssertionError: Torch not compiled with CUDA enabled" in error.text
+    assert studio.outputs() == []
+
+
 def test_a_node_error_fails_the_task_naming_the_node(studio: Studio) -> None:
     studio.configure(faults='{"fail_node": {"class_type": "ImageInvert", "exception_type": "RuntimeError", '
                             '"message": "CUDA out of memory"}}')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -311,6 +312,75 @@ def test_no_comfyui_configured_says_how_to_configure_one(plate: str, tmp_path: P
                               "URL), set COMFYUI_DIR, or put comfyui_dir: in the config file")
 
 
+NO_GPU = '{"no_gpu": true}'
+
+
+def comfyui_args_seen(scratch: Path) -> List[str]:
+    """The command lines ComfyUI was started with, from the start lines of its logs under ``scratch``."""
+    logs = sorted(scratch.glob("jobs/*/comfyui-*/comfyui.log"))
+    lines = [line for log in logs for line in log.read_text().splitlines()]
+    return [line for line in lines if line.startswith("=== comfyfarm: starting ")]
+
+
+def test_without_a_gpu_run_local_refuses_before_starting_anything_and_names_both_fixes(plate: str,
+                                                                                      tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults=NO_GPU)
+    python = sys.executable
+    message = bad_input(tmp_path, plate, "--frames", "1001-1002", "--output", str(tmp_path / "o" / "o.####.exr"),
+                        config=config)
+    assert message == (f"comfyfarm run-local: ComfyUI's Python {python} sees no GPU (torch 2.13.0+double finds no "
+                       "CUDA device): pass --cpu to run on the CPU (much slower), or install the NVIDIA driver and a "
+                       "CUDA build of torch into that Python")
+    assert fake_processes(tmp_path / "ComfyUI") == []
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_local_cpu_starts_comfyui_with_cpu_and_writes_the_frames(plate: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults=NO_GPU)
+    result = run_local(config, "--workflow", "invert", "--input", plate, "--frames", "1001-1004", "--cpu",
+                       "--instances", "2", "--chunk-size", "2", "--output", str(tmp_path / "o" / "inv.####.exr"))
+    assert result.returncode == 0, result.stderr
+    assert frame_names(tmp_path / "o", "inv") == [f"inv.{frame}.exr" for frame in range(1001, 1005)]
+    starts = comfyui_args_seen(tmp_path / "scratch")
+    assert len(starts) == 2 and all(start.endswith(" --cpu") for start in starts)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--cpu", "--gpus", "0,1"], "--cpu and --gpus 0,1: choose one (--instances N sets how many CPU instances)"),
+    (["--cpu", "--comfyui-url", "http://127.0.0.1:9"], "--cpu starts ComfyUI on the CPU, but run-local attaches to "
+     "the running ComfyUI at http://127.0.0.1:9: start that one with --cpu, or leave out --comfyui-url"),
+    (["--gpus", "0,3", "--chunk-size", "1"], "GPU 3 does not exist: ComfyUI's Python sees 1 CUDA GPU(s), numbered "
+     "from 0: list those in --gpus (or gpus: in the config)"),
+])
+def test_cpu_and_gpu_choices_that_cannot_work(plate: str, tmp_path: Path, args: List[str], message: str) -> None:
+    found = bad_input(tmp_path, plate, "--frames", "1001-1002", "--output", str(tmp_path / "o" / "o.####.exr"), *args)
+    assert found == f"comfyfarm run-local: {message}"
+
+
+def test_a_comfyui_python_without_torch_is_named_before_anything_starts(plate: str, tmp_path: Path) -> None:
+    comfyui = make_fake_comfyui_dir(tmp_path / "ComfyUI")
+    shutil.rmtree(comfyui / "torch")
+    message = bad_input(tmp_path, plate, "--frames", "1001", "--output", str(tmp_path / "o" / "o.####.exr"),
+                        config=write_config(tmp_path, comfyui_dir=comfyui))
+    assert message == (f"comfyfarm run-local: ComfyUI's Python {sys.executable} cannot import torch "
+                       "(ModuleNotFoundError: No module named 'torch'): install ComfyUI's requirements into it (pip "
+                       "install -r requirements.txt in its venv), or point --comfyui-python at the Python of "
+                       "ComfyUI's venv")
+
+
+def test_demo_on_a_machine_without_a_gpu_runs_on_the_cpu_and_says_so(tmp_path: Path) -> None:
+    config = write_config(tmp_path, faults=NO_GPU)
+    result = subprocess.run([sys.executable, "-m", "flame_submitter.cli", "demo", "--dir", str(tmp_path / "demo"),
+                             "--quiet", "--instances", "1"], env=environment(config), capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == ("comfyfarm demo: ComfyUI's Python sees no GPU: running ComfyUI on the "
+                                             "CPU (slower; pass --cpu to say so yourself)")
+    for workflow in ("invert", "blur"):
+        assert frame_names(tmp_path / "demo" / workflow, workflow) == [f"{workflow}.{f}.exr" for f in FRAMES]
+    assert all(start.endswith(" --cpu") for start in comfyui_args_seen(tmp_path / "scratch"))
+
+
 def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     """The README's first command: a generated 48-frame plate through invert and blur on two instances."""
     config = write_config(tmp_path)
@@ -345,7 +415,7 @@ def test_real_comfyui_runs_invert_and_blur_on_two_instances(plate: str, tmp_path
 
 
 def test_the_configured_gpus_get_one_instance_each(plate: str, tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, faults='{"gpu_count": 2}')
     settings = yaml.safe_load(config.read_text())
     settings["gpus"] = ["0", "1"]
     config.write_text(yaml.safe_dump(settings))

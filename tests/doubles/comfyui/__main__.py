@@ -127,6 +127,24 @@ def _refuse(text: str) -> int:
     return 1
 
 
+def _no_gpu() -> int:
+    """What ComfyUI 0.3.64 prints when torch has no CUDA (a CPU build of torch) and --cpu is not given:
+    comfy/model_management.py computes ``total_vram`` at import, on ``torch.cuda.current_device()``."""
+    sys.stderr.write(
+        "Traceback (most recent call last):\n"
+        '  File "main.py", line 149, in <module>\n'
+        "    import execution\n"
+        '  File "comfy/model_management.py", line 237, in <module>\n'
+        "    total_vram = get_total_memory(get_torch_device()) / (1024 * 1024)\n"
+        '  File "comfy/model_management.py", line 187, in get_torch_device\n'
+        "    return torch.device(torch.cuda.current_device())\n"
+        '  File "torch/cuda/__init__.py", line 403, in _lazy_init\n'
+        '    raise AssertionError("Torch not compiled with CUDA enabled")\n'
+        "AssertionError: Torch not compiled with CUDA enabled\n")
+    sys.stderr.flush()
+    return 1
+
+
 def _vram_state(args) -> str:
     if args.cpu:
         return "DISABLED"
@@ -153,6 +171,8 @@ def main(argv: Optional[List[str]] = None, base_dir: Optional[str] = None) -> in
     refuse = faults.get().get("refuse_start")
     if refuse is not None:
         return _refuse(refuse)
+    if faults.get().get("no_gpu") and not args.cpu:
+        return _no_gpu()
 
     base = os.path.abspath(args.base_directory) if args.base_directory else os.path.abspath(base_dir or os.getcwd())
     output_dir = os.path.join(base, "output")

@@ -70,7 +70,7 @@ INTERRUPT = _InterruptFlag()
 # ---------------------------------------------------------------------------------------------------------
 # fault injection
 
-FAULT_KEYS = {"node_delay_s", "fail_node", "die_on_prompt", "startup_delay_s", "refuse_start"}
+FAULT_KEYS = {"node_delay_s", "fail_node", "die_on_prompt", "startup_delay_s", "refuse_start", "no_gpu", "gpu_count"}
 
 
 def check_faults(faults: Any) -> Dict[str, Any]:
@@ -88,6 +88,11 @@ def check_faults(faults: Any) -> Dict[str, Any]:
                                       or isinstance(faults["die_on_prompt"], bool)
                                       or faults["die_on_prompt"] < 1):
         raise ValueError("die_on_prompt must be an integer >= 1 (1-based count of executed prompts)")
+    if "no_gpu" in faults and not isinstance(faults["no_gpu"], bool):
+        raise ValueError("no_gpu must be true or false")
+    if "gpu_count" in faults and (not isinstance(faults["gpu_count"], int) or isinstance(faults["gpu_count"], bool)
+                                  or faults["gpu_count"] < 1):
+        raise ValueError("gpu_count must be an integer >= 1")
     if "refuse_start" in faults and not isinstance(faults["refuse_start"], str):
         raise ValueError("refuse_start must be a string")
     if "fail_node" in faults:

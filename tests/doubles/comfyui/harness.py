@@ -28,7 +28,17 @@ Faults (env COMFYFARM_FAKE_FAULTS at start, or POST /__fake__/faults with the wh
   prompt it executes reaches its first node (after that node's ``executing`` has been sent), with no
   WebSocket close frames;
 * ``startup_delay_s``: sleep (after printing the start-up lines and a line saying so) before listening;
-* ``refuse_start``: print a traceback-like block ending with this text to stderr and exit 1 at once.
+* ``refuse_start``: print a traceback-like block ending with this text to stderr and exit 1 at once;
+* ``no_gpu``: true: a machine whose torch has no CUDA (a CPU build): started without ``--cpu`` the double
+  exits 1 with ComfyUI 0.3.64's own start-up traceback ending ``AssertionError: Torch not compiled with
+  CUDA enabled``; the folder's ``torch`` stand-in (below) answers ``torch.cuda.is_available()`` False;
+* ``gpu_count``: N: the machine has N GPUs (default 1), as the ``torch`` stand-in counts them.
+
+A folder from ``make_fake_comfyui_dir`` also holds a ``torch`` stand-in package, found by a Python run
+in that folder (``python -c ...`` with the folder as the working directory, as comfyfarm asks ComfyUI's
+Python which GPUs torch sees): ``torch.cuda.is_available()`` is true with as many devices as
+CUDA_VISIBLE_DEVICES lists (``gpu_count`` when it is unset; none when it is empty or -1), unless ``no_gpu``
+is set in COMFYFARM_FAKE_FAULTS; ``torch.backends.mps`` and ``torch.xpu`` are never available.
 
 GET /__fake__/stats gives ``prompts_executed`` (prompts the worker started), ``nodes_executed`` (node
 functions that completed, cached nodes excluded), ``prompts_succeeded``, ``prompts_failed`` and
@@ -102,6 +112,46 @@ if __name__ == "__main__":
 '''
 
 
+_TORCH_STAND_IN = '''"""A stand-in for torch in a fake ComfyUI folder: what asking for the GPUs needs (harness.py)."""
+import json
+import os
+
+__version__ = "2.13.0+double"
+
+
+class _Cuda:
+    @staticmethod
+    def _devices():
+        faults = json.loads(os.environ.get({faults_env!r}) or "{{}}")
+        if faults.get("no_gpu"):
+            return 0
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is None:
+            return int(faults.get("gpu_count", 1))
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+
+    def is_available(self):
+        return self._devices() > 0
+
+    def device_count(self):
+        return self._devices()
+
+
+class _Unavailable:
+    def is_available(self):
+        return False
+
+
+class _Backends:
+    mps = _Unavailable()
+
+
+cuda = _Cuda()
+backends = _Backends()
+xpu = _Unavailable()
+'''
+
+
 def make_fake_comfyui_dir(path: Path) -> Path:
     """Create a directory that looks like a ComfyUI checkout: a `main.py` that runs this double
     (it inserts the repo root into sys.path and calls tests.doubles.comfyui.__main__.main()),
@@ -111,6 +161,8 @@ def make_fake_comfyui_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "main.py").write_text(_MAIN_PY.format(repo_root=str(REPO_ROOT)), encoding="utf-8")
     (path / "comfyui_version.py").write_text('__version__ = "0.3.64"\n', encoding="utf-8")
+    (path / "torch").mkdir(exist_ok=True)
+    (path / "torch" / "__init__.py").write_text(_TORCH_STAND_IN.format(faults_env=FAULTS_ENV), encoding="utf-8")
     for name in ("input", "output", "temp"):
         (path / name).mkdir(exist_ok=True)
     return path
