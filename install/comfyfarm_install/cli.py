@@ -26,6 +26,7 @@ from .files import KEEP_MODIFIED, REMOVE, apply_install, apply_uninstall, plan_i
 from .product import product_version
 from .report import install_summary, step_lines
 from .repository import plan_repository, repository_prefix
+from .runtime import RuntimeCheckError, check_runtime
 from .worker import plan_worker, worker_prefix
 from .workstation import plan_workstation, workstation_prefix
 
@@ -87,7 +88,7 @@ def role_prefix(role: str, options: Options) -> Path:
 
 def build_plan(role: str, options: Options, version: str, staging: Path, previous: Optional[Manifest]) -> RolePlan:
     if role == "workstation":
-        return plan_workstation(options, version, staging)
+        return plan_workstation(options, version, staging, previous)
     if role == "repository":
         return plan_repository(options, version)
     return plan_worker(options, version, staging, previous)
@@ -121,6 +122,9 @@ def install(role: str, options: Options) -> int:
         else:
             apply_install(file_plan, previous, manifest_file)
             print(f"{install_summary(file_plan, dry_run=False)}; manifest {manifest_file}")
+    if not options.dry_run:  # changed or not: what was there may have stopped working since
+        for line in check_runtime(plan.runtime, role=role, prefix=prefix, version=version, no_deps=options.no_deps):
+            print(line, flush=True)
     for step in plan.next_steps:
         print(f"next: {step}")
     if plan.check is not None and not options.dry_run:
@@ -179,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "install":
             return install(args.role, options)
         return uninstall(args.role, options)
-    except (InstallError, DependencyError, ManifestError) as exc:
+    except (InstallError, DependencyError, ManifestError, RuntimeCheckError) as exc:
         print(f"{script}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from farm_plugin.installation.layout import deps_dir
+from farm_plugin.installation.layout import PTH_FILE, deps_dir
+from farm_plugin.installation.manifest import Manifest
 from farm_plugin.installation.pythons import PythonInfo
 
 from . import deps
 from .files import Bundle, Source
 from .product import ROOT, product_files, requirements
+from .runtime import Packages, RuntimeTarget
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ class RolePlan:
     notes: List[str] = field(default_factory=list)  # what was found, said before the file lines
     next_steps: List[str] = field(default_factory=list)  # said after them
     prepare: Optional[Callable[[], List[str]]] = None  # runs before the files (not in a dry run)
-    check: Optional[Callable[[], int]] = None  # runs after them (not in a dry run); its exit status
+    runtime: List[RuntimeTarget] = field(default_factory=list)  # must import comfyfarm after them (not in a dry run)
+    check: Optional[Callable[[], int]] = None  # runs after that (not in a dry run); its exit status
 
 
 def add_product(bundle: Bundle, lib: Path) -> None:
@@ -65,8 +68,13 @@ def add_product(bundle: Bundle, lib: Path) -> None:
 
 
 def add_dependencies(bundle: Bundle, lib: Path, pythons: Sequence[PythonInfo], options: Options,
-                     staging_root: Path, notes: List[str]) -> None:
-    """Third-party packages the ``pythons`` lack, per Python minor version, into ``lib/python3.X``."""
+                     staging_root: Path, notes: List[str], previous: Optional[Manifest]) -> Dict[tuple, Packages]:
+    """Third-party packages the ``pythons`` lack, per Python minor version, into ``lib/python3.X``; returns
+    what comfyfarm answers for in each, for the check after the installation.
+
+    What a Python lacks is decided without comfyfarm's own folders on its path (an earlier installation's
+    ``.pth`` makes them importable there), so that a second run does not take comfyfarm's packages for the
+    Python's and remove them."""
     by_minor: Dict[tuple, List[PythonInfo]] = {}
     for python in pythons:
         by_minor.setdefault(python.minor, []).append(python)
@@ -74,34 +82,55 @@ def add_dependencies(bundle: Bundle, lib: Path, pythons: Sequence[PythonInfo], o
         wanted = deps.read_requirements(Path(options.requirements).expanduser())
     else:
         wanted = [deps.Requirement.parse(text) for text in requirements()]
+    packages: Dict[tuple, Packages] = {}
     for minor, group in sorted(by_minor.items()):
         folder = deps_dir(lib, minor)
         bundle.groups.append(folder)
         if options.no_deps:
             bundle.keep_under.append(folder)
             notes.append(f"Python {minor[0]}.{minor[1]}: third-party packages not managed (--no-deps)")
+            packages[minor] = Packages(folder, (), ())
             continue
-        missing, older = deps.missing_requirements(wanted, group)
-        notes.extend(older)
-        if not missing:
-            notes.append(f"Python {minor[0]}.{minor[1]}: has every package comfyfarm needs")
-            continue
-        listed = ", ".join(r.text for r in missing)
-        if options.dry_run:
-            notes.append(f"Python {minor[0]}.{minor[1]} lacks {listed}: pip would install them into {folder}")
-            continue
-        staging = Path(tempfile.mkdtemp(prefix=f"python{minor[0]}.{minor[1]}-", dir=str(staging_root)))
-        wheels = Path(options.wheels).expanduser().resolve() if options.wheels else None
-        deps.stage(missing, group[0], staging, wheels=wheels)
-        present = set.intersection(*(set(p.distributions) for p in group))
-        files, kept, dropped = deps.files_to_install(staging, present)
-        for relative, staged in files.items():
-            bundle.add(folder / relative, Source(path=staged))
-        provided = ", ".join(f"{d.name} {d.version}" for d in kept) or "nothing"
-        notes.append(f"Python {minor[0]}.{minor[1]} lacks {listed}: pip provided {provided}")
-        if dropped:
-            notes.append(f"Python {minor[0]}.{minor[1]} already has {', '.join(d.name for d in dropped)}: "
-                         "its own copies are used")
+        own = [deps.own_distributions(python, [lib], PTH_FILE) for python in group]
+        packages[minor] = _add_packages(bundle, folder, own, wanted, options, staging_root, notes, previous)
+    return packages
+
+
+def _add_packages(bundle: Bundle, folder: Path, group: Sequence[PythonInfo], wanted: Sequence[deps.Requirement],
+                  options: Options, staging_root: Path, notes: List[str], previous: Optional[Manifest]) -> Packages:
+    """For the Pythons of one minor version: nothing, what comfyfarm installed for them before (while it
+    still satisfies the requirements and nobody changed it: a re-run changes nothing), or what pip provides."""
+    minor = group[0].minor
+    version = f"Python {minor[0]}.{minor[1]}"
+    missing, older = deps.missing_requirements(wanted, group)
+    notes.extend(older)
+    if not missing:
+        notes.append(f"{version}: has every package comfyfarm needs")
+        return Packages(folder, tuple(wanted), ())
+    listed = ", ".join(r.text for r in missing)
+    before = deps.installed_before(folder, previous)
+    if before is not None and all(r.satisfied_by(before.versions.get(r.name)) for r in missing):
+        for path in before.files:
+            bundle.add(path, Source(path=path))
+        kept = ", ".join(f"{name} {number}" for name, number in sorted(before.versions.items()))
+        notes.append(f"{version} lacks {listed}: kept what comfyfarm installed for it before ({kept})")
+        return Packages(folder, tuple(wanted), tuple(sorted(before.versions)))
+    if options.dry_run:
+        bundle.keep_under.append(folder)  # pip does not run: what is there now is not reported as removed
+        notes.append(f"{version} lacks {listed}: pip would install them into {folder}")
+        return Packages(folder, tuple(wanted), tuple(r.name for r in missing))
+    staging = Path(tempfile.mkdtemp(prefix=f"python{minor[0]}.{minor[1]}-", dir=str(staging_root)))
+    wheels = Path(options.wheels).expanduser().resolve() if options.wheels else None
+    deps.stage(missing, group[0], staging, wheels=wheels)
+    present = set.intersection(*(set(p.distributions) for p in group))
+    files, provided, dropped = deps.files_to_install(staging, present)
+    for relative, staged in files.items():
+        bundle.add(folder / relative, Source(path=staged))
+    named = ", ".join(f"{d.name} {d.version}" for d in provided) or "nothing"
+    notes.append(f"{version} lacks {listed}: pip provided {named}")
+    if dropped:
+        notes.append(f"{version} already has {', '.join(d.name for d in dropped)}: its own copies are used")
+    return Packages(folder, tuple(wanted), tuple(d.name for d in provided))
 
 
 def command_script(python: Path, lib: Path, deps_folder: Path, version: str, what: str) -> bytes:

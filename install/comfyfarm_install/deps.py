@@ -4,13 +4,20 @@ Only what the target Python does not already have is installed, into a folder of
 (``python3.X`` beside comfyfarm's files) that comes after the Python's own packages on ``sys.path``: Flame's
 or ComfyUI's packages always win, so installing comfyfarm can never change the versions they run with.
 
-pip runs once per Python minor version (``--target`` a staging folder, wheels only, from the configured
-index or from ``--wheels DIR`` offline); whatever it staged that the Python already has (a dependency of a
-dependency) is dropped before anything is installed.
+What the Python "already has" is what it has without comfyfarm: once installed, comfyfarm's ``.pth`` makes
+its own packages importable there too, and counting those would drop them on the next run
+(``own_distributions``). Those comfyfarm installed before are kept as they are while they still satisfy the
+requirements and nobody changed them (``installed_before``): a re-run changes nothing and needs no network.
+
+Otherwise pip runs once per Python minor version (``--target`` a staging folder, wheels only, from the
+configured index or from ``--wheels DIR`` offline); whatever it staged that the Python already has (a
+dependency of a dependency) is dropped before anything is installed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
@@ -20,12 +27,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from farm_plugin.installation.pythons import PythonInfo, normalize
+from farm_plugin.installation.manifest import Manifest, file_sha256
+from farm_plugin.installation.pythons import PROBE_TIMEOUT_SECONDS, PythonInfo, normalize
 
 logger = logging.getLogger(__name__)
 
 PIP_TIMEOUT_SECONDS = 1800.0
 PIP_MINIMUM_FOR_PYTHON_OPTION = (22, 3)
+
+# Run in the target Python (-I): its distributions, leaving out every sys.path entry that is comfyfarm's,
+# that is a folder under argv[2:] or a path line of a comfyfarm .pth (argv[1]) in one of its site folders.
+_OWN_DISTRIBUTIONS = r"""
+import json, os, re, sys
+from importlib import metadata
+pth, ours = sys.argv[1], [os.path.realpath(p) for p in sys.argv[2:]]
+for entry in list(sys.path):
+    try:
+        with open(os.path.join(entry or ".", pth), encoding="utf-8") as stream:
+            lines = [line.strip() for line in stream]
+    except OSError:
+        continue
+    ours += [os.path.realpath(os.path.join(entry, line)) for line in lines
+             if line and not line.startswith(("#", "import ", "import\t"))]
+def own(entry):
+    real = os.path.realpath(entry or ".")
+    return not any(real == folder or real.startswith(folder.rstrip(os.sep) + os.sep) for folder in ours)
+dists = {}
+for dist in metadata.distributions(path=[entry for entry in sys.path if own(entry)]):
+    name = dist.metadata["Name"]
+    if name:
+        dists.setdefault(re.sub(r"[-_.]+", "-", name).lower(), dist.version)
+print(json.dumps(dists))
+"""
 
 
 class DependencyError(Exception):
@@ -72,6 +105,25 @@ def _numbers(version: str) -> Tuple[int, ...]:
             break
         parts.append(int(match.group(0)))
     return tuple(parts)
+
+
+def own_distributions(python: PythonInfo, comfyfarm_folders: Sequence[Path], pth_name: str) -> PythonInfo:
+    """``python`` with only the distributions it has without comfyfarm: none from ``comfyfarm_folders`` or
+    from a folder a comfyfarm ``.pth`` (``pth_name``) puts on its path, whatever the prefix it came from."""
+    command = [str(python.executable), "-I", "-c", _OWN_DISTRIBUTIONS, pth_name] + [str(f) for f in comfyfarm_folders]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_SECONDS,
+                                stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DependencyError(f"cannot run {python.executable} to list its packages: {exc}") from exc
+    try:
+        found = dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    except (ValueError, TypeError, IndexError) as exc:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DependencyError(f"{python.executable} failed when asked for its packages (exit {result.returncode}): "
+                              f"{last}: repair that Python, or pass --no-deps and provide comfyfarm's requirements "
+                              "yourself") from exc
+    return dataclasses.replace(python, distributions={str(k): str(v) for k, v in found.items()})
 
 
 def missing_requirements(requirements: Sequence[Requirement], pythons: Sequence[PythonInfo]
@@ -172,3 +224,31 @@ def files_to_install(staging: Path, present: Set[str]) -> Tuple[Dict[Path, Path]
         for relative in distribution.files:
             files[relative] = staging / relative
     return files, kept, dropped
+
+
+@dataclass(frozen=True)
+class InstalledBefore:
+    """What an earlier run installed into one package folder, every file still as it wrote it."""
+
+    versions: Dict[str, str]  # normalized name -> version
+    files: Tuple[Path, ...]  # absolute
+
+
+def installed_before(folder: Path, previous: Optional[Manifest]) -> Optional[InstalledBefore]:
+    """The packages comfyfarm installed into ``folder`` before, when all of them are still there as it wrote
+    them; None when there are none, or one was removed or changed by hand, or a run stopped half-way through
+    them (pip provides them afresh then)."""
+    if previous is None:
+        return None
+    files = tuple(sorted(Path(key) for key in previous.files if Path(key).is_relative_to(folder)))
+    if not files or any(Path(key).is_relative_to(folder) for key in previous.pending):
+        return None
+    if not all(path.is_file() and previous.is_ours(str(path), file_sha256(path)) for path in files):
+        return None
+    versions = {}
+    for path in files:
+        relative = path.relative_to(folder)
+        if len(relative.parts) == 2 and relative.parts[0].endswith(".dist-info") and relative.name == "METADATA":
+            name, _, version = relative.parts[0][: -len(".dist-info")].partition("-")
+            versions[normalize(name)] = version
+    return InstalledBefore(versions, files)

@@ -8,7 +8,8 @@ Or into a venv of its own (``--venv DIR``): created on top of ComfyUI's Python (
 ComfyUI's venv through the ``.pth`` when that Python is a venv), so that ComfyUI runs with it unchanged and
 ComfyUI's environment is not touched at all. Then set the plugins' Python Executable to ``DIR/bin/python``.
 
-Afterwards ``comfyfarm doctor --role worker`` checks that ComfyUI starts on each GPU (``--skip-check``: not).
+Afterwards the Python imports comfyfarm's runtime as the plugin runs it (runtime.py), and ``comfyfarm doctor
+--role worker`` checks that ComfyUI starts on each GPU (``--skip-check``: not).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from farm_plugin.installation.pythons import PythonInfo, PythonProbeError, probe
 
 from .common import InstallError, Options, RolePlan, add_dependencies, add_product, command_script
 from .files import Bundle, Source
+from .runtime import RuntimeTarget
 
 logger = logging.getLogger(__name__)
 
 COMFYUI_PYTHONS = ("venv/bin/python", ".venv/bin/python")
 VENV_TIMEOUT_SECONDS = 300.0
+RUNTIME_MODULES = ("farm_plugin.runner.__main__", "farm_plugin.completion_cli", "farm_plugin.frames.image_io")
 
 
 def worker_prefix(options: Options) -> Path:
@@ -87,7 +90,7 @@ def plan_worker(options: Options, version: str, staging: Path, previous: Optiona
     details.update(python=str(target), site_packages=str(purelib))
     bundle = Bundle()
     add_product(bundle, lib)
-    add_dependencies(bundle, lib, [comfyui], options, staging, notes)
+    packages = add_dependencies(bundle, lib, [comfyui], options, staging, notes, previous)
     command = prefix / "bin" / layout.COMMAND
     bundle.add(command, Source(data=command_script(target, lib, deps_folder, version, "worker"), executable=True))
     pth = f"# comfyfarm {version}: its runtime, after this environment's own packages (install/install.sh worker)\n"
@@ -95,7 +98,9 @@ def plan_worker(options: Options, version: str, staging: Path, previous: Optiona
     details["command"] = str(command)
     next_steps = [f"Deadline Monitor > Configure Plugins > ComfyUI and Configure Events > ComfyUIRelink: "
                   f"Python Executable {target}"]
-    plan = RolePlan("worker", prefix, bundle, details, notes, next_steps, prepare=prepare)
+    label = "comfyfarm's venv" if options.venv else "ComfyUI's Python"
+    runtime = [RuntimeTarget(label, target, lib, RUNTIME_MODULES, packages[comfyui.minor])]
+    plan = RolePlan("worker", prefix, bundle, details, notes, next_steps, prepare=prepare, runtime=runtime)
     if not options.skip_check:
         plan.check = lambda: check_comfyui(command, prefix, target, options)
         next_steps.append(f"check it again any time: {command} doctor --role worker")

@@ -2,25 +2,32 @@
 
 Layout (farm_plugin/installation/layout.py): ``<prefix>/comfyfarm_hooks.py``, ``<prefix>/.lib/``,
 ``<prefix>/.lib/python3.X/`` for each Python minor version among the Flame versions present, and
-``<bin dir>/comfyfarm``, which runs with the newest Flame's Python.
+``<bin dir>/comfyfarm``, which runs with the newest Flame's Python. Afterwards each Flame Python loads the
+hook and imports what the menu actions and the command import (runtime.py).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from farm_plugin.installation import layout
+from farm_plugin.installation.manifest import Manifest
 from farm_plugin.installation.pythons import PythonInfo, PythonProbeError, probe
 
 from .common import InstallError, Options, RolePlan, add_dependencies, add_product, command_script
 from .files import Bundle, Source
 from .product import ROOT
+from .runtime import RuntimeTarget
 
 logger = logging.getLogger(__name__)
 
 HOOK_SOURCE = Path("flame_submitter") / "hooks" / layout.HOOK_FILE
+# What Flame's Python imports through the hook (the menu actions), and the comfyfarm command.
+RUNTIME_MODULES = ("flame_submitter.flame_app", "flame_submitter.flame_submit", "flame_submitter.flame_media",
+                   "flame_submitter.relink", "flame_submitter.submit", "flame_submitter.deadline.client",
+                   "flame_submitter.cli")
 
 
 def workstation_prefix(options: Options) -> Path:
@@ -47,7 +54,7 @@ def flame_pythons(root: Path, notes: List[str]) -> List[tuple]:
     return found
 
 
-def plan_workstation(options: Options, version: str, staging: Path) -> RolePlan:
+def plan_workstation(options: Options, version: str, staging: Path, previous: Optional[Manifest]) -> RolePlan:
     root = layout.autodesk_root(options.autodesk_root)
     prefix = workstation_prefix(options)
     notes: List[str] = []
@@ -60,7 +67,7 @@ def plan_workstation(options: Options, version: str, staging: Path) -> RolePlan:
     bundle.add(prefix / layout.HOOK_FILE, Source(path=ROOT / HOOK_SOURCE))
     add_product(bundle, lib)
     pythons: List[PythonInfo] = [info for _, info in flames]
-    add_dependencies(bundle, lib, pythons, options, staging, notes)
+    packages = add_dependencies(bundle, lib, pythons, options, staging, notes, previous)
     newest_flame, newest = flames[-1]
     bin_dir = Path(options.bin_dir).expanduser().absolute() if options.bin_dir else layout.DEFAULT_BIN_DIR
     command = bin_dir / layout.COMMAND
@@ -81,4 +88,6 @@ def plan_workstation(options: Options, version: str, staging: Path) -> RolePlan:
         "command": str(command),
         "command_python": str(newest_flame.executable),
     }
-    return RolePlan("workstation", prefix, bundle, details, notes, next_steps)
+    runtime = [RuntimeTarget(f"Flame {flame.flame_version}'s Python", flame.executable, lib, RUNTIME_MODULES,
+                             packages[info.minor], hook=prefix / layout.HOOK_FILE) for flame, info in flames]
+    return RolePlan("workstation", prefix, bundle, details, notes, next_steps, runtime=runtime)

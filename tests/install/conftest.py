@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import zipfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -54,15 +55,16 @@ def find_python(minor: Tuple[int, int]) -> Optional[str]:
     return None
 
 
-def make_python_env(base: str, folder: Path, *, with_packages: bool = False, qt: Optional[str] = None) -> Path:
+def make_python_env(base: str, folder: Path, *, with_packages: bool = False, qt: Optional[str] = None,
+                    packages: Optional[Path] = None) -> Path:
     """A Python environment at ``folder`` (a venv without pip): ``with_packages`` makes this test run's
-    packages visible in it (an environment that has comfyfarm's requirements already); ``qt`` drops an empty
-    PySide package in, as Flame's Python ships one."""
+    packages visible in it (an environment that has comfyfarm's requirements already), ``packages`` another
+    folder of them instead; ``qt`` drops an empty PySide package in, as Flame's Python ships one."""
     subprocess.run([base, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
     site = Path(subprocess.run([str(folder / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path("
                                 "'purelib'))"], check=True, capture_output=True, text=True).stdout.strip())
-    if with_packages:
-        (site / "test_run_packages.pth").write_text(TEST_SITE_PACKAGES + "\n")
+    if with_packages or packages is not None:
+        (site / "test_run_packages.pth").write_text(str(packages or TEST_SITE_PACKAGES) + "\n")
     if qt:
         (site / qt).mkdir()
         (site / qt / "__init__.py").write_text("")
@@ -158,6 +160,63 @@ def gpu_node(studio: Studio) -> Studio:
     base = find_python(MODERN)
     assert base is not None
     make_python_env(base, studio.comfyui_dir / "venv", with_packages=True)
+    return studio
+
+
+def packages_without(folder: Path, distribution: str) -> Path:
+    """This test run's packages less one distribution (its modules and its metadata), as links in ``folder``:
+    a Python that lacks only that one of comfyfarm's requirements."""
+    files = metadata.distribution(distribution).files or []
+    tops = {Path(str(f)).parts[0] for f in files if not str(f).startswith("..")}
+    folder.mkdir(parents=True)
+    for entry in Path(TEST_SITE_PACKAGES).iterdir():
+        if entry.name not in tops and entry.suffix != ".pth":
+            (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def wheel_of_installed(folder: Path, distribution: str) -> Path:
+    """The wheel pip would download for a distribution this test run has, rebuilt from its installed files
+    (compiled modules included, with the platform tag they were built for)."""
+    dist = metadata.distribution(distribution)
+    tag = next(line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
+               if line.startswith("Tag:"))
+    info = next(f for f in dist.files or [] if f.name == "METADATA").parts[0]
+    skipped = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
+    members = [f for f in dist.files or [] if not str(f).startswith("..") and "__pycache__" not in f.parts
+               and not (f.parts[0] == info and f.name in skipped)]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{info[: -len('.dist-info')]}-{tag}.whl"
+    record: List[str] = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as wheel:
+        for member in members:
+            data = Path(str(dist.locate_file(member))).read_bytes()
+            wheel.writestr(str(member), data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{member},sha256={digest},{len(data)}")
+        record.append(f"{info}/RECORD,,")
+        wheel.writestr(f"{info}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def openimageio_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``--wheels`` for a Python that lacks OpenImageIO: its wheel and its dependency's (numpy), as an offline
+    studio keeps them."""
+    folder = tmp_path_factory.mktemp("wheels")
+    wheel_of_installed(folder, "OpenImageIO")
+    wheel_of_installed(folder, "numpy")
+    return folder
+
+
+@pytest.fixture
+def gpu_node_without_openimageio(studio: Studio) -> Studio:
+    """ComfyUI (the test double) whose venv has every package comfyfarm needs but OpenImageIO."""
+    make_fake_comfyui_dir(studio.comfyui_dir)
+    base = find_python(MODERN)
+    assert base is not None
+    packages = packages_without(studio.root / "site-packages-without-openimageio", "OpenImageIO")
+    make_python_env(base, studio.comfyui_dir / "venv", packages=packages)
     return studio
 
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from farm_plugin import __version__
+from tests.farm_plugin.runner.conftest import make_record, write_plate
 
 from .conftest import MODERN, Studio, run_installer, run_script, snapshot
 
@@ -110,3 +111,101 @@ def test_no_comfyui_python_is_a_clear_refusal(studio: Studio) -> None:
     assert out == (f"install.sh worker: no Python for ComfyUI in {studio.comfyui_dir} (venv/bin/python or "
                    ".venv/bin/python): pass --python, the Python that runs ComfyUI on this node, or --comfyui-dir\n")
     assert not studio.root.exists()
+
+
+WHERE_IS_OPENIMAGEIO = "import OpenImageIO; print(OpenImageIO.__file__)"
+
+
+def runs_a_chunk(python: Path, url: str, folder: Path) -> str:
+    """``python -m farm_plugin.runner`` as the Deadline plugin runs it, one chunk of invert; its last line."""
+    plate = write_plate(folder / "plate", frames=[1001, 1002])
+    record = make_record(plate, str(folder / "out" / "inv.####.exr"), frames=[1001, 1002]).write(folder / "job.json")
+    result = subprocess.run([str(python), "-I", "-m", "farm_plugin.runner", "--job", str(record), "--frames",
+                             "1001-1002", "--comfyui-url", url, "--scratch", str(folder / "scratch")],
+                            capture_output=True, text=True, timeout=120, cwd=str(folder))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in (folder / "out").iterdir()) == ["inv.1001.exr", "inv.1002.exr"]
+    return result.stdout.splitlines()[-1]
+
+
+def test_reruns_keep_the_packages_comfyfarm_installed(gpu_node_without_openimageio: Studio, openimageio_wheels: Path,
+                                                      fake_comfyui, tmp_path: Path) -> None:
+    node = gpu_node_without_openimageio
+    manifest_file = node.worker_prefix / ".comfyfarm" / "worker.json"
+    deps = node.worker_prefix / "lib" / f"python{MODERN[0]}.{MODERN[1]}"
+    manifests = []
+    for run in (1, 2, 3):
+        before = snapshot(node.root)
+        code, out = install(node, "--wheels", str(openimageio_wheels), "--skip-check")
+        assert code == 0, out
+        lines = out.splitlines()
+        if run == 1:
+            assert f"  Python {MODERN[0]}.{MODERN[1]} lacks OpenImageIO>=2.5: pip provided openimageio 3.2.2.0" in lines
+        else:  # ComfyUI's Python imports OpenImageIO through comfyfarm.pth now: still not a package of its own
+            assert (f"  Python {MODERN[0]}.{MODERN[1]} lacks OpenImageIO>=2.5: kept what comfyfarm installed for it "
+                    "before (openimageio 3.2.2.0)") in lines
+            assert lines[-3].startswith(f"nothing to do: comfyfarm {__version__} is installed as it should be")
+            assert snapshot(node.root) == before
+        assert lines[-2].startswith(f"checked       ComfyUI's Python ({node.comfyui_python}) imports comfyfarm "
+                                    f"{__version__} and OpenImageIO, numpy, yaml, requests, websocket (Python ")
+        manifests.append(manifest_file.read_text())
+        where = subprocess.run([str(node.comfyui_python), "-I", "-c", WHERE_IS_OPENIMAGEIO], capture_output=True,
+                               text=True, cwd=str(tmp_path))
+        assert where.stdout.strip() == f"{deps}/OpenImageIO/__init__.py", (run, out, where.stderr)
+        assert runs_a_chunk(node.comfyui_python, fake_comfyui.url, tmp_path / f"run{run}").endswith(
+            "2 frame(s) written, 0 already there")
+    assert manifests[1] == manifests[0] and manifests[2] == manifests[0]
+
+
+def test_a_rerun_puts_back_a_package_file_removed_by_hand(gpu_node_without_openimageio: Studio,
+                                                           openimageio_wheels: Path, tmp_path: Path) -> None:
+    node = gpu_node_without_openimageio
+    assert install(node, "--wheels", str(openimageio_wheels), "--skip-check")[0] == 0
+    module = node.worker_prefix / "lib" / f"python{MODERN[0]}.{MODERN[1]}" / "OpenImageIO" / "__init__.py"
+    module.unlink()
+    code, out = install(node, "--wheels", str(openimageio_wheels), "--skip-check")
+    assert code == 0, out
+    assert f"restored      {module} (it was missing)" in out.splitlines()
+    where = subprocess.run([str(node.comfyui_python), "-I", "-c", WHERE_IS_OPENIMAGEIO], capture_output=True,
+                           text=True, cwd=str(tmp_path))
+    assert where.stdout.strip() == str(module), where.stderr
+
+
+def test_a_runtime_that_does_not_import_fails_the_install_in_one_line(gpu_node_without_openimageio: Studio) -> None:
+    node = gpu_node_without_openimageio
+    python = node.comfyui_python
+    # What a half-done uninstall leaves: the package's metadata without its module.
+    remains = Path(site_packages(node)) / "OpenImageIO-2.5.0.dist-info"
+    remains.mkdir()
+    (remains / "METADATA").write_text("Metadata-Version: 2.1\nName: OpenImageIO\nVersion: 2.5.0\n")
+    result = run_script("install.sh", "worker", "--prefix", str(node.worker_prefix), "--comfyui-dir",
+                        str(node.comfyui_dir), "--cpu")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == (
+        f"install.sh worker: ComfyUI's Python ({python}) cannot import OpenImageIO (ModuleNotFoundError: No module "
+        "named 'OpenImageIO'), so comfyfarm does not run there: that Python lists OpenImageIO among its packages but "
+        f"cannot import it: reinstall it there ({python} -m pip install --force-reinstall 'OpenImageIO>=2.5'), or "
+        "remove it there and run install.sh worker again\n")
+    assert f"  Python {MODERN[0]}.{MODERN[1]}: has every package comfyfarm needs" in result.stdout.splitlines()
+    assert "checking:" not in result.stdout and "next:" not in result.stdout  # nothing more before that is fixed
+
+
+def test_without_its_packages_the_runtime_is_a_warning_that_names_them(gpu_node_without_openimageio: Studio) -> None:
+    node = gpu_node_without_openimageio
+    code, out = install(node, "--no-deps", "--skip-check")
+    assert code == 0, out
+    assert (f"warning       ComfyUI's Python ({node.comfyui_python}) lacks OpenImageIO (--no-deps), so comfyfarm does "
+            "not run there yet: install them into that Python yourself, or run install.sh worker without "
+            "--no-deps") in out.splitlines()
+
+
+def test_another_comfyfarm_in_comfyuis_environment_fails_the_install(gpu_node: Studio) -> None:
+    site = Path(site_packages(gpu_node))
+    (site / "farm_plugin").mkdir()
+    (site / "farm_plugin" / "__init__.py").write_text('__version__ = "0.0.9"\n')
+    code, out = install(gpu_node, "--skip-check")
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        f"install.sh worker: ComfyUI's Python ({gpu_node.comfyui_python}) imports comfyfarm 0.0.9 from "
+        f"{site}/farm_plugin, not comfyfarm {__version__} from {gpu_node.worker_prefix}/lib: remove that other "
+        f"comfyfarm from that Python ({gpu_node.comfyui_python} -m pip uninstall comfyfarm)")

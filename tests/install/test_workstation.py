@@ -10,7 +10,18 @@ from pathlib import Path
 from farm_plugin import __version__
 from farm_plugin.installation.manifest import file_sha256
 
-from .conftest import MODERN, REPO, Studio, make_wheel, run_installer, run_script, snapshot
+from .conftest import (
+    MODERN,
+    REPO,
+    Studio,
+    find_python,
+    make_python_env,
+    make_wheel,
+    packages_without,
+    run_installer,
+    run_script,
+    snapshot,
+)
 
 sys.path.insert(0, str(REPO / "install"))
 from comfyfarm_install.product import product_files  # noqa: E402
@@ -128,7 +139,7 @@ def test_packages_a_flame_python_lacks_come_from_local_wheels(workstation: Studi
     assert probe.stdout == "True Flame\n", probe.stderr  # its own package wins; the missing one is comfyfarm's
     # Without the wheels, a rerun with --no-deps keeps the packages installed before.
     code, out = install(workstation, "--no-deps")
-    assert code == 0 and "nothing to do" in out.splitlines()[-3]
+    assert code == 0 and f"\nnothing to do: comfyfarm {__version__} is installed as it should be" in out
     manifest = json.loads((workstation.hook_prefix / ".comfyfarm" / "workstation.json").read_text())
     assert str(lib / "python3.9" / "comfyfarm_needs" / "__init__.py") in manifest["files"]
 
@@ -139,7 +150,7 @@ def test_rerun_upgrade_and_uninstall_leave_the_machine_as_it_was(workstation: St
     installed = snapshot(workstation.root)
     code, out = install(workstation, "--no-deps")
     assert code == 0 and snapshot(workstation.root) == installed
-    assert out.splitlines()[-3].startswith(f"nothing to do: comfyfarm {__version__} is installed as it should be")
+    assert f"\nnothing to do: comfyfarm {__version__} is installed as it should be" in out
     # An older comfyfarm's file, a hand-edited hook and a deleted file: the upgrade sorts each out.
     manifest_file = workstation.hook_prefix / ".comfyfarm" / "workstation.json"
     manifest = json.loads(manifest_file.read_text())
@@ -211,3 +222,39 @@ def test_the_shell_scripts_dry_run_then_install_and_uninstall(workstation: Studi
     result = run_script("uninstall.sh", "workstation", "--autodesk-root", str(workstation.autodesk))
     assert result.returncode == 0, result.stderr
     assert snapshot(workstation.root) == before
+
+
+def test_reruns_keep_the_packages_comfyfarm_installed(studio: Studio, openimageio_wheels: Path, tmp_path: Path) -> None:
+    base = find_python(MODERN)
+    assert base is not None
+    packages = packages_without(studio.root / "site-packages-without-openimageio", "OpenImageIO")
+    make_python_env(base, studio.autodesk / "python" / "2025.1", packages=packages, qt="PySide6")
+    flame = studio.autodesk / "python" / "2025.1" / "bin" / "python3"
+    manifest_file = studio.hook_prefix / ".comfyfarm" / "workstation.json"
+    lib = studio.hook_prefix / ".lib"
+    # What a menu action does in Flame: the hook puts .lib on the path, comfyfarm writes and reads a frame.
+    code = (f"import sys; sys.path.insert(0, {str(studio.hook_prefix)!r}); import comfyfarm_hooks; "
+            "comfyfarm_hooks._add_lib(); import numpy, OpenImageIO; "
+            "from farm_plugin.frames.image_io import read_pixels, write_frame; "
+            "write_frame(sys.argv[1], numpy.full((4, 6, 3), 0.25, numpy.float32), file_format='exr'); "
+            "print(OpenImageIO.__file__, read_pixels(sys.argv[1]).shape)")
+    manifests, outputs = [], []
+    for run in (1, 2, 3):
+        before = snapshot(studio.root)
+        result, out = install(studio, "--wheels", str(openimageio_wheels))
+        assert result == 0, out
+        assert run == 1 or snapshot(studio.root) == before
+        outputs.append(out)
+        manifests.append(manifest_file.read_text())
+        assert (f"checked       Flame 2025.1's Python ({flame}) imports comfyfarm {__version__} and OpenImageIO, "
+                f"numpy, yaml, requests, websocket (Python {MODERN_TEXT}.") in out
+        frame = tmp_path / f"run{run}.exr"
+        flame_run = subprocess.run([str(flame), "-I", "-c", code, str(frame)], capture_output=True, text=True,
+                                   cwd=str(tmp_path))
+        assert flame_run.stdout == f"{lib}/python{MODERN_TEXT}/OpenImageIO/__init__.py (4, 6, 3)\n", flame_run.stderr
+    assert f"  Python {MODERN_TEXT} lacks OpenImageIO>=2.5: pip provided openimageio " in outputs[0]
+    assert manifests[1] == manifests[0] and manifests[2] == manifests[0]
+    for out in outputs[1:]:
+        assert f"  Python {MODERN_TEXT} lacks OpenImageIO>=2.5: kept what comfyfarm installed for it before " \
+               "(openimageio " in out
+        assert f"\nnothing to do: comfyfarm {__version__} is installed as it should be" in out
