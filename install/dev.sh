@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a development checkout and run something in it.
-#   bash install/dev.sh demo   set up, then run the main job locally (comfyfarm demo)
+#   bash install/dev.sh demo   set up, then run the main job locally (comfyfarm demo); with no ComfyUI configured,
+#                              first set one up in .comfyui (install/comfyui_setup.py: its environment variables)
 #   bash install/dev.sh test   set up, then run ruff and the whole test suite (with no arguments, also the
 #                              Flame-side tests under Python 3.9 and PySide2: install/py39_pyside2.sh)
 #   bash install/dev.sh setup  only set up: .venv with comfyfarm and its test dependencies
@@ -35,7 +36,48 @@ setup() {
     echo "comfyfarm: creating $VENV with $($PYTHON --version 2>&1)"
     "$PYTHON" -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  # pip again only when what it installs from changed (pyproject.toml, the venv's Python): it takes seconds
+  stamp="$VENV/.comfyfarm-dev-setup"
+  wanted="$(cksum < pyproject.toml) $("$VENV/bin/python" --version 2>&1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ] || [ ! -x "$VENV/bin/comfyfarm" ]; then
+    rm -f "$stamp"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    echo "$wanted" > "$stamp"
+  fi
+}
+
+# Whether the demo has a ComfyUI of the user's: --comfyui-dir or --comfyui-url among its arguments, or
+# comfyui_dir / comfyui_url from the environment or the config files, resolved by comfyfarm itself.
+comfyui_configured() {
+  for arg in "$@"; do
+    case "$arg" in --comfyui-dir|--comfyui-dir=*|--comfyui-url|--comfyui-url=*) return 0 ;; esac
+  done
+  set +e
+  "$VENV/bin/python" -c '
+import sys
+from flame_submitter.config import ConfigError, load_config
+try:
+    config = load_config()
+except ConfigError:
+    sys.exit(0)  # configured, but wrongly: comfyfarm demo says what is wrong and how to fix it
+sys.exit(0 if config.comfyui_dir or config.comfyui_urls else 10)'
+  found=$?
+  set -e
+  case "$found" in
+    0) return 0 ;;
+    10) return 1 ;;
+    *) echo "comfyfarm: could not read the configuration with $VENV/bin/python (exit status $found)" >&2; exit "$found" ;;
+  esac
+}
+
+demo() {
+  if comfyui_configured "$@"; then
+    exec "$VENV/bin/comfyfarm" demo "$@"
+  fi
+  echo "comfyfarm: no ComfyUI is configured (COMFYUI_DIR or COMFYUI_URL, or comfyui_dir: in the config file): the" \
+    "demo uses one of its own, set up once" >&2
+  comfyui=$("$VENV/bin/python" install/comfyui_setup.py) || exit $?
+  COMFYUI_PYTHON="$comfyui/venv/bin/python" exec "$VENV/bin/comfyfarm" demo --comfyui-dir "$comfyui" "$@"
 }
 
 case "${1:-}" in
@@ -43,7 +85,7 @@ case "${1:-}" in
   demo)
     setup
     shift
-    exec "$VENV/bin/comfyfarm" demo "$@"
+    demo "$@"
     ;;
   test)
     system_packages
