@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         pattern = write_demo_plate(root / "plate")
     except FrameError as exc:
-        print(f"comfyfarm demo: {exc}: pass --dir a folder you can write to", file=sys.stderr)
+        print(f"comfyfarm demo: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"comfyfarm demo: wrote 48 frames to {pattern}", file=sys.stderr)
     for workflow in DEMO_WORKFLOWS:

@@ -111,7 +111,10 @@ def run_submit(args: argparse.Namespace) -> int:
         template = template.with_overrides({**parse_assignments(args.farm, option="--farm", example="chunk_size=8"),
                                               **overrides})
         source = FramePattern.parse(args.input, role="input")
-        frames = parse_frame_list(args.frames) if args.frames else source.existing_frames()
+        if args.frames is not None and not args.frames.strip():
+            raise SubmitError(f"--frames '{args.frames}' names no frames: give a list like 1001-1100, or leave out "
+                              "--frames for every frame of --input on disk")
+        frames = parse_frame_list(args.frames) if args.frames is not None else source.existing_frames()
         if not frames:
             raise SubmitError(f"no frames match --input {source.to_hashes()}: check the path and the frame token")
         name = args.name or (Path(source.head).name.rstrip("._") or package.name)

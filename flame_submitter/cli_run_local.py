@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -36,7 +37,7 @@ from farm_plugin.jobrecord import (
 )
 from farm_plugin.runner.chunk import Server
 from farm_plugin.runner.local import LocalRun, LocalRunReport
-from farm_plugin.runner.preflight import PreflightError, check_output, check_source
+from farm_plugin.runner.preflight import PreflightError, check_output, check_output_names, check_source
 from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
 from farm_plugin.workflow.params import ParameterError, apply_parameters, parse_assignments, resolve_parameters
 from farm_plugin.workflow.validate import validate_package
@@ -92,7 +93,10 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _frames(args: argparse.Namespace, source: FramePattern) -> List[int]:
-    if args.frames:
+    if args.frames is not None:
+        if not args.frames.strip():
+            raise UsageError(f"--frames '{args.frames}' names no frames: give a list like 1001-1100, or leave out "
+                             "--frames for every frame of --input on disk")
         return parse_frame_list(args.frames)
     frames = source.existing_frames()
     if not frames:
@@ -117,6 +121,7 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
                          f"output *.{FORMAT_EXTENSIONS[args.format][0]}, or leave out --format")
     frames = _frames(args, source)
     infos = check_source(source, frames)
+    check_output_names(output, source, frames)
     check_output(output)
     if args.plate_space or args.working_space:
         first = infos[frames[0]]
@@ -158,8 +163,10 @@ def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunk
     gpus: List[Optional[str]]
     if args.cpu and args.gpus:
         raise UsageError(f"--cpu and --gpus {args.gpus}: choose one (--instances N sets how many CPU instances)")
-    if args.gpus:
+    if args.gpus is not None:
         gpus = [g.strip() for g in args.gpus.split(",") if g.strip()]
+        if not gpus:
+            raise UsageError(f"--gpus '{args.gpus}' names no GPU: list GPU indices like 0,1, or leave out --gpus")
     elif config.gpus and args.instances is None and not args.cpu:
         gpus = list(config.gpus)
     else:
@@ -212,18 +219,30 @@ def check_devices(servers: Sequence[Server]) -> None:
                          f"CUDA GPU(s), numbered from 0: list those in --gpus (or gpus: in the config)")
 
 
+def write_record(record: JobRecord, job_dir: Path, config: Config) -> Path:
+    """The job record in its folder under the scratch folder; nothing of that folder stays when it fails."""
+    try:
+        return record.write(job_dir / "job.json")
+    except OSError as exc:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise UsageError(f"cannot write the job record into the scratch folder {config.scratch} "
+                         f"({exc.strerror or exc}): set scratch_dir (now from "
+                         f"{config.origins.get('scratch_dir', 'the default')}) to a folder you can write to, with free "
+                         "space") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config()
         record = build_record(args, config)
-        chunk_size = args.chunk_size or config.chunk_size
+        chunk_size = args.chunk_size if args.chunk_size is not None else config.chunk_size
         if chunk_size < 1:
             raise UsageError(f"--chunk-size {chunk_size}: use at least 1 frame per chunk")
         chunks = chunk_frames(list(record.source.frames), chunk_size)
         job_dir = config.scratch / "jobs" / record.job_id
         servers = build_servers(args, config, job_dir, len(chunks))
         check_devices(servers)
-        record = read_job_record(record.write(job_dir / "job.json"))
+        record = read_job_record(write_record(record, job_dir, config))
     except (UsageError, ConfigError, ParameterError, FrameError, PreflightError, JobRecordError, ComfyUIError) as exc:
         print(f"comfyfarm run-local: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

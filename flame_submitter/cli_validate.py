@@ -35,8 +35,17 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+class UsageError(Exception):
+    """A bad option: printed as one line, exit status 2."""
+
+
 def read_allow_list(path: str) -> List[str]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
+        raise UsageError(f"--allow-nodes {path}: cannot read it ({reason}): give a text file of node classes, "
+                         "one per line") from exc
     return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
 
 
@@ -53,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         definitions = _definitions(args)
         allowed = read_allow_list(args.allow_nodes) if args.allow_nodes else None
-    except (ObjectInfoError, ComfyUIError, OSError) as exc:
+    except (ObjectInfoError, ComfyUIError, OSError, UsageError) as exc:
         print(f"comfyfarm validate: {exc}", file=sys.stderr)
         return 2
     problems: List[str] = []

@@ -8,6 +8,7 @@ and configured); when writing or the first submission fails, what was written is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import shutil
@@ -59,6 +60,8 @@ def write_bundles(jobs: Sequence[PlannedJob], options: BundleOptions,
         folders = [job_folders[b.key] / JOB_FOLDER_BUNDLE for b in bundles]
     for folder in folders:
         check_free(folder)
+    made = sorted({path for folder in folders for path in (folder, *folder.parents) if not path.exists()},
+                  key=lambda path: len(path.parts), reverse=True)  # deepest first
     written_folders = JobFolders(jobs)
     written_folders.write()
     try:
@@ -67,7 +70,11 @@ def write_bundles(jobs: Sequence[PlannedJob], options: BundleOptions,
         written_folders.remove()
         for folder in folders:  # checked free above: what is there now is this call's
             for name in (TEMPLATE_FILE, PARAMETER_VALUES_FILE):
-                (folder / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # FileNotFoundError, or NotADirectoryError for a file there
+                    (folder / name).unlink()
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.rmdir()
         raise
 
 

@@ -21,6 +21,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import yaml
 
 from farm_plugin.paths import PathMapping, PathMappingError, current_os
+from farm_plugin.web_address import http_address_problem
+from farm_plugin.yaml_text import yaml_error_text
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,9 @@ def _read_file(path: Path) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML ({yaml_error_text(exc)}): fix that line") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (it is not UTF-8): point at the YAML configuration file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     if not isinstance(data, dict):
@@ -169,7 +173,12 @@ def _as_list(value: Any, key: str, origin: str) -> Tuple[str, ...]:
 
 def _typed(key: str, value: Any, origin: str) -> Any:
     if key in _LIST_KEYS:
-        return _as_list(value, key, origin)
+        items = _as_list(value, key, origin)
+        if key == "comfyui_url":
+            _check_addresses(key, items, origin, "http://127.0.0.1:8188")
+        return items
+    if key == "deadline_url" and value:
+        _check_addresses(key, (str(value),), origin, "http://deadline:8081")
     if key in _INT_KEYS:
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
@@ -205,6 +214,13 @@ def _typed(key: str, value: Any, origin: str) -> Any:
     if key in ("workstation_os", "farm_os") and value not in ("linux", "macos", "windows"):
         raise ConfigError(f"{origin}: {key}: '{value}' is not an OS: use linux, macos or windows")
     return value if value is None or isinstance(value, (str, int, float)) else str(value)
+
+
+def _check_addresses(key: str, urls: Tuple[str, ...], origin: str, example: str) -> None:
+    for url in urls:
+        problem = http_address_problem(url, example=example)
+        if problem:
+            raise ConfigError(f"{origin}: {key}: {problem}")
 
 
 def load_config(path: Optional[Path] = None, *, environ: Optional[Mapping[str, str]] = None,

@@ -263,6 +263,10 @@ def _plugin_info(farm_record: str, template: JobTemplate, part: str) -> Dict[str
     }
 
 
+class JobFolderError(OSError):
+    """A job folder cannot be written (a full disk, permissions): the message names it and the fix."""
+
+
 class JobFolders:
     """Writes planned job folders all or nothing; ``remove()`` takes back what it wrote."""
 
@@ -280,10 +284,14 @@ class JobFolders:
                 job.record.write(temp / "job.json")
                 temp.rename(job.folder)
                 self.written.append(job.folder)
-        except BaseException:
+        except BaseException as exc:
+            failed = job.folder
             self.remove()
             for job in self.jobs:
                 shutil.rmtree(job.folder.with_name(f".{job.folder.name}.tmp"), ignore_errors=True)
+            if isinstance(exc, OSError) and not isinstance(exc, (JobFolderError, FileExistsError)):
+                raise JobFolderError(f"cannot write the job folder {failed} ({exc.strerror or exc}): free some "
+                                     "space there, or set jobs_root to a folder you can write to") from exc
             raise
 
     def remove(self) -> None:

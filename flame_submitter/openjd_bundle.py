@@ -85,12 +85,17 @@ class JobBundle:
 
     def write(self, folder: Path) -> Path:
         """Write ``template.yaml`` and ``parameter_values.yaml`` into ``folder``; returns the folder."""
-        folder.mkdir(parents=True, exist_ok=True)
         header = (f"# comfyfarm {__version__}: {self.name} (job {self.key}), an Open Job Description job bundle.\n"
                   f"# Submit: deadline bundle submit {folder}   Run here: openjd run {folder / TEMPLATE_FILE} -p …\n")
-        (folder / TEMPLATE_FILE).write_text(header + _dump(self.template), encoding="utf-8")
-        (folder / PARAMETER_VALUES_FILE).write_text(_dump({"parameterValues": self.parameter_values}),
-                                                    encoding="utf-8")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / TEMPLATE_FILE).write_text(header + _dump(self.template), encoding="utf-8")
+            (folder / PARAMETER_VALUES_FILE).write_text(_dump({"parameterValues": self.parameter_values}),
+                                                        encoding="utf-8")
+        except OSError as exc:
+            reason = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or exc
+            raise BundleError(f"cannot write the job bundle into {folder} ({reason}): choose a folder you can write "
+                              "to, with free space") from exc
         logger.debug("wrote the job bundle %s", folder)
         return folder
 

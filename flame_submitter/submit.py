@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import ColourSpec, RelinkIdentity
 from farm_plugin.paths import is_mapped, under_any
-from farm_plugin.runner.preflight import check_output, check_source
+from farm_plugin.runner.preflight import check_output, check_output_names, check_source
 from farm_plugin.workflow.package import WorkflowPackage
 from farm_plugin.workflow.validate import validate_package
 from flame_submitter.config import Config
@@ -95,6 +95,7 @@ def preflight_clips(requests: Sequence[ClipRequest], config: Config) -> List[Sou
         check_shared(request.pattern, "the input", config)
         check_shared(request.output_pattern, "the output", config)
         infos = check_source(source, list(request.frames), read_whole=False)
+        check_output_names(output, source, list(request.frames))
         check_output(output)
         first = infos[request.frames[0]]
         clips.append(SourceClip(name=request.name, pattern=request.pattern, frames=tuple(request.frames),

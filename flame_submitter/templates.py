@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from farm_plugin.yaml_text import yaml_error_text
+
 logger = logging.getLogger(__name__)
 
 ON_COMPLETE = ("Nothing", "Delete", "Archive")
@@ -133,7 +135,10 @@ def load_template_file(path: Path) -> JobTemplate:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise TemplateError(f"{path}: not valid YAML: {exc}") from exc
+        raise TemplateError(f"{path}: not valid YAML ({yaml_error_text(exc)}): fix that line") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
+        raise TemplateError(f"{path}: cannot read the job template ({reason}): give a YAML file") from exc
     if not isinstance(data, dict):
         raise TemplateError(f"{path}: expected key: value lines at the top level")
     return JobTemplate(name=path.stem, path=str(path), **_check_fields(data, str(path)))

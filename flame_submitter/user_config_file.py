@@ -36,6 +36,8 @@ def read_raw(path: Path) -> Tuple[str, Dict[str, Any]]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}): fix it by hand, or move it away, before saving "
                           "settings") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (it is not UTF-8): move it away before saving settings") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     if not isinstance(data, dict):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from farm_plugin.comfyui.errors import (
+    ComfyUIAddressError,
     ComfyUIProtocolError,
     ComfyUITimeout,
     ComfyUIUnreachable,
@@ -32,6 +33,7 @@ from farm_plugin.comfyui.errors import (
     PromptValidationError,
 )
 from farm_plugin.comfyui.events import EventCallback, OutputFile, PromptResult, PromptSession
+from farm_plugin.web_address import http_address_problem
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,13 @@ class QueuedPrompt:
     node_errors: Dict[str, Any] = field(default_factory=dict)
 
 
+def check_address(url: str) -> None:
+    """Raise ComfyUIAddressError unless ``url`` is an http(s) address with a host (and a valid port)."""
+    problem = http_address_problem(url, example="http://127.0.0.1:8188")
+    if problem:
+        raise ComfyUIAddressError(f"ComfyUI address {problem}")
+
+
 class ComfyUIClient:
     """HTTP calls to one ComfyUI server. Every call has a timeout; errors are typed (see errors.py)."""
 
@@ -56,6 +65,7 @@ class ComfyUIClient:
         timeout_s: float = DEFAULT_HTTP_TIMEOUT_SECONDS,
         http: Optional[requests.Session] = None,
     ) -> None:
+        check_address(base_url)
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         if http is None:

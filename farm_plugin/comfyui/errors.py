@@ -3,6 +3,7 @@
 ::
 
     ComfyUIError
+    ├── ComfyUIAddressError     a URL that is no http(s) address (``localhost:8188``)
     ├── ComfyUIUnreachable      nothing answers at the URL (not started, wrong port, died)
     ├── ComfyUITimeout          a wait ran past its deadline
     ├── ComfyUIProtocolError    an answer that is not what ComfyUI's API documents (500 text, bad JSON)
@@ -21,6 +22,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 class ComfyUIError(Exception):
     """Base of every ComfyUI error."""
+
+
+class ComfyUIAddressError(ComfyUIError):
+    """A ComfyUI URL that is not an http(s) address with a host: the message says how to write it."""
 
 
 class ComfyUIUnreachable(ComfyUIError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, AbstractSet, Deque, List, Mapping, Optional, Sequence, Tuple
 
-from farm_plugin.comfyui.client import ComfyUIClient
+from farm_plugin.comfyui.client import ComfyUIClient, check_address
 from farm_plugin.comfyui.errors import ComfyUIStartError, ComfyUIUnreachable
 
 logger = logging.getLogger(__name__)
@@ -268,6 +268,9 @@ class ExternalServer:
 
     url: str
     startup_timeout_s: float = ATTACH_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        check_address(self.url)  # a malformed URL is said at once, not after waiting for an answer
 
     def client(self) -> ComfyUIClient:
         return ComfyUIClient(self.url)

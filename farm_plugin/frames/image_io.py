@@ -190,8 +190,9 @@ def write_frame(
     "jpeg"), when given, must agree with it. The bit depth is ``bit_depth`` ("uint8", "uint10",
     "uint12", "uint16", "half", "float"), else ``like``'s when ``like`` has the same format, else
     ``DEFAULT_BIT_DEPTHS``. ``like``'s carried metadata and channel names go into the header, updated by
-    ``metadata``. On failure nothing at ``path`` changes and no temporary file is left. Returns the header
-    of the written file.
+    ``metadata``. The file is read back whole before it takes ``path``'s name (a full disk can cut it short
+    without the writer noticing). On failure nothing at ``path`` changes and no temporary file is left.
+    Returns the header of the written file.
     """
     target = Path(path)
     image = _image_array(pixels, target)
@@ -204,6 +205,7 @@ def write_frame(
         spec.channelnames = like.channel_names
     with _atomic_path(target) as temp:
         _write_images(temp, target, format_name, [(spec, image)])
+        _check_complete(temp, target)
     logger.debug("wrote %s (%s %s, %dx%d)", target, format_name, depth, spec.width, spec.height)
     return probe(target)
 
@@ -439,6 +441,11 @@ def _image_array(pixels: np.ndarray, target: Path) -> np.ndarray:
     return np.ascontiguousarray(image, dtype=np.float32)
 
 
+def writable_format(path: PathLike) -> Optional[str]:
+    """The format ``write_frame`` writes for ``path``'s extension ("openexr", "dpx", …), or None for none."""
+    return _FORMAT_NAMES.get(Path(path).suffix[1:].lower())
+
+
 def _resolve_format(target: Path, file_format: Optional[str]) -> str:
     extension = target.suffix[1:].lower()
     from_extension = _FORMAT_NAMES.get(extension)
@@ -541,6 +548,18 @@ def _atomic_path(target: Path) -> Iterator[Path]:
                 f"cannot write '{target}': {exc}: check the directory's permissions and free space", path=str(target)
             ) from exc
         raise
+
+
+def _check_complete(temp: Path, target: Path) -> None:
+    """Raise unless ``temp`` reads back whole: OpenEXR's writer can lose a short write on a full disk."""
+    try:
+        read_pixels(temp)
+    except PlateError as exc:
+        raise PlateError(
+            f"cannot write '{target}': the file came out incomplete, so the disk (or your quota) is probably full: "
+            "free some space, or write elsewhere",
+            path=str(target),
+        ) from exc
 
 
 def _write_images(temp: Path, target: Path, format_name: str, images: List[Tuple[oiio.ImageSpec, np.ndarray]]) -> None:

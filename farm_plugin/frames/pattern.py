@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Iterable, List
 
-from .errors import FramePatternError, MissingFramesError
+from .errors import FramePatternError, MissingFramesError, PlateError
 from .framelist import format_frame_list
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class FramePattern:
         """Frames whose file is in the directory, named exactly as ``path`` names them, sorted.
 
         ``plate.001.exr`` does not count for a padding of 4, nor do hidden temporary files. A missing
-        directory has no frames.
+        directory (or a file where the directory should be) has no frames; one that cannot be listed raises
+        ``PlateError``.
         """
         digits = re.compile(rf"{re.escape(self.head)}(-?\d+){re.escape(self.tail)}")
         frames = []
@@ -98,9 +99,13 @@ class FramePattern:
                     frame = int(match.group(1))
                     if f"{self.head}{frame:0{self.padding}d}{self.tail}" == entry.name and entry.is_file():
                         frames.append(frame)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             logger.debug("directory %s does not exist: no frames of %s", self.directory, self)
             return []
+        except OSError as exc:
+            raise PlateError(f"cannot list the folder {self.directory or '.'} of {self} ({exc.strerror or exc}): "
+                             "check its permissions, and that its storage is mounted here",
+                             path=self.directory or ".") from exc
         return sorted(frames)
 
     def missing_frames(self, frames: Iterable[int]) -> List[int]:

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from farm_plugin.comfyui.errors import ComfyUIError
+from farm_plugin.comfyui.errors import ComfyUIAddressError, ComfyUIError
 from farm_plugin.comfyui.server import ExternalServer
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import parse_frame_list
@@ -70,7 +70,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         runner = ChunkRunner(record, ExternalServer(args.comfyui_url.rstrip("/")), scratch_dir=Path(args.scratch),
                              progress=progress, restart_limit=0, idle_timeout_s=args.idle_timeout_s, cancel=cancel,
                              join_dir=Path(args.job).parent / "joins")
-    except (JobRecordError, FrameError) as exc:
+    except (JobRecordError, FrameError, ComfyUIAddressError) as exc:
         progress.error(str(exc))
         return EXIT_BAD_INPUT
 

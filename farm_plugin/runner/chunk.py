@@ -287,7 +287,13 @@ class ChunkRunner:
                 continue  # already there, or a handle frame nobody fades: the neighbour writes it
             self._check_cancel()
             local = download_dir / f"{frame}.png"
-            local.write_bytes(client.view(output))
+            try:
+                local.write_bytes(client.view(output))
+            except OSError as exc:  # a full scratch disk: the frame fails, the run goes on and says so
+                local.unlink(missing_ok=True)
+                raise ChunkFailed(f"frame {frame}: cannot save ComfyUI's result in the scratch folder {download_dir} "
+                                  f"({exc.strerror or exc}): free some space there, or set scratch_dir to another "
+                                  "folder", frames=[frame]) from exc
             try:
                 if side is not None and self.joins is not None:
                     boundary = unit.boundary if side == AFTER else unit.handoff[0]

@@ -76,5 +76,7 @@ class OutputWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         written = unstage_result(result, target, source=source, policy=self.policy,
                                  file_format=self.record.output.file_format)
-        verify_frame(target, width=written.width, height=written.height, channels=written.channels)
+        # write_frame read the pixels back whole before renaming: the header check is what is left to do
+        verify_frame(target, width=written.width, height=written.height, channels=written.channels,
+                     check_pixels=False)
         return written

@@ -6,12 +6,12 @@ import logging
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Dict, List, Sequence
 
 from farm_plugin.frames.errors import MissingFramesError, MixedResolutionError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.image_io import PlateInfo, probe, read_pixels
+from farm_plugin.frames.image_io import PlateInfo, probe, read_pixels, writable_format
 from farm_plugin.frames.pattern import FramePattern
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,29 @@ def check_source(pattern: FramePattern, frames: Sequence[int], *, read_whole: bo
     return infos
 
 
+def check_output_names(output: FramePattern, source: FramePattern, frames: Sequence[int]) -> None:
+    """The output names an image format comfyfarm writes, and none of the source's frames."""
+    if writable_format(output.path(frames[0] if frames else 1)) is None:
+        extension = PurePath("0" + output.tail).suffix
+        ending = f"'{extension}'" if extension else "no extension"
+        raise PreflightError(
+            f"output pattern '{output}' ends in {ending}, not an image format comfyfarm writes: end it in .exr, "
+            ".dpx, .tif, .png or .jpg"
+        )
+    for frame in frames:
+        target = output.path(frame)
+        if os.path.exists(target) and os.path.samefile(target, source.path(frame)):
+            raise PreflightError(
+                f"the output {output} is the input plate {source}: the results would overwrite it: write them to "
+                "another folder or under another name"
+            )
+
+
 def check_output(pattern: FramePattern) -> None:
-    """The output folder exists or can be made, and a file can be written in it."""
+    """The output folder exists or can be made, and a file can be written in it. Leaves no trace: the folders
+    it made are removed again (the writer makes them with the first frame)."""
     folder = Path(pattern.directory or ".")
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, probe_path = tempfile.mkstemp(prefix=".comfyfarm-write-check-", dir=str(folder))
@@ -68,4 +88,10 @@ def check_output(pattern: FramePattern) -> None:
             f"cannot write into the output folder {folder} ({exc.strerror or exc}): pick a folder you can write "
             "to, or fix its permissions"
         ) from exc
+    finally:
+        for path in made:
+            try:
+                path.rmdir()
+            except OSError:
+                break
 

@@ -121,8 +121,9 @@ def definitions_from_answer(answer: Mapping[str, Any], *, source: str, live: boo
 def _answer_from_file(path: Path) -> Dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ObjectInfoError(f"{path}: cannot read node definitions: {exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)
+        raise ObjectInfoError(f"{path}: cannot read node definitions ({exc}): save ComfyUI's /object_info answer "
+                              "there, as JSON") from exc
     # A saved capture wraps the answer ({"url": …, "json": {...}}): accept it too.
     if isinstance(data, dict) and isinstance(data.get("json"), dict) and "url" in data:
         data = data["json"]

@@ -21,6 +21,7 @@ import yaml
 
 from farm_plugin.frames.retime import RetimeError, ratio_steps
 from farm_plugin.workflow.graph import Graph
+from farm_plugin.yaml_text import yaml_error_text
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +171,9 @@ def load_package(path: str | Path) -> WorkflowPackage:
     graph = _load_graph(graph_path)
     reader = _Reader(manifest_path)
     try:
-        raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(_read_text(manifest_path))
     except yaml.YAMLError as exc:
-        raise WorkflowPackageError(f"{manifest_path}: not valid YAML: {exc}") from exc
+        raise WorkflowPackageError(f"{manifest_path}: not valid YAML ({yaml_error_text(exc)}): fix that line") from exc
     data = reader.mapping(raw, "(top level)")
     schema = data.get("schema", MANIFEST_SCHEMA)
     if schema != MANIFEST_SCHEMA:
@@ -201,9 +202,18 @@ def load_package(path: str | Path) -> WorkflowPackage:
     return package
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise WorkflowPackageError(f"{path}: not a text file (it is not UTF-8): save it again as text") from None
+    except OSError as exc:
+        raise WorkflowPackageError(f"{path}: cannot read it ({exc.strerror or exc}): check its permissions") from exc
+
+
 def _load_graph(graph_path: Path) -> Graph:
     try:
-        graph = json.loads(graph_path.read_text(encoding="utf-8"))
+        graph = json.loads(_read_text(graph_path))
     except json.JSONDecodeError as exc:
         raise WorkflowPackageError(f"{graph_path}: not valid JSON: {exc}") from exc
     if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
