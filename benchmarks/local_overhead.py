@@ -32,7 +32,7 @@ from farm_plugin.jobrecord import JobRecord, OutputSpec, SourceSpec, WorkflowSpe
 from farm_plugin.runner.local import LocalRun  # noqa: E402
 from farm_plugin.runner.progress import ProgressSink  # noqa: E402
 from farm_plugin.workflow.package import load_package  # noqa: E402
-from flame_submitter.demo_plate import write_demo_plate  # noqa: E402
+from flame_submitter.cli.demo_plate import write_demo_plate  # noqa: E402
 from tests.doubles.comfyui.harness import make_fake_comfyui_dir  # noqa: E402
 
 INVERT_NODES = 3

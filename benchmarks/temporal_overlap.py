@@ -28,8 +28,8 @@ from farm_plugin.frames.framelist import chunk_frames  # noqa: E402
 from farm_plugin.frames.retime import Retime  # noqa: E402
 from farm_plugin.runner.units import plan_units, window_budget  # noqa: E402
 from farm_plugin.workflow.package import list_packages, load_package  # noqa: E402
-from flame_submitter.job_builder import sequence_chunk_size  # noqa: E402
-from flame_submitter.templates import load_template  # noqa: E402
+from flame_submitter.jobs.builder import sequence_chunk_size  # noqa: E402
+from flame_submitter.jobs.templates import load_template  # noqa: E402
 
 
 def cost(package, chunk_size: int, clip_length: int) -> Dict[str, object]:

@@ -34,7 +34,7 @@ fi
 
 export QT_QPA_PLATFORM=offscreen COMFYFARM_QT_BINDING=PySide2
 export PYTHONPATH="$PWD"  # absolute: the farm tests start Worker processes elsewhere
-binding=$("$venv/bin/python" -c "import flame_submitter.qt_compat as q; print(q.QT_BINDING)") \
+binding=$("$venv/bin/python" -c "import flame_submitter.dialog.qt_compat as q; print(q.QT_BINDING)") \
   || skip "PySide2 does not load here (missing system libraries?)"
 [ "$binding" = PySide2 ] || { echo "comfyfarm: qt_compat chose $binding, not PySide2" >&2; exit 1; }
 

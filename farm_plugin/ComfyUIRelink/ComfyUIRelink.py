@@ -1,6 +1,6 @@
 """comfyfarm's Deadline event plugin: when a comfyfarm job ends, hand its results back to Flame.
 
-On ``OnJobFinished`` (and ``OnJobFailed``) it runs ``python -m farm_plugin.completion_cli`` in the
+On ``OnJobFinished`` (and ``OnJobFailed``) it runs ``python -m farm_plugin.completion.cli`` in the
 runtime's Python: the job's outputs are checked on disk against its frame list, and a completion record
 is written atomically into the inbox named by the job record, in the artist's paths. A repeated event
 writes nothing new. Errors never reach Deadline: they go to this plugin's log.
@@ -77,7 +77,7 @@ class ComfyUIRelinkListener(DeadlineEventListener):
         part = job.GetJobPluginInfoKeyValue("Part") or "main"
         outcome = "failed" if failed else "finished"
         self.LogInfo(f"comfyfarm {COMFYFARM_VERSION} relink: job {job.JobId} ({part}) {outcome}: checking its outputs")
-        command = [python, "-m", "farm_plugin.completion_cli", "--job", record_path, "--deadline-job-id",
+        command = [python, "-m", "farm_plugin.completion.cli", "--job", record_path, "--deadline-job-id",
                    str(job.JobId), "--part", part,
                    "--output-pattern", RepositoryUtils.CheckPathMapping(record["output"]["pattern"])]
         if part == "preview":  # the main job waits for the preview, so it checks the whole clip

@@ -34,8 +34,8 @@ from farm_plugin.workflow.package import (
     load_package,
 )
 from farm_plugin.workflow.params import resolve_parameters
-from flame_submitter.job_builder import whole_windows
-from flame_submitter.templates import OUTPUT_FORMATS, JobTemplate, TemplateError, load_template, load_template_file
+from flame_submitter.jobs.builder import whole_windows
+from flame_submitter.jobs.templates import OUTPUT_FORMATS, JobTemplate, TemplateError, load_template, load_template_file
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The Settings dialog: the artist's own comfyfarm settings, where each value comes from, Test connection.
 
-The state and the rules live in flame_submitter/settings_model.py (no Qt); this is the window over it. It
+The state and the rules live in flame_submitter/config/settings_model.py (no Qt); this is the window over it. It
 never waits on the network on Flame's main thread: Test connection asks the Web Service from a thread,
 with a timeout, and the answer comes back through a queued Qt signal. It touches no ``flame``.
 
@@ -19,11 +19,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 from farm_plugin.paths import OS_NAMES
 from flame_submitter.config import ConfigError
+from flame_submitter.config.settings_checks import Check, try_deadline_connection
+from flame_submitter.config.settings_model import FIELDS, SECTIONS, SettingField, SettingsModel
+from flame_submitter.dialog.qt_compat import QtCore, QtWidgets, Signal
 from flame_submitter.dialog.submit_dialog import STYLE_SHEET, dark_palette
 from flame_submitter.dialog.widgets import set_invalid
-from flame_submitter.qt_compat import QtCore, QtWidgets, Signal
-from flame_submitter.settings_checks import Check, try_deadline_connection
-from flame_submitter.settings_model import FIELDS, SECTIONS, SettingField, SettingsModel
 
 logger = logging.getLogger(__name__)
 

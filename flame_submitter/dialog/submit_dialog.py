@@ -39,9 +39,9 @@ from flame_submitter.dialog.model import (
     load_job_templates,
     load_workflow_packages,
 )
+from flame_submitter.dialog.qt_compat import QtCore, QtGui, QtWidgets, Signal
 from flame_submitter.dialog.widgets import LenientSpinBox, ParameterForm, QuietComboBox, set_invalid
-from flame_submitter.qt_compat import QtCore, QtGui, QtWidgets, Signal
-from flame_submitter.templates import JobTemplate, template_dirs
+from flame_submitter.jobs.templates import JobTemplate, template_dirs
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from farm_plugin.workflow.package import Parameter, WorkflowPackage
 from flame_submitter.dialog.model import FileSpec, describe_allowed, file_spec, widget_kind
-from flame_submitter.qt_compat import QtCore, QtGui, QtWidgets, Signal
+from flame_submitter.dialog.qt_compat import QtCore, QtGui, QtWidgets, Signal
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import List, Optional, Tuple
 from flame_submitter.config import STUDIO_CONFIG_PATH, Config, ConfigError, default_config_path, load_config
 from flame_submitter.deadline.client import DeadlineClient
 from flame_submitter.deadline.errors import DeadlineAuthError, DeadlineError
+from flame_submitter.deadline.submit import SubmitError, check_shared
 from flame_submitter.doctor.report import Check, fail, ok, warn
-from flame_submitter.submit import SubmitError, check_shared
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ IMPORT_TIMEOUT_SECONDS = 120.0
 NVIDIA_SMI_TIMEOUT_SECONDS = 30.0
 DEFAULT_STARTUP_TIMEOUT_SECONDS = 300.0
 FIRST_PORT = 8188
-RUNTIME_MODULES = ("farm_plugin.runner.__main__", "farm_plugin.completion_cli", "farm_plugin.frames.image_io")
+RUNTIME_MODULES = ("farm_plugin.runner.__main__", "farm_plugin.completion.cli", "farm_plugin.frames.image_io")
 
 _RUNTIME_CHECK = r"""
 import importlib, json, sys

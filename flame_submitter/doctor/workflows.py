@@ -8,7 +8,7 @@ from typing import List
 
 from farm_plugin.workflow.object_info import NodeDefinitions
 from farm_plugin.workflow.requirements import check_package
-from flame_submitter.cli_workflows import UsageError, chosen_packages, format_check, load_all, search_dirs
+from flame_submitter.cli.workflows import UsageError, chosen_packages, format_check, load_all, search_dirs
 from flame_submitter.doctor.report import Check, fail, ok
 
 logger = logging.getLogger(__name__)

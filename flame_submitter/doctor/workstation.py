@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 
 IMPORT_TIMEOUT_SECONDS = 120.0
 COMMAND_TIMEOUT_SECONDS = 60.0
-MODULES = ("flame_submitter.flame_app", "flame_submitter.flame_submit", "flame_submitter.flame_media",
-           "flame_submitter.relink", "flame_submitter.submit", "flame_submitter.deadline.client")
+MODULES = ("flame_submitter.flame.app", "flame_submitter.flame.submit", "flame_submitter.flame.media",
+           "flame_submitter.flame.relink", "flame_submitter.deadline.submit", "flame_submitter.deadline.client")
 
 _IMPORT_CHECK = r"""
 import importlib, importlib.util, json, sys

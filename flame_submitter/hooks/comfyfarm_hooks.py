@@ -31,7 +31,7 @@ def _app():
     import flame
 
     _add_lib()
-    from flame_submitter.flame_app import app_for
+    from flame_submitter.flame.app import app_for
 
     return app_for(flame, _SESSIONS)
 
@@ -69,7 +69,7 @@ def _settings(selection):
     _app()  # None when the configuration cannot be read: Settings is where to fix it, so it opens anyway
     import flame
 
-    from flame_submitter.flame_app import open_settings
+    from flame_submitter.flame.app import open_settings
 
     return open_settings(flame, _SESSIONS)
 

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 COMFYUI_PYTHONS = ("venv/bin/python", ".venv/bin/python")
 VENV_TIMEOUT_SECONDS = 300.0
-RUNTIME_MODULES = ("farm_plugin.runner.__main__", "farm_plugin.completion_cli", "farm_plugin.frames.image_io")
+RUNTIME_MODULES = ("farm_plugin.runner.__main__", "farm_plugin.completion.cli", "farm_plugin.frames.image_io")
 
 
 def worker_prefix(options: Options) -> Path:

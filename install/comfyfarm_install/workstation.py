@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 HOOK_SOURCE = Path("flame_submitter") / "hooks" / layout.HOOK_FILE
 # What Flame's Python imports through the hook (the menu actions), and the comfyfarm command.
-RUNTIME_MODULES = ("flame_submitter.flame_app", "flame_submitter.flame_submit", "flame_submitter.flame_media",
-                   "flame_submitter.relink", "flame_submitter.submit", "flame_submitter.deadline.client",
+RUNTIME_MODULES = ("flame_submitter.flame.app", "flame_submitter.flame.submit", "flame_submitter.flame.media",
+                   "flame_submitter.flame.relink", "flame_submitter.deadline.submit", "flame_submitter.deadline.client",
                    "flame_submitter.cli")
 
 

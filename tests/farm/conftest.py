@@ -15,7 +15,7 @@ from typing import Dict, List
 import pytest
 import yaml
 
-from flame_submitter.demo_plate import write_demo_plate
+from flame_submitter.cli.demo_plate import write_demo_plate
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -60,7 +60,7 @@ def test_missing_frames_make_an_incomplete_record(tmp_path: Path) -> None:
 def test_the_command_the_event_plugin_runs(tmp_path: Path) -> None:
     record = make(tmp_path)
     job = record.write(tmp_path / "farm" / "jobs" / "job.json")
-    command = [sys.executable, "-m", "farm_plugin.completion_cli", "--job", str(job), "--deadline-job-id", "j3",
+    command = [sys.executable, "-m", "farm_plugin.completion.cli", "--job", str(job), "--deadline-job-id", "j3",
                "--failed", "--reason", "the Deadline job j3 failed: see its error reports"]
     first = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert first.returncode == 0, first.stderr

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional
 import pytest
 import yaml
 
-from flame_submitter.demo_plate import write_demo_plate
+from flame_submitter.cli.demo_plate import write_demo_plate
 from tests.doubles.comfyui.harness import make_fake_comfyui_dir
 from tests.flame_submitter import test_submit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from farm_plugin.frames.image_io import probe
-from flame_submitter.flame_media import SelectionError, describe, direct_pattern, export_source
+from flame_submitter.flame.media import SelectionError, describe, direct_pattern, export_source
 
 
 def shared_under(root: Path):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from flame_submitter.flame_media import SelectionError, describe, direct_pattern, export_source
-from flame_submitter.flame_submit import clip_summary
+from flame_submitter.flame.media import SelectionError, describe, direct_pattern, export_source
+from flame_submitter.flame.submit import clip_summary
 
 
 def shared_under(root: Path):

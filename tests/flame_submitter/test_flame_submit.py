@@ -12,8 +12,8 @@ from farm_plugin.jobrecord import read_job_record
 from farm_plugin.workflow.package import bundled_workflows_dir
 from flame_submitter.config import load_config
 from flame_submitter.dialog.model import SubmitChoice, SubmitResult
-from flame_submitter.flame_media import describe
-from flame_submitter.flame_submit import clip_summary, start_submission
+from flame_submitter.flame.media import describe
+from flame_submitter.flame.submit import clip_summary, start_submission
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,8 +126,8 @@ def test_run_locally_starts_one_comfyui_per_configured_gpu(monkeypatch, tmp_path
     import subprocess
     import threading
 
-    from flame_submitter import flame_submit
-    from flame_submitter.submit import ClipRequest
+    from flame_submitter.deadline.submit import ClipRequest
+    from flame_submitter.flame import submit as flame_submit
 
     commands: List[List[str]] = []
 

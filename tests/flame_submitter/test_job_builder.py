@@ -13,9 +13,9 @@ from farm_plugin.jobrecord import RelinkIdentity, read_job_record
 from farm_plugin.paths import PathMapping
 from farm_plugin.workflow.package import load_package
 from farm_plugin.workflow.params import resolve_parameters
-from flame_submitter.job_builder import FarmPaths, JobFolders, SourceClip, plan_jobs
-from flame_submitter.submit import dry_run_document
-from flame_submitter.templates import load_template
+from flame_submitter.deadline.submit import dry_run_document
+from flame_submitter.jobs.builder import FarmPaths, JobFolders, SourceClip, plan_jobs
+from flame_submitter.jobs.templates import load_template
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"

@@ -11,8 +11,8 @@ import pytest
 
 from farm_plugin.completion import CompletionRecord, write_completion
 from farm_plugin.frames.image_io import timecode_bcd, write_frame
-from flame_submitter.demo_plate import frame_timecode
-from flame_submitter.relink import RelinkWatcher
+from flame_submitter.cli.demo_plate import frame_timecode
+from flame_submitter.flame.relink import RelinkWatcher
 
 
 def render(folder: Path, frames: Iterable[int], name: str = "invert") -> str:

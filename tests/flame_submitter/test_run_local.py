@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from farm_plugin.frames.image_io import probe, read_pixels, write_frame
-from flame_submitter.demo_plate import write_demo_plate
+from flame_submitter.cli.demo_plate import write_demo_plate
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
 from tests.farm_plugin.frames.foreign_exr import write_exr
 from tests.farm_plugin.runner.conftest import expected_invert

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from flame_submitter.config import ConfigError, load_config
-from flame_submitter.settings_checks import check_url, try_deadline_connection
-from flame_submitter.settings_model import SettingsModel
+from flame_submitter.config.settings_checks import check_url, try_deadline_connection
+from flame_submitter.config.settings_model import SettingsModel
 
 USER_FILE = """\
 # Ann's comfyfarm settings

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from farm_plugin.jobrecord import read_job_record
-from flame_submitter.demo_plate import write_demo_plate
+from flame_submitter.cli.demo_plate import write_demo_plate
 from tests.farm_plugin.frames.foreign_exr import write_exr
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,8 +256,8 @@ def test_a_job_created_although_the_answer_was_lost_is_found_by_its_record(fake_
     from flame_submitter.config import load_config
     from flame_submitter.deadline.client import DeadlineClient
     from flame_submitter.deadline.errors import DeadlineTimeout
-    from flame_submitter.submit import ClipRequest, plan, submit
-    from flame_submitter.templates import load_template
+    from flame_submitter.deadline.submit import ClipRequest, plan, submit
+    from flame_submitter.jobs.templates import load_template
 
     class AnswerLost(DeadlineClient):
         def submit_jobs(self, submissions):

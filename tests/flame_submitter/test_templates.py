@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from flame_submitter.templates import FailureDetection, TemplateError, load_template
+from flame_submitter.jobs.templates import FailureDetection, TemplateError, load_template
 
 
 def test_shipped_templates() -> None:

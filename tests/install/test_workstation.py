@@ -218,7 +218,7 @@ def test_the_shell_scripts_dry_run_then_install_and_uninstall(workstation: Studi
     assert f"would install {workstation.hook_prefix}/comfyfarm_hooks.py" in result.stdout.splitlines()
     result = run_script("install.sh", "workstation", *common)
     assert result.returncode == 0, result.stderr
-    assert (workstation.hook_prefix / ".lib" / "flame_submitter" / "cli.py").is_file()
+    assert (workstation.hook_prefix / ".lib" / "flame_submitter" / "cli" / "main.py").is_file()
     result = run_script("uninstall.sh", "workstation", "--autodesk-root", str(workstation.autodesk))
     assert result.returncode == 0, result.stderr
     assert snapshot(workstation.root) == before

@@ -19,8 +19,8 @@ from typing import Dict, List, Optional
 import pytest
 import yaml
 
-from flame_submitter.demo_plate import write_demo_plate
-from flame_submitter.openjd_bundle import read_values
+from flame_submitter.cli.demo_plate import write_demo_plate
+from flame_submitter.deadline_cloud.bundle import read_values
 from tests.doubles.comfyui.harness import make_fake_comfyui_dir
 from tests.farm.conftest import quiet_base_port
 

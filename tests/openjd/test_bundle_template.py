@@ -18,9 +18,9 @@ from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.paths import PathMapping
 from farm_plugin.workflow.package import load_package
 from farm_plugin.workflow.params import resolve_parameters
-from flame_submitter.job_builder import FarmPaths, SourceClip, plan_jobs
-from flame_submitter.openjd_bundle import BundleError, BundleOptions, build_bundle, read_values
-from flame_submitter.templates import load_template
+from flame_submitter.deadline_cloud.bundle import BundleError, BundleOptions, build_bundle, read_values
+from flame_submitter.jobs.builder import FarmPaths, SourceClip, plan_jobs
+from flame_submitter.jobs.templates import load_template
 
 from .conftest import needs_openjd
 
@@ -144,9 +144,9 @@ def test_comfyui_is_started_by_the_steps_environment_and_stopped_on_exit() -> No
     (step,) = render_steps(build_bundle(plan()).template)
     (environment,) = step["stepEnvironments"]
     actions = environment["script"]["actions"]
-    assert actions["onEnter"]["args"][:3] == ["-m", "farm_plugin.openjd_env", "enter"]
-    assert actions["onExit"]["args"][:3] == ["-m", "farm_plugin.openjd_env", "exit"]
-    assert step["script"]["actions"]["onRun"]["args"][:2] == ["-m", "farm_plugin.openjd_task"]
+    assert actions["onEnter"]["args"][:3] == ["-m", "farm_plugin.openjd.env", "enter"]
+    assert actions["onExit"]["args"][:3] == ["-m", "farm_plugin.openjd.env", "exit"]
+    assert step["script"]["actions"]["onRun"]["args"][:2] == ["-m", "farm_plugin.openjd.task"]
 
 
 def test_a_preview_template_renders_the_preview_step_first_then_the_rest_then_finishes() -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from farm_plugin.jobrecord import JobRecord, OutputSpec, RelinkIdentity, SourceSpec, WorkflowSpec, read_job_record
-from farm_plugin.openjd_finish import finish
+from farm_plugin.openjd.finish import finish
 from farm_plugin.workflow.package import load_package
 from farm_plugin.workflow.params import apply_parameters
 from tests.flame_submitter.test_relink import render
@@ -33,13 +33,13 @@ QUESTION = ("No inbox is configured (inbox_root), so finished farm renders do no
 
 @pytest.fixture(scope="module")
 def qapp() -> Iterator[Any]:
-    qt = pytest.importorskip("flame_submitter.qt_compat", reason="needs PySide6 or PySide2 (the ui extra)")
+    qt = pytest.importorskip("flame_submitter.dialog.qt_compat", reason="needs PySide6 or PySide2 (the ui extra)")
     yield qt.QtWidgets.QApplication.instance() or qt.QtWidgets.QApplication(["comfyfarm-tests"])
 
 
 def pick_folder_when_asked(folder: Path) -> None:
     """The artist, in the file dialog that opens next: goes to ``folder`` and presses Choose."""
-    from flame_submitter.qt_compat import QtCore, QtWidgets
+    from flame_submitter.dialog.qt_compat import QtCore, QtWidgets
 
     def choose() -> None:
         dialog = QtWidgets.QApplication.activeModalWidget()
@@ -53,7 +53,7 @@ def pick_folder_when_asked(folder: Path) -> None:
 
 
 def cancel_when_asked() -> None:
-    from flame_submitter.qt_compat import QtCore, QtWidgets
+    from flame_submitter.dialog.qt_compat import QtCore, QtWidgets
 
     QtCore.QTimer.singleShot(0, lambda: QtWidgets.QApplication.activeModalWidget().reject())
 

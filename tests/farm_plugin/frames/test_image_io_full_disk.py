@@ -17,7 +17,7 @@ import pytest
 from farm_plugin.frames import image_io
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.image_io import read_pixels, write_frame
-from flame_submitter.demo_plate import write_demo_plate
+from flame_submitter.cli.demo_plate import write_demo_plate
 
 REPO = Path(__file__).resolve().parents[3]
 

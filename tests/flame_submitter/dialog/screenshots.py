@@ -30,7 +30,7 @@ from flame_submitter.dialog.model import (  # noqa: E402
     load_job_templates,
     load_workflow_packages,
 )
-from flame_submitter.templates import template_dirs  # noqa: E402
+from flame_submitter.jobs.templates import template_dirs  # noqa: E402
 
 REPOSITORY = Path(__file__).resolve().parents[3]
 DEFAULT_OUTPUT = REPOSITORY / "docs" / "screenshots"
@@ -53,8 +53,8 @@ def _wait(app, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-un
 def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
            shots: Sequence[tuple] = SHOTS, store_dir: Optional[Path] = None) -> List[Path]:
     """Render each (workflow, file name, frame range mode) of ``shots`` into ``output_dir``; returns the files."""
+    from flame_submitter.dialog.qt_compat import QtWidgets
     from flame_submitter.dialog.submit_dialog import SubmitDialog
-    from flame_submitter.qt_compat import QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     packages, _ = load_workflow_packages([bundled_workflows_dir()])
@@ -83,7 +83,7 @@ def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
 
 def settings_sources(scratch: Path) -> Any:
     """A studio file, the artist's file and Flame's environment, as on a workstation."""
-    from flame_submitter.settings_model import SettingsSources
+    from flame_submitter.config.settings_model import SettingsSources
 
     return SettingsSources(
         studio_path=Path("/etc/comfyfarm/config.yaml"),
@@ -98,10 +98,10 @@ def settings_sources(scratch: Path) -> Any:
 
 def render_settings(output_dir: Path, file_name: str = "settings_dialog.png") -> Path:
     """The Settings dialog after a successful Test connection; returns the file."""
+    from flame_submitter.config.settings_checks import Check
+    from flame_submitter.config.settings_model import SettingsModel
+    from flame_submitter.dialog.qt_compat import QtWidgets
     from flame_submitter.dialog.settings_dialog import SettingsDialog
-    from flame_submitter.qt_compat import QtWidgets
-    from flame_submitter.settings_checks import Check
-    from flame_submitter.settings_model import SettingsModel
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ def test_settings_are_saved_and_used_at_once(qapp, flame_session, tmp_path: Path
     monkeypatch.delenv("COMFYFARM_INBOX_ROOT", raising=False)
     monkeypatch.delenv("COMFYFARM_DEADLINE_URL", raising=False)
     monkeypatch.setattr("flame_submitter.config.STUDIO_CONFIG_PATH", tmp_path / "no-studio.yaml")  # no studio file
-    from flame_submitter.qt_compat import QtWidgets
+    from flame_submitter.dialog.qt_compat import QtWidgets
 
     flame_window = QtWidgets.QMainWindow()
     flame_window.setObjectName("CF Main Window")  # Flame's main window, as the dialogs look for it

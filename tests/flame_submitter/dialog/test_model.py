@@ -26,7 +26,7 @@ from flame_submitter.dialog.model import (
     typed_value,
     widget_kind,
 )
-from flame_submitter.templates import JobTemplate, TemplateError, load_template, template_dirs
+from flame_submitter.jobs.templates import JobTemplate, TemplateError, load_template, template_dirs
 
 CLIPS = (
     ClipSummary("sh010", 1001, 1100, has_marks=True, mark_in=1011, mark_out=1050, width=1920, height=1080, fps=24.0),

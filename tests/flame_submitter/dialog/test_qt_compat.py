@@ -17,7 +17,8 @@ BINDINGS = ("PySide6", "PySide2")
 def binding_in_a_fresh_python(code: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "COMFYFARM_QT_BINDING"}
     environ.update(env, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-c", code + "\nimport flame_submitter.qt_compat as q; print(q.QT_BINDING)"],
+    probe = code + "\nimport flame_submitter.dialog.qt_compat as q; print(q.QT_BINDING)"
+    return subprocess.run([sys.executable, "-c", probe],
                           env=environ, capture_output=True, text=True, timeout=60, cwd=REPO)
 
 

@@ -10,12 +10,12 @@ from typing import Any, Callable, Dict, Iterator, List
 import pytest
 import yaml
 
-qt = pytest.importorskip("flame_submitter.qt_compat",
+qt = pytest.importorskip("flame_submitter.dialog.qt_compat",
                          reason="needs PySide6 or PySide2 (pip install PySide6-Essentials)")
 
+from flame_submitter.config.settings_checks import Check  # noqa: E402
+from flame_submitter.config.settings_model import FIELDS, SettingsModel  # noqa: E402
 from flame_submitter.dialog.settings_dialog import MappingsTable, SettingsDialog  # noqa: E402
-from flame_submitter.settings_checks import Check  # noqa: E402
-from flame_submitter.settings_model import FIELDS, SettingsModel  # noqa: E402
 from tests.flame_submitter.dialog.conftest import wait_until  # noqa: E402
 
 QtCore, QtWidgets = qt.QtCore, qt.QtWidgets

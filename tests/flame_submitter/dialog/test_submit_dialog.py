@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-qt = pytest.importorskip("flame_submitter.qt_compat",
+qt = pytest.importorskip("flame_submitter.dialog.qt_compat",
                          reason="needs PySide6 or PySide2 (pip install PySide6-Essentials)")
 
 from farm_plugin.workflow.package import WorkflowPackage, bundled_workflows_dir  # noqa: E402
@@ -28,7 +28,7 @@ from flame_submitter.dialog.model import (  # noqa: E402
     load_workflow_packages,
 )
 from flame_submitter.dialog.submit_dialog import SubmitDialog, deadline_farm_lists  # noqa: E402
-from flame_submitter.templates import template_dirs  # noqa: E402
+from flame_submitter.jobs.templates import template_dirs  # noqa: E402
 from tests.flame_submitter.dialog.conftest import wait_until  # noqa: E402
 
 QtCore, QtWidgets = qt.QtCore, qt.QtWidgets

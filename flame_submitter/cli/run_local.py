@@ -41,8 +41,8 @@ from farm_plugin.runner.preflight import PreflightError, check_output, check_out
 from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
 from farm_plugin.workflow.params import ParameterError, apply_parameters, parse_assignments, resolve_parameters
 from farm_plugin.workflow.validate import validate_package
+from flame_submitter.cli.progress_bar import ProgressBar
 from flame_submitter.config import Config, ConfigError, load_config
-from flame_submitter.progress_bar import ProgressBar
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from farm_plugin.workflow.validate import validate_package
 from flame_submitter.config import Config
 from flame_submitter.deadline.client import DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError, DeadlineTimeout
-from flame_submitter.job_builder import FarmPaths, JobFolders, PlannedJob, SourceClip, plan_jobs
-from flame_submitter.templates import JobTemplate
+from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, SourceClip, plan_jobs
+from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
 

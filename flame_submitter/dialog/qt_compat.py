@@ -2,7 +2,7 @@
 
 Import Qt names from here, never from PySide directly::
 
-    from flame_submitter.qt_compat import QtCore, QtGui, QtWidgets, Signal
+    from flame_submitter.dialog.qt_compat import QtCore, QtGui, QtWidgets, Signal
 
 Which binding: ``COMFYFARM_QT_BINDING`` (``PySide6`` or ``PySide2``) when set; else the one this process
 has already imported (inside Flame, Flame's own: two Qt bindings in one process do not mix, even if the

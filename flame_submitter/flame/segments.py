@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from flame_submitter.flame_media import (
+from flame_submitter.flame.media import (
     FlameSource,
     SelectionError,
     _CollectPaths,

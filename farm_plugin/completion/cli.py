@@ -1,4 +1,4 @@
-"""``python -m farm_plugin.completion_cli``: write a job's completion record (run by the ComfyUIRelink event).
+"""``python -m farm_plugin.completion.cli``: write a job's completion record (run by the ComfyUIRelink event).
 
 Exit 0 when the record is written or was already there; 2 when the job record cannot be read or the
 inbox cannot be written. What it did is printed on one line, for the event plugin's log.
@@ -22,7 +22,7 @@ from farm_plugin.runner.output import OutputWriter
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m farm_plugin.completion_cli", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.completion.cli", description=__doc__)
     parser.add_argument("--job", required=True, help="the job record, as this machine sees it")
     parser.add_argument("--deadline-job-id", required=True)
     parser.add_argument("--failed", action="store_true", help="the Deadline job failed")

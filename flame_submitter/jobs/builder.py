@@ -27,7 +27,7 @@ from farm_plugin.runner.units import window_budget
 from farm_plugin.workflow.package import WorkflowPackage
 from farm_plugin.workflow.params import apply_parameters
 from flame_submitter.deadline.client import JobSubmission
-from flame_submitter.templates import JobTemplate
+from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
 

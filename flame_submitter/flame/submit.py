@@ -29,10 +29,10 @@ from farm_plugin.runner.preflight import PreflightError
 from farm_plugin.workflow.package import WorkflowPackageError, load_package
 from flame_submitter.config import Config
 from flame_submitter.deadline.errors import DeadlineError
+from flame_submitter.deadline.submit import ClipRequest, SubmitError, deadline_client, plan, preflight_farm, submit
 from flame_submitter.dialog.model import ClipSummary, SubmitChoice, SubmitResult
-from flame_submitter.flame_media import FlameSource, SelectionError, direct_pattern, export_source
-from flame_submitter.submit import ClipRequest, SubmitError, deadline_client, plan, preflight_farm, submit
-from flame_submitter.templates import TemplateError
+from flame_submitter.flame.media import FlameSource, SelectionError, direct_pattern, export_source
+from flame_submitter.jobs.templates import TemplateError
 
 logger = logging.getLogger(__name__)
 

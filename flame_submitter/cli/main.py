@@ -14,7 +14,13 @@ logger = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser with every command (importing them: comfyfarm's requirements must be installed)."""
-    from flame_submitter import cli_config, cli_demo, cli_doctor, cli_farm, cli_run_local, cli_validate, cli_workflows
+    from flame_submitter.cli import config as cli_config
+    from flame_submitter.cli import demo as cli_demo
+    from flame_submitter.cli import doctor as cli_doctor
+    from flame_submitter.cli import farm as cli_farm
+    from flame_submitter.cli import run_local as cli_run_local
+    from flame_submitter.cli import validate as cli_validate
+    from flame_submitter.cli import workflows as cli_workflows
 
     parser = argparse.ArgumentParser(
         prog="comfyfarm",
@@ -62,7 +68,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     configure_logging(args.verbose)
     return int(args.run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -102,7 +102,7 @@ def _segments(clip: Any) -> List[Any]:
 def describe(selection: Sequence[Any], flame: Any, *, use_marks: bool = True) -> List[FlameSource]:
     """The selected clips, sequences and timeline segments as farm sources (names made unique, since each
     names its job folders and its render); raises SelectionError naming what is wrong."""
-    from flame_submitter.flame_segments import describe_segment
+    from flame_submitter.flame.segments import describe_segment
 
     sources = []
     for item in selection:
@@ -227,7 +227,7 @@ def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
     exporter.foreground = True
     hooks = _CollectPaths()
     if isinstance(clip, flame.PySegment):
-        from flame_submitter.flame_segments import export_segment
+        from flame_submitter.flame.segments import export_segment
 
         export_segment(flame, source, exporter, preset, folder, hooks)
     else:

@@ -16,15 +16,11 @@ from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.runner.preflight import PreflightError
 from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
 from farm_plugin.workflow.params import ParameterError, parse_assignments, resolve_parameters
-from flame_submitter.cloud_submit import PartlySubmitted, submit_bundles, write_bundles
 from flame_submitter.config import Config, ConfigError, load_config
 from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError
-from flame_submitter.deadline_cloud import DeadlineCloudError, DeadlineCloudMissing, find_cli
-from flame_submitter.farm_jobs import recent_jobs, state_of, task_counts
-from flame_submitter.job_builder import PlannedJob
-from flame_submitter.openjd_bundle import BundleError, BundleOptions, build_bundles
-from flame_submitter.submit import (
+from flame_submitter.deadline.jobs import recent_jobs, state_of, task_counts
+from flame_submitter.deadline.submit import (
     ClipRequest,
     SubmitError,
     deadline_client,
@@ -34,7 +30,11 @@ from flame_submitter.submit import (
     submit,
     submitting_user,
 )
-from flame_submitter.templates import TemplateError, load_template
+from flame_submitter.deadline_cloud.bundle import BundleError, BundleOptions, build_bundles
+from flame_submitter.deadline_cloud.cli import DeadlineCloudError, DeadlineCloudMissing, find_cli
+from flame_submitter.deadline_cloud.submit import PartlySubmitted, submit_bundles, write_bundles
+from flame_submitter.jobs.builder import PlannedJob
+from flame_submitter.jobs.templates import TemplateError, load_template
 
 EXIT_FARM = 1
 EXIT_BAD_INPUT = 2

@@ -2,7 +2,7 @@
 
 A job run from its Open Job Description bundle (on AWS Deadline Cloud, or with ``openjd run``) ends with its
 Finish step writing the completion record beside the frames (``<name>.comfyfarm.json``), into the job folder
-(``completion.json``), and into the inbox when the job had one (farm_plugin/openjd_finish.py). When the
+(``completion.json``), and into the inbox when the job had one (farm_plugin/openjd/finish.py). When the
 farm cannot reach the artist's inbox, the frames and their record still come back to the output folder (with
 job attachments, ``deadline job download-output`` brings both). So the artist picks that folder, or the job
 folder, or the bundle folder, and its verified frames are imported as the relink watcher imports them: the
@@ -20,9 +20,9 @@ from typing import Any, List, Optional
 from farm_plugin.completion import HANDLED_FOLDER, CompletionRecord, read_completion
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.openjd_finish import COMPLETION_SUFFIX, JOB_FOLDER_COMPLETION
-from flame_submitter.openjd_bundle import job_record_of
-from flame_submitter.relink import import_render
+from farm_plugin.openjd.finish import COMPLETION_SUFFIX, JOB_FOLDER_COMPLETION
+from flame_submitter.deadline_cloud.bundle import job_record_of
+from flame_submitter.flame.relink import import_render
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def offer_folder_import(flame: Any, *, library: str, inbox: Optional[Path], star
 def choose_folder(title: str, start_folder: str = "") -> Optional[str]:
     """A folder from Qt's file dialog, parented to Flame's window; None when the artist cancels."""
     from flame_submitter.dialog import flame_main_window
-    from flame_submitter.qt_compat import QtWidgets, exec_dialog
+    from flame_submitter.dialog.qt_compat import QtWidgets, exec_dialog
 
     dialog = QtWidgets.QFileDialog(flame_main_window(), title, start_folder)
     dialog.setObjectName("comfyfarm_import_folder")

@@ -1,12 +1,12 @@
 """The last step of an Open Job Description bundle: finish the job's frames and say what was rendered::
 
-    python -m farm_plugin.openjd_finish --job JOB.json --frames 1001-1024 [--output-pattern P] [--inbox DIR]
+    python -m farm_plugin.openjd.finish --job JOB.json --frames 1001-1024 [--output-pattern P] [--inbox DIR]
 
 It runs once, after every chunk of the render step(s) (the step depends on them). What the Deadline 10
 path does in the ComfyUIRelink event, it does here:
 
 - cross-fades what two chunks of a sequence workflow each left to the other (runner/joins.py);
-- verifies every output frame on disk and builds the completion record (farm_plugin/completion.py);
+- verifies every output frame on disk and builds the completion record (farm_plugin/completion);
 - writes it beside the frames, as ``<output name>.comfyfarm.json`` (what "Import finished renders" in Flame
   finds when the artist picks a finished job's output folder: with job attachments, it comes back with
   the frames), as ``completion.json`` in the job folder, and, when ``--inbox`` is given, into the relink
@@ -109,7 +109,7 @@ def finish(record: JobRecord, job_path: Path, *, frames: Optional[Sequence[int]]
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd_finish", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd.finish", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", required=True, help="the job record, as this worker sees it")
     parser.add_argument("--frames", help="the job's source frames (default: the record's)")

@@ -124,7 +124,7 @@ def _failure_detection(value: Any, origin: str) -> FailureDetection:
 
 
 def bundled_templates_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "job_templates"
+    return Path(__file__).resolve().parents[2] / "job_templates"
 
 
 def template_dirs(extra: Sequence[str] = ()) -> List[Path]:

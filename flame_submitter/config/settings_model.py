@@ -30,7 +30,7 @@ from flame_submitter.config import (
     load_config,
     studio_config_path,
 )
-from flame_submitter.settings_checks import (
+from flame_submitter.config.settings_checks import (
     Check,
     check_count,
     check_folder,
@@ -39,7 +39,7 @@ from flame_submitter.settings_checks import (
     check_program,
     check_url,
 )
-from flame_submitter.user_config_file import read_raw, save_user_config
+from flame_submitter.config.user_file import read_raw, save_user_config
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ The template, per job (one clip):
   parameter ``Frame`` is ``CHUNK[INT]`` over the part's frames, in contiguous chunks of the job's chunk
   size (the ``TASK_CHUNKING`` extension, openjd-specifications RFC 0001; no ``targetRuntimeSeconds``, so
   chunks keep that size). A step environment starts ComfyUI on enter and stops it on exit
-  (farm_plugin/openjd_env.py), so ComfyUI stays warm for every task of the step's session; each task runs
-  the chunk runner through farm_plugin/openjd_task.py, which reports with ``openjd_progress:`` /
+  (farm_plugin/openjd/env.py), so ComfyUI stays warm for every task of the step's session; each task runs
+  the chunk runner through farm_plugin/openjd/task.py, which reports with ``openjd_progress:`` /
   ``openjd_status:`` lines and cancels cleanly (``NOTIFY_THEN_TERMINATE``). Host requirements ask for
   ``amount.worker.gpu`` (the template's GPUs per task) unless the job runs on CPU, and a POSIX worker.
-- A ``Finish`` step after the render steps (farm_plugin/openjd_finish.py): cross-fades sequence
+- A ``Finish`` step after the render steps (farm_plugin/openjd/finish.py): cross-fades sequence
   workflows' chunk joins, verifies the frames, and writes the completion record beside the frames, in the
   job folder and, with an inbox, into the inbox for Flame.
 """
@@ -43,7 +43,7 @@ from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import JobRecord
 from farm_plugin.paths import PathMapping, map_path
-from flame_submitter.job_builder import PlannedJob
+from flame_submitter.jobs.builder import PlannedJob
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def comfyui_environment() -> Dict[str, Any]:
         "script": {"actions": {
             "onEnter": {
                 "command": python,
-                "args": ["-m", "farm_plugin.openjd_env", "enter", f"--state={STATE_FILE}",
+                "args": ["-m", "farm_plugin.openjd.env", "enter", f"--state={STATE_FILE}",
                          "--comfyui-dir={{Param.ComfyUIDir}}", "--comfyui-python={{Param.ComfyUIPython}}",
                          "--comfyui-args={{Param.ComfyUIArgs}}", "--comfyui-url={{Param.ComfyUIURL}}",
                          "--base-port={{Param.BasePort}}", "--startup-timeout-s={{Param.StartupTimeoutSeconds}}",
@@ -180,7 +180,7 @@ def comfyui_environment() -> Dict[str, Any]:
             },
             "onExit": {
                 "command": python,
-                "args": ["-m", "farm_plugin.openjd_env", "exit", f"--state={STATE_FILE}"],
+                "args": ["-m", "farm_plugin.openjd.env", "exit", f"--state={STATE_FILE}"],
                 "timeout": EXIT_TIMEOUT_SECONDS,
             },
         }},
@@ -198,7 +198,7 @@ def render_step(name: str, frames: Sequence[int], *, chunk_size: int, gpus: int,
                 timeout_s: int, source_name: str, output_name: str, after: Optional[str]) -> Dict[str, Any]:
     run: Dict[str, Any] = {
         "command": "{{Param.ComfyFarmPython}}",
-        "args": ["-m", "farm_plugin.openjd_task", f"--state={STATE_FILE}", "--job={{Param.JobRecord}}",
+        "args": ["-m", "farm_plugin.openjd.task", f"--state={STATE_FILE}", "--job={{Param.JobRecord}}",
                  "--frames={{Task.Param.Frame}}",  # a chunk of negative frames starts with '-'
                  "--source-pattern={{Param.InputDir}}/" + source_name,
                  "--output-pattern={{Param.OutputDir}}/" + output_name,
@@ -226,7 +226,7 @@ def render_step(name: str, frames: Sequence[int], *, chunk_size: int, gpus: int,
 
 
 def finish_step(frames: Sequence[int], *, output_name: str, after: Sequence[str], inbox: bool) -> Dict[str, Any]:
-    args = ["-m", "farm_plugin.openjd_finish", "--job={{Param.JobRecord}}", f"--frames={openjd_range(frames)}",
+    args = ["-m", "farm_plugin.openjd.finish", "--job={{Param.JobRecord}}", f"--frames={openjd_range(frames)}",
             "--output-pattern={{Param.OutputDir}}/" + output_name]
     if inbox:
         args.append("--inbox={{Param.Inbox}}")

@@ -1,7 +1,7 @@
 """One Open Job Description task (a chunk of frames): the chunk runner against the session's ComfyUI, its
 progress reported as OpenJD stdout messages::
 
-    python -m farm_plugin.openjd_task --state SESSION_DIR/comfyui.json --job JOB.json --frames 1001-1006 \\
+    python -m farm_plugin.openjd.task --state SESSION_DIR/comfyui.json --job JOB.json --frames 1001-1006 \\
         [--source-pattern P] [--output-pattern P] [--idle-timeout-s S]
 
 It runs ``python -m farm_plugin.runner`` (the process the Deadline 10 plugin runs per task, unchanged) against
@@ -39,7 +39,7 @@ from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.jobrecord import JobRecordError, read_job_record
-from farm_plugin.openjd_env import SessionComfyUI, SessionStateError, read_state, restart, write_state
+from farm_plugin.openjd.env import SessionComfyUI, SessionStateError, read_state, restart, write_state
 from farm_plugin.runner.chunk import DEFAULT_IDLE_TIMEOUT_SECONDS
 from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_OK
 from farm_plugin.runner.output import OutputWriter
@@ -177,7 +177,7 @@ class TaskRun:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd_task", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd.task", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state", required=True, help="the session's ComfyUI state file (openjd_env enter)")
     parser.add_argument("--job", required=True, help="the job record (job.json), as this worker sees it")

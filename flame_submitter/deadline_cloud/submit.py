@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from flame_submitter.deadline_cloud import DeadlineCloudCLI, DeadlineCloudError, submit_bundle
-from flame_submitter.job_builder import JobFolders, PlannedJob
-from flame_submitter.openjd_bundle import (
+from flame_submitter.deadline_cloud.bundle import (
     PARAMETER_VALUES_FILE,
     TEMPLATE_FILE,
     BundleOptions,
@@ -27,6 +25,8 @@ from flame_submitter.openjd_bundle import (
     bundle_folders,
     check_free,
 )
+from flame_submitter.deadline_cloud.cli import DeadlineCloudCLI, DeadlineCloudError, submit_bundle
+from flame_submitter.jobs.builder import JobFolders, PlannedJob
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any, List
 
 from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.frames.errors import FrameError
-from flame_submitter import cli_run_local
+from flame_submitter.cli import run_local as cli_run_local
+from flame_submitter.cli.demo_plate import write_demo_plate
 from flame_submitter.config import ConfigError, load_config
-from flame_submitter.demo_plate import write_demo_plate
 
 DEMO_WORKFLOWS = ("invert", "blur")
 EXIT_BAD_INPUT = 2

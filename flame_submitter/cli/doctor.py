@@ -19,7 +19,7 @@ import sys
 from typing import Any, List, Optional
 
 from farm_plugin.installation import layout
-from flame_submitter import cli_workflows
+from flame_submitter.cli import workflows as cli_workflows
 from flame_submitter.config import Config, ConfigError, load_config
 from flame_submitter.doctor.report import Check, exit_status, fail, print_checks, skip, summary
 

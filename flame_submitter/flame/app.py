@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from flame_submitter.config import Config, ConfigError, load_config
-from flame_submitter.relink import RelinkWatcher
+from flame_submitter.flame.relink import RelinkWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class FlameApp:
         """The menu action: import every pending record now; with none waiting (or no inbox), offer to import a
         finished job from a folder the artist picks, e.g. a Deadline Cloud job's output folder (bundle_import.py).
         Returns how many records or clips were handled."""
-        from flame_submitter.bundle_import import offer_folder_import
+        from flame_submitter.flame.bundle_import import offer_folder_import
 
         inbox = Path(self.config.inbox_root).expanduser() if self.config.inbox_root else None
         if inbox is not None:
@@ -106,9 +106,9 @@ class FlameApp:
         from farm_plugin.workflow.package import load_package
         from flame_submitter.dialog import SubmitDialog, flame_main_window
         from flame_submitter.dialog.model import SubmitResult
-        from flame_submitter.flame_media import SelectionError, describe
-        from flame_submitter.flame_submit import clip_summary, local_requests, run_locally
-        from flame_submitter.relink import import_render
+        from flame_submitter.flame.media import SelectionError, describe
+        from flame_submitter.flame.relink import import_render
+        from flame_submitter.flame.submit import clip_summary, local_requests, run_locally
 
         try:
             sources = describe(tuple(selection), self.flame, use_marks=False)
@@ -162,8 +162,8 @@ class FlameApp:
     def submit_dialog(self, selection: Any) -> Any:
         """The menu action: describe the selection, open the dialog, and submit off the main thread."""
         from flame_submitter.dialog import SubmitDialog, flame_main_window
-        from flame_submitter.flame_media import SelectionError, describe
-        from flame_submitter.flame_submit import clip_summary, start_submission
+        from flame_submitter.flame.media import SelectionError, describe
+        from flame_submitter.flame.submit import clip_summary, start_submission
 
         try:
             sources = describe(tuple(selection), self.flame, use_marks=False)
@@ -181,8 +181,8 @@ class FlameApp:
 def describe_jobs(config: Config, user: str) -> str:
     """Lines about ``user``'s recent comfyfarm jobs, or why they cannot be listed (no flame calls here)."""
     from flame_submitter.deadline.errors import DeadlineError
-    from flame_submitter.farm_jobs import recent_jobs, state_of, task_counts
-    from flame_submitter.submit import SubmitError, deadline_client
+    from flame_submitter.deadline.jobs import recent_jobs, state_of, task_counts
+    from flame_submitter.deadline.submit import SubmitError, deadline_client
 
     try:
         jobs = recent_jobs(deadline_client(config).get_jobs(), user)
@@ -200,9 +200,9 @@ def describe_jobs(config: Config, user: str) -> str:
 def open_settings(flame: Any, sessions: dict) -> Any:
     """The Settings dialog, parented to Flame's window. It opens even when the configuration cannot be read
     (that is where to fix it); once saved, the session's app uses the new configuration, or is created."""
+    from flame_submitter.config.settings_model import SettingsModel
     from flame_submitter.dialog import flame_main_window
     from flame_submitter.dialog.settings_dialog import SettingsDialog
-    from flame_submitter.settings_model import SettingsModel
 
     dialog = SettingsDialog(SettingsModel.load(), parent=flame_main_window())
 
