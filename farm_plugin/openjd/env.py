@@ -1,8 +1,8 @@
 """ComfyUI for an Open Job Description session: started when the step environment is entered, stopped when
 it is exited, used by every task of the session in between::
 
-    python -m farm_plugin.openjd.env enter --state SESSION_DIR/comfyui.json --comfyui-dir DIR [...]
-    python -m farm_plugin.openjd.env exit --state SESSION_DIR/comfyui.json
+    python -m farm_plugin.openjd env enter --state SESSION_DIR/comfyui.json --comfyui-dir DIR [...]
+    python -m farm_plugin.openjd env exit --state SESSION_DIR/comfyui.json
 
 OpenJD enters a session's environments before its first task and exits them after its last, in reverse
 order (openjd-specifications wiki, How-Jobs-Are-Run, "Sessions"): the Deadline 10 plugin's StartJob/EndJob.
@@ -223,7 +223,7 @@ def _say(line: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd.env", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd env", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     enter = commands.add_parser("enter", help="start ComfyUI for this session (onEnter)")
@@ -283,7 +283,3 @@ def _exit(state_path: Path) -> int:
         stop(state)
         _say(f"openjd_status: ComfyUI stopped (pid {state.pid}, {state.starts} start(s) in this session)")
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(run())

@@ -1,6 +1,6 @@
 """The last step of an Open Job Description bundle: finish the job's frames and say what was rendered::
 
-    python -m farm_plugin.openjd.finish --job JOB.json --frames 1001-1024 [--output-pattern P] [--inbox DIR]
+    python -m farm_plugin.openjd finish --job JOB.json --frames 1001-1024 [--output-pattern P] [--inbox DIR]
 
 It runs once, after every chunk of the render step(s) (the step depends on them). What the Deadline 10
 path does in the ComfyUIRelink event, it does here:
@@ -109,7 +109,7 @@ def finish(record: JobRecord, job_path: Path, *, frames: Optional[Sequence[int]]
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd.finish", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd finish", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--job", required=True, help="the job record, as this worker sees it")
     parser.add_argument("--frames", help="the job's source frames (default: the record's)")
@@ -138,7 +138,3 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_INCOMPLETE
     print(f"openjd_status: {len(completion.frames)} frame(s) verified: {summary['frames']}", flush=True)
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(run())

@@ -1,7 +1,7 @@
 """One Open Job Description task (a chunk of frames): the chunk runner against the session's ComfyUI, its
 progress reported as OpenJD stdout messages::
 
-    python -m farm_plugin.openjd.task --state SESSION_DIR/comfyui.json --job JOB.json --frames 1001-1006 \\
+    python -m farm_plugin.openjd task --state SESSION_DIR/comfyui.json --job JOB.json --frames 1001-1006 \\
         [--source-pattern P] [--output-pattern P] [--idle-timeout-s S]
 
 It runs ``python -m farm_plugin.runner`` (the process the Deadline 10 plugin runs per task, unchanged) against
@@ -177,7 +177,7 @@ class TaskRun:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd.task", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m farm_plugin.openjd task", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state", required=True, help="the session's ComfyUI state file (openjd_env enter)")
     parser.add_argument("--job", required=True, help="the job record (job.json), as this worker sees it")
@@ -196,7 +196,3 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, task.cancel)
     signal.signal(signal.SIGINT, task.cancel)
     return task.run()
-
-
-if __name__ == "__main__":
-    sys.exit(run())

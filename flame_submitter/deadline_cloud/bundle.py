@@ -170,7 +170,7 @@ def comfyui_environment() -> Dict[str, Any]:
         "script": {"actions": {
             "onEnter": {
                 "command": python,
-                "args": ["-m", "farm_plugin.openjd.env", "enter", f"--state={STATE_FILE}",
+                "args": ["-m", "farm_plugin.openjd", "env", "enter", f"--state={STATE_FILE}",
                          "--comfyui-dir={{Param.ComfyUIDir}}", "--comfyui-python={{Param.ComfyUIPython}}",
                          "--comfyui-args={{Param.ComfyUIArgs}}", "--comfyui-url={{Param.ComfyUIURL}}",
                          "--base-port={{Param.BasePort}}", "--startup-timeout-s={{Param.StartupTimeoutSeconds}}",
@@ -180,7 +180,7 @@ def comfyui_environment() -> Dict[str, Any]:
             },
             "onExit": {
                 "command": python,
-                "args": ["-m", "farm_plugin.openjd.env", "exit", f"--state={STATE_FILE}"],
+                "args": ["-m", "farm_plugin.openjd", "env", "exit", f"--state={STATE_FILE}"],
                 "timeout": EXIT_TIMEOUT_SECONDS,
             },
         }},
@@ -198,7 +198,7 @@ def render_step(name: str, frames: Sequence[int], *, chunk_size: int, gpus: int,
                 timeout_s: int, source_name: str, output_name: str, after: Optional[str]) -> Dict[str, Any]:
     run: Dict[str, Any] = {
         "command": "{{Param.ComfyFarmPython}}",
-        "args": ["-m", "farm_plugin.openjd.task", f"--state={STATE_FILE}", "--job={{Param.JobRecord}}",
+        "args": ["-m", "farm_plugin.openjd", "task", f"--state={STATE_FILE}", "--job={{Param.JobRecord}}",
                  "--frames={{Task.Param.Frame}}",  # a chunk of negative frames starts with '-'
                  "--source-pattern={{Param.InputDir}}/" + source_name,
                  "--output-pattern={{Param.OutputDir}}/" + output_name,
@@ -226,7 +226,7 @@ def render_step(name: str, frames: Sequence[int], *, chunk_size: int, gpus: int,
 
 
 def finish_step(frames: Sequence[int], *, output_name: str, after: Sequence[str], inbox: bool) -> Dict[str, Any]:
-    args = ["-m", "farm_plugin.openjd.finish", "--job={{Param.JobRecord}}", f"--frames={openjd_range(frames)}",
+    args = ["-m", "farm_plugin.openjd", "finish", "--job={{Param.JobRecord}}", f"--frames={openjd_range(frames)}",
             "--output-pattern={{Param.OutputDir}}/" + output_name]
     if inbox:
         args.append("--inbox={{Param.Inbox}}")

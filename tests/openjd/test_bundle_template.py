@@ -144,9 +144,9 @@ def test_comfyui_is_started_by_the_steps_environment_and_stopped_on_exit() -> No
     (step,) = render_steps(build_bundle(plan()).template)
     (environment,) = step["stepEnvironments"]
     actions = environment["script"]["actions"]
-    assert actions["onEnter"]["args"][:3] == ["-m", "farm_plugin.openjd.env", "enter"]
-    assert actions["onExit"]["args"][:3] == ["-m", "farm_plugin.openjd.env", "exit"]
-    assert step["script"]["actions"]["onRun"]["args"][:2] == ["-m", "farm_plugin.openjd.task"]
+    assert actions["onEnter"]["args"][:4] == ["-m", "farm_plugin.openjd", "env", "enter"]
+    assert actions["onExit"]["args"][:4] == ["-m", "farm_plugin.openjd", "env", "exit"]
+    assert step["script"]["actions"]["onRun"]["args"][:3] == ["-m", "farm_plugin.openjd", "task"]
 
 
 def test_a_preview_template_renders_the_preview_step_first_then_the_rest_then_finishes() -> None:
@@ -183,3 +183,14 @@ def test_parameter_values_are_the_workstations_paths_and_the_templates_farm_sett
 def test_an_unknown_job_parameter_is_refused_with_the_known_ones() -> None:
     with pytest.raises(BundleError, match="unknown job parameter.*ComfyUIDri.*ComfyUIDir"):
         build_bundle(plan(), BundleOptions(job_parameters={"ComfyUIDri": "/opt/ComfyUI"}))
+
+
+def test_the_one_entry_point_names_its_steps() -> None:
+    done = subprocess.run([sys.executable, "-m", "farm_plugin.openjd", "render"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("python -m farm_plugin.openjd: 'render' is not a step: give one of env, task, "
+                                   "finish (the job template runs them)")
+    done = subprocess.run([sys.executable, "-m", "farm_plugin.openjd", "finish", "--help"], capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m farm_plugin.openjd finish")
