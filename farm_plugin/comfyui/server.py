@@ -151,7 +151,8 @@ class ComfyUIServer:
         self._log_file = self.log_path.open("ab")
         self._log_file.write(f"\n=== comfyfarm: starting {' '.join(command)}\n".encode())
         self._log_file.flush()
-        logger.info("starting ComfyUI on port %d (GPU %s)", port, self.config.gpu_devices or "default")
+        device = "CPU" if "--cpu" in self.config.extra_args else f"GPU {self.config.gpu_devices or 'default'}"
+        logger.info("starting ComfyUI on port %d (%s)", port, device)
         logger.debug("ComfyUI command: %s", " ".join(command))
         try:
             self.process = subprocess.Popen(

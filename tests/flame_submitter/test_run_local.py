@@ -343,6 +343,7 @@ def test_run_local_cpu_starts_comfyui_with_cpu_and_writes_the_frames(plate: str,
     assert frame_names(tmp_path / "o", "inv") == [f"inv.{frame}.exr" for frame in range(1001, 1005)]
     starts = comfyui_args_seen(tmp_path / "scratch")
     assert len(starts) == 2 and all(start.endswith(" --cpu") for start in starts)
+    assert len(re.findall(r"starting ComfyUI on port \d+ \(CPU\)", result.stderr)) == 2
 
 
 @pytest.mark.parametrize(("args", "message"), [
