@@ -4,4 +4,6 @@ Plain Python, importable without Deadline or Flame. The Deadline plugin folders 
 ``ComfyUIRelink/``) are thin adapters over it.
 """
 
+__all__ = ["__version__"]
+
 __version__ = "0.1.0"

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin import __version__
+from farm_plugin.atomic import write_text_atomic
+from farm_plugin.errors import BadInput
+from farm_plugin.frames.retime import Retime
 from farm_plugin.workflow.graph import Graph
 from farm_plugin.workflow.package import SequenceSettings, WorkflowPackage
 
@@ -27,7 +28,7 @@ SCHEMA_VERSION = 1
 OLDEST_READABLE_SCHEMA = 1
 
 
-class JobRecordError(Exception):
+class JobRecordError(BadInput):
     """A job record cannot be read or written: the message names the file and the fix."""
 
 
@@ -169,14 +170,7 @@ class JobRecord:
                 return target
             raise JobRecordError(f"{target}: a different job record is already there: use a new job folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=".job.", suffix=".tmp", dir=str(target.parent))
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(text)
-            Path(temp).replace(target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(target, text)
         logger.debug("wrote job record %s", target)
         return target
 
@@ -192,3 +186,14 @@ def read_job_record(path: str | Path) -> JobRecord:
     if not isinstance(data, dict):
         raise JobRecordError(f"{source}: not a comfyfarm job record")
     return JobRecord.from_dict(data, origin=str(source))
+
+
+def job_retime(record: JobRecord) -> Retime:
+    """The output numbering of a job record."""
+    sequence = record.workflow.sequence
+    return Retime(tuple(record.source.frames), sequence.ratio if sequence else 1.0)
+
+
+def output_frames(record: JobRecord, frames: Optional[Sequence[int]] = None) -> List[int]:
+    """The output frames the job (or its source ``frames``) promises, in order."""
+    return job_retime(record).output_frames(frames)

@@ -14,10 +14,12 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
+from farm_plugin.errors import BadInput
+
 OS_NAMES = ("linux", "macos", "windows")
 
 
-class PathMappingError(ValueError):
+class PathMappingError(ValueError, BadInput):
     """A mapping is malformed: the message names it and the fix."""
 
 

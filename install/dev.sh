@@ -2,8 +2,8 @@
 # Set up a development checkout and run something in it.
 #   bash install/dev.sh demo   set up, then run the main job locally (comfyfarm demo); with no ComfyUI configured,
 #                              first set one up in .comfyui (install/comfyui_setup.py: its environment variables)
-#   bash install/dev.sh test   set up, then run ruff and the whole test suite (with no arguments, also the
-#                              Flame-side tests under Python 3.9 and PySide2: install/py39_pyside2.sh)
+#   bash install/dev.sh test   set up, then run ruff, mypy, the import contracts and the whole test suite (with no
+#                              arguments, also the Flame-side tests under Python 3.9 and PySide2: install/py39_pyside2.sh)
 #   bash install/dev.sh setup  only set up: .venv with comfyfarm and its test dependencies
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +92,8 @@ case "${1:-}" in
     setup
     shift
     "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy"          # [tool.mypy] in pyproject.toml: farm_plugin and flame_submitter, for Python 3.9
+    "$VENV/bin/lint-imports"  # [tool.importlinter]: layers, no cycles, Qt and flame where they belong
     set +e
     "$VENV/bin/python" -m pytest "$@"
     status=$?

@@ -125,7 +125,7 @@ def frames_of_task(job_frames, start, end):
 
 def frame_list_text(frames):
     """Frames as a comma list of runs (``1001-1008,1011``), which the runtime parses."""
-    runs = []
+    runs: list[list[int]] = []
     for frame in frames:
         if runs and frame == runs[-1][1] + 1:
             runs[-1][1] = frame
@@ -470,7 +470,7 @@ class ComfyUIProcess(PythonProcess):
         super().__init__(plugin, python, arguments)
         self.comfyui_dir = comfyui_dir
         self.environment = environment
-        self.tail = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.StartupDirectoryCallback += self.StartupDirectory
 
     def Cleanup(self):  # noqa: N802

@@ -29,7 +29,7 @@ def CleanupDeadlineEventListener(listener):  # noqa: N802
 
 
 def frames_text(frames):
-    runs = []
+    runs: list[list[int]] = []
     for frame in sorted(int(f) for f in frames):
         if runs and frame == runs[-1][1] + 1:
             runs[-1][1] = frame

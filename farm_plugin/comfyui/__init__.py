@@ -1,1 +1,29 @@
-"""Talking to ComfyUI: the HTTP + WebSocket client and the server's lifecycle on a worker."""
+"""Talking to ComfyUI: the HTTP + WebSocket client and the server's lifecycle on a worker.
+
+``client`` makes the HTTP calls, ``events`` follows prompts on a WebSocket session, ``prompts`` holds the
+data both share (queued prompts, events, results); ``server`` starts, watches and stops a ComfyUI,
+``devices`` asks it which GPUs it sees, and ``errors`` draws the ComfyUI error tree.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from farm_plugin.public import public_names
+
+# What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
+# imported on first use, so importing one module of this package does not import the others.
+_PUBLIC: Dict[str, Tuple[str, ...]] = {
+    "client": ("ComfyUIClient",),
+    "devices": ("TorchDevices", "probe_devices"),
+    "errors": (
+        "ComfyUIError", "ComfyUIStartError", "ComfyUITimeout", "ComfyUIUnreachable", "ConnectionLost",
+        "PromptExecutionError",
+    ),
+    "events": ("PromptSession",),
+    "prompts": ("PromptEvent", "PromptResult"),
+    "server": (
+        "ATTACH_TIMEOUT_SECONDS", "ComfyUIServer", "ExternalServer", "ServerConfig", "default_python", "read_log_tail",
+    ),
+}
+__all__, __getattr__ = public_names(__name__, _PUBLIC)

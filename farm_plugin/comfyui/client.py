@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
@@ -32,20 +31,14 @@ from farm_plugin.comfyui.errors import (
     OutputMissing,
     PromptValidationError,
 )
-from farm_plugin.comfyui.events import EventCallback, OutputFile, PromptResult, PromptSession
+from farm_plugin.comfyui.events import PromptSession
+from farm_plugin.comfyui.prompts import EventCallback, OutputFile, PromptResult, QueuedPrompt
 from farm_plugin.web_address import http_address_problem
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HTTP_TIMEOUT_SECONDS = 30.0
 UPLOAD_TIMEOUT_SECONDS = 120.0
-
-
-@dataclass(frozen=True)
-class QueuedPrompt:
-    prompt_id: str
-    number: int
-    node_errors: Dict[str, Any] = field(default_factory=dict)
 
 
 def check_address(url: str) -> None:

@@ -1,9 +1,10 @@
 """Typed errors for everything that can go wrong with a ComfyUI server.
 
-::
+ComfyUIError is one category under :class:`farm_plugin.errors.ComfyfarmError` (exit 1 on the command line);
+a bad address is bad input as well (exit 2)::
 
     ComfyUIError
-    ├── ComfyUIAddressError     a URL that is no http(s) address (``localhost:8188``)
+    ├── ComfyUIAddressError     a URL that is no http(s) address (``localhost:8188``); also BadInput
     ├── ComfyUIUnreachable      nothing answers at the URL (not started, wrong port, died)
     ├── ComfyUITimeout          a wait ran past its deadline
     ├── ComfyUIProtocolError    an answer that is not what ComfyUI's API documents (500 text, bad JSON)
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from farm_plugin.errors import BadInput, ComfyfarmError
 
-class ComfyUIError(Exception):
+
+class ComfyUIError(ComfyfarmError):
     """Base of every ComfyUI error."""
 
 
-class ComfyUIAddressError(ComfyUIError):
+class ComfyUIAddressError(ComfyUIError, BadInput):
     """A ComfyUI URL that is not an http(s) address with a host: the message says how to write it."""
 
 

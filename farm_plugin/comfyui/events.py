@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Set
 
 import websocket
 
@@ -25,9 +24,7 @@ from farm_plugin.comfyui.errors import (
     PromptExecutionError,
     PromptInterrupted,
 )
-
-if TYPE_CHECKING:
-    from farm_plugin.comfyui.client import ComfyUIClient, QueuedPrompt
+from farm_plugin.comfyui.prompts import EventCallback, OutputFile, PromptEvent, PromptResult, QueuedPrompt
 
 logger = logging.getLogger(__name__)
 
@@ -35,70 +32,22 @@ STOP_CHECK_INTERVAL_SECONDS = 0.25
 _NOTHING = object()  # no frame arrived within the wait
 
 
-@dataclass(frozen=True)
-class OutputFile:
-    """A file ComfyUI wrote, as ``executed`` messages and ``/history`` name it."""
+class PromptClient(Protocol):
+    """What a session needs of a client (:class:`~farm_plugin.comfyui.client.ComfyUIClient` is one)."""
 
-    filename: str
-    subfolder: str = ""
-    type: str = "output"
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OutputFile:
-        return cls(str(data.get("filename", "")), str(data.get("subfolder", "")), str(data.get("type", "output")))
-
-
-@dataclass(frozen=True)
-class PromptEvent:
-    """Something that happened to one prompt. ``kind``: started, cached, executing, progress, executed,
-    finished. ``node`` and ``class_type`` for node events; ``value``/``max`` for progress."""
-
-    kind: str
-    prompt_id: str
-    node: Optional[str] = None
-    class_type: Optional[str] = None
-    value: Optional[int] = None
-    max: Optional[int] = None
-
-
-EventCallback = Callable[[PromptEvent], None]
-
-
-@dataclass
-class PromptResult:
-    """How one prompt ended: ``success``, ``error`` or ``interrupted``, with its outputs per node."""
-
-    prompt_id: str
-    status: str = "pending"
-    outputs: Dict[str, List[OutputFile]] = field(default_factory=dict)
-    cached_nodes: Tuple[str, ...] = ()
-    start_ms: Optional[int] = None
-    end_ms: Optional[int] = None
-    error: Optional[ComfyUIError] = None
+    base_url: str
 
     @property
-    def ok(self) -> bool:
-        return self.status == "success"
+    def websocket_url(self) -> str: ...
 
-    @property
-    def busy_seconds(self) -> Optional[float]:
-        """ComfyUI's own execution time for this prompt, from its message timestamps."""
-        if self.start_ms is None or self.end_ms is None:
-            return None
-        return (self.end_ms - self.start_ms) / 1000.0
+    def submit(self, graph: Mapping[str, Any], *, client_id: Optional[str] = None,
+               prompt_id: Optional[str] = None) -> QueuedPrompt: ...
 
-    def raise_for_status(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def output_files(self, node: Optional[str] = None) -> List[OutputFile]:
-        if node is not None:
-            return list(self.outputs.get(node, []))
-        return [f for files in self.outputs.values() for f in files]
+    def history(self, prompt_id: Optional[str] = None) -> Dict[str, Any]: ...
 
 
 def _files_of(output: Mapping[str, Any]) -> List[OutputFile]:
-    files = []
+    files: List[OutputFile] = []
     for value in output.values():  # "images", "gifs", "videos", … : lists of {filename, subfolder, type}
         if isinstance(value, list):
             files.extend(OutputFile.from_dict(v) for v in value if isinstance(v, dict) and "filename" in v)
@@ -110,7 +59,7 @@ class PromptSession:
 
     def __init__(
         self,
-        client: ComfyUIClient,
+        client: PromptClient,
         *,
         client_id: str,
         connect_timeout_s: float = 10.0,
@@ -241,7 +190,9 @@ class PromptSession:
         kind = message.get("type")
         data = message.get("data") or {}
         prompt_id = data.get("prompt_id") if isinstance(data, dict) else None
-        result = self._results.get(prompt_id) if prompt_id else None
+        if not isinstance(prompt_id, str):
+            return
+        result = self._results.get(prompt_id)
         if result is None or result.status != "pending":
             return
         node = data.get("node")

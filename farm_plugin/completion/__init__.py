@@ -1,6 +1,6 @@
 """The completion record: ``<inbox>/<deadline job id>.json``, what Flame imports when a farm job ends.
 
-Written by the ComfyUIRelink event (through ``python -m farm_plugin.completion``) on the Worker that
+Written by the ComfyUIRelink event (through ``python -m farm_plugin.completion.cli``) on the Worker that
 finished the job: the outputs are checked against the job's frame list on disk, and the record says
 what was verified, in the artist's paths (mapped back through the job record's path mappings). It is
 written atomically (temp file + rename) and never twice: a repeated event finds it and writes nothing.
@@ -8,161 +8,23 @@ written atomically (temp file + rename) and never twice: a repeated event finds 
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import tempfile
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Tuple
 
-from farm_plugin import __version__
-from farm_plugin.frames.errors import PlateError
-from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.image_io import probe
-from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.retime import output_frames
-from farm_plugin.jobrecord import JobRecord
-from farm_plugin.paths import PathMapping, map_path
+from farm_plugin.public import public_names
 
-logger = logging.getLogger(__name__)
-
-COMPLETION_SCHEMA = 1
-STATUS_COMPLETED = "completed"
-STATUS_FAILED = "failed"
-HANDLED_FOLDER = "imported"  # where Flame moves the records it has handled
-
-
-@dataclass(frozen=True)
-class CompletionRecord:
-    deadline_job_id: str
-    job_key: str
-    status: str  # completed | failed
-    reason: str  # why it failed, or why it is incomplete; "" when complete
-    part: str  # "main", or "preview" for a quick-look job
-    output_pattern: str  # the artist's path, #### padding
-    frames: Tuple[int, ...]  # verified on disk
-    missing_frames: Tuple[int, ...]
-    width: Optional[int]
-    height: Optional[int]
-    source_pattern: str
-    source_frames: Tuple[int, ...]
-    source_timecode: Optional[str]
-    fps: Optional[float]
-    workflow: str
-    workflow_title: str
-    parameters: Mapping[str, Any]
-    relink: Mapping[str, Any]
-    written_at: float = field(default_factory=time.time)
-    written_by: str = __version__
-    schema: int = COMPLETION_SCHEMA
-
-    @property
-    def complete(self) -> bool:
-        return self.status == STATUS_COMPLETED and not self.missing_frames
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CompletionRecord:
-        values = dict(data)
-        for key in ("frames", "missing_frames", "source_frames"):
-            values[key] = tuple(values.get(key) or ())
-        return cls(**values)
-
-
-def read_completion(path: str | Path) -> CompletionRecord:
-    return CompletionRecord.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-def verify_outputs(record: JobRecord, frames: List[int], output_pattern: Optional[str] = None) -> Tuple[
-        List[int], List[int], Optional[Tuple[int, int]]]:
-    """``(present, missing, (width, height))``: frames whose output exists and whose header reads."""
-    pattern = FramePattern.parse(output_pattern or record.output.pattern)
-    present, missing = [], []
-    size = None
-    for frame in frames:
-        try:
-            info = probe(pattern.path(frame))
-        except PlateError:
-            missing.append(frame)
-            continue
-        present.append(frame)
-        size = size or (info.width, info.height)
-    return present, missing, size
-
-
-def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: bool, reason: str = "",
-                     part: str = "main", frames: Optional[List[int]] = None,
-                     output_pattern: Optional[str] = None) -> CompletionRecord:
-    """The record for a finished (or failed) job, outputs verified, paths mapped back for the artist."""
-    wanted = output_frames(record, frames)
-    present, missing, size = verify_outputs(record, wanted, output_pattern)
-    mappings = [PathMapping.from_dict(m) for m in record.path_mappings]
-
-    def artist_path(path: str) -> str:
-        if not record.workstation_os or not record.farm_os:
-            return path
-        return map_path(path, mappings, source_os=record.farm_os, target_os=record.workstation_os)
-
-    status = STATUS_FAILED if job_failed else STATUS_COMPLETED
-    if not job_failed and missing:
-        reason = f"{len(missing)} frame(s) missing or unreadable: {format_frame_list(missing)}"
-    relink = asdict(record.relink) if record.relink else {}
-    return CompletionRecord(
-        deadline_job_id=deadline_job_id,
-        job_key=record.job_id,
-        status=status,
-        reason=reason,
-        part=part,
-        output_pattern=artist_path(FramePattern.parse(record.output.pattern).to_hashes()),
-        frames=tuple(present),
-        missing_frames=tuple(missing),
-        width=size[0] if size else None,
-        height=size[1] if size else None,
-        source_pattern=artist_path(record.source.pattern),
-        source_frames=tuple(record.source.frames),
-        source_timecode=record.source.timecode,
-        fps=record.source.fps,
-        workflow=record.workflow.name,
-        workflow_title=record.workflow.title,
-        parameters=dict(record.workflow.parameters),
-        relink=relink,
-    )
-
-
-def write_completion(completion: CompletionRecord, inbox: str | Path) -> Optional[Path]:
-    """Write ``<inbox>/<deadline job id>.json`` atomically, once. Returns the path, or None if it was there."""
-    folder = Path(inbox)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{completion.deadline_job_id}.json"
-    handled = folder / HANDLED_FOLDER / target.name
-    if target.exists() or handled.exists():
-        logger.info("completion record %s already written: nothing to do", target)
-        return None
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(folder))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(completion.to_json())
-        os.chmod(temp, 0o644)
-        # link() refuses to replace: if another Worker wrote it meanwhile, theirs stands.
-        try:
-            os.link(temp, target)
-        except FileExistsError:
-            logger.info("completion record %s appeared meanwhile: kept", target)
-            return None
-        except OSError:  # a share without hard links: check, then rename (a race here is harmless)
-            if target.exists():
-                return None
-            Path(temp).replace(target)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-    logger.info("wrote completion record %s (%s, %d frame(s))", target, completion.status, len(completion.frames))
-    return target
-
-
-def completion_summary(completion: CompletionRecord) -> Dict[str, Any]:
-    return {"status": completion.status, "frames": format_frame_list(completion.frames),
-            "missing": format_frame_list(completion.missing_frames), "reason": completion.reason}
+# What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
+# imported on first use, so importing this package does not import OpenImageIO.
+_PUBLIC: Dict[str, Tuple[str, ...]] = {
+    "record": (
+        "COMPLETION_SCHEMA",
+        "HANDLED_FOLDER",
+        "STATUS_COMPLETED",
+        "STATUS_FAILED",
+        "CompletionRecord",
+        "build_completion",
+        "completion_summary",
+        "read_completion",
+        "write_completion",
+    ),
+}
+__all__, __getattr__ = public_names(__name__, _PUBLIC)

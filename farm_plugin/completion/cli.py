@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from farm_plugin.completion import build_completion, completion_summary, write_completion
+from farm_plugin.completion.record import build_completion, completion_summary, write_completion
+from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_OK
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
 from farm_plugin.jobrecord import JobRecord, JobRecordError, read_job_record
@@ -36,11 +37,11 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         record = read_job_record(args.job)
     except JobRecordError as exc:
         print(f"comfyfarm relink: {exc}")
-        return 2
+        return EXIT_BAD_INPUT
     inbox = args.inbox or record.inbox
     if not inbox:
         print(f"comfyfarm relink: job {args.deadline_job_id} has no inbox in its record: nothing to hand back")
-        return 0
+        return EXIT_OK
     frames = parse_frame_list(args.frames) if args.frames else None
     if not args.failed:
         _finish_joins(record, args.job, args.output_pattern)
@@ -51,7 +52,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         written = write_completion(completion, inbox)
     except OSError as exc:
         print(f"comfyfarm relink: cannot write into the inbox {inbox}: {exc}")
-        return 2
+        return EXIT_BAD_INPUT
     summary = completion_summary(completion)
     if written is None:
         print(f"comfyfarm relink: the record for job {args.deadline_job_id} was already written: nothing new")
@@ -59,7 +60,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         print(f"comfyfarm relink: wrote {written}: {summary['status']}, frames {summary['frames'] or 'none'}"
               + (f", missing {summary['missing']}" if summary["missing"] else "")
               + (f" ({summary['reason']})" if summary["reason"] else ""))
-    return 0
+    return EXIT_OK
 
 
 def _finish_joins(record: JobRecord, job_path: str, output_pattern: Optional[str]) -> None:

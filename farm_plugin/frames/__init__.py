@@ -4,5 +4,25 @@
 ``plate.####.exr`` into paths and finds frames on disk; ``image_io`` reads and writes plates with
 OpenImageIO (atomic writes, headers carried over); ``colour`` converts between a plate's colour space and
 the workflow's working space with OpenColorIO; ``staging`` prepares 8-bit inputs for ComfyUI and turns its
-results back into plates. Errors live in ``errors``.
+results back into plates; ``retime`` numbers the output frames of a workflow that changes the frame count.
+Errors live in ``errors``.
 """
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from farm_plugin.public import public_names
+
+# What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
+# imported on first use, so importing one module of this package does not import the others.
+_PUBLIC: Dict[str, Tuple[str, ...]] = {
+    "colour": ("ColourPolicy",),
+    "errors": ("FrameError", "FrameListError", "MissingFramesError", "MixedResolutionError", "PlateError"),
+    "framelist": ("chunk_frames", "format_frame_list", "parse_frame_list"),
+    "image_io": ("PlateInfo", "probe", "read_pixels", "timecode_bcd", "verify_frame", "writable_format", "write_frame"),
+    "pattern": ("FramePattern",),
+    "retime": ("Retime", "RetimeError", "ratio_steps"),
+    "staging": ("stage_frame", "stage_window", "unstage_result"),
+}
+__all__, __getattr__ = public_names(__name__, _PUBLIC)

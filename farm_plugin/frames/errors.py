@@ -1,4 +1,4 @@
-"""Errors raised by the frame layer.
+"""Errors raised by the frame layer: bad input (:class:`farm_plugin.errors.BadInput`), to comfyfarm's command line.
 
 Every message names the bad value and says how to fix it::
 
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from farm_plugin.errors import BadInput
 
-class FrameError(Exception):
+
+class FrameError(BadInput):
     """Base of every error raised by ``farm_plugin.frames``."""
 
 

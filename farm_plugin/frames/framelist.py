@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Sequence, Set
 
 from .errors import FrameListError
 
@@ -41,7 +41,7 @@ def parse_frame_list(text: str) -> List[int]:
     stripped = text.strip()
     if not stripped:
         raise FrameListError(f"frame list is empty: {_EXAMPLES}")
-    frames = set()
+    frames: Set[int] = set()
     position = 0
     while position < len(stripped):
         if stripped[position] == ",":

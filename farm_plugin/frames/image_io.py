@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, 
 
 import numpy as np
 import OpenImageIO as oiio
+
+from farm_plugin.atomic import atomic_path
 
 from .errors import PlateError
 
@@ -341,7 +342,7 @@ def _header_timecode(path: str, spec: oiio.ImageSpec) -> Optional[Tuple[int, int
 
 def _header_values(spec: oiio.ImageSpec, names: Sequence[str]) -> Iterator[Tuple[str, Any]]:
     """The header's attributes of these names, in this order, each once (OpenImageIO's names ignore case)."""
-    found = {}
+    found: Dict[str, Tuple[str, Any]] = {}
     for attribute in spec.extra_attribs:
         found.setdefault(attribute.name.lower(), (attribute.name, attribute.value))
     for key in dict.fromkeys(name.lower() for name in names):
@@ -358,9 +359,9 @@ def parse_frame_rate(value: Any) -> Optional[Tuple[int, int]]:
     if isinstance(value, str):
         text = value.strip().lower()
         text = text[:-3].strip() if text.endswith("fps") else text
-        numerator, slash, denominator = text.partition("/")
+        numerator_text, slash, denominator_text = text.partition("/")
         try:
-            value = (int(numerator), int(denominator)) if slash else float(text)
+            value = (int(numerator_text), int(denominator_text)) if slash else float(text)
         except ValueError:
             return None
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(part, int) for part in value):
@@ -526,28 +527,20 @@ def _set_attribute(spec: oiio.ImageSpec, name: str, value: Any) -> None:
 
 @contextmanager
 def _atomic_path(target: Path) -> Iterator[Path]:
-    """A hidden temporary path beside ``target``, renamed to ``target`` when the block succeeds."""
+    """A hidden temporary path beside ``target`` (``.<name>.<random>.tmp.<ext>``: OpenImageIO picks the format
+    by the extension), renamed to ``target`` when the block succeeds and removed when it fails."""
     if not target.parent.is_dir():
         raise PlateError(
             f"cannot write '{target}': directory '{target.parent}' does not exist: create it first",
             path=str(target),
         )
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{target.suffix}")
     try:
-        yield temp
-        temp.replace(target)
-    except BaseException as exc:
-        try:
-            temp.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as cleanup_error:
-            logger.warning("could not remove temporary file %s: %s", temp, cleanup_error)
-        if isinstance(exc, OSError):
-            raise PlateError(
-                f"cannot write '{target}': {exc}: check the directory's permissions and free space", path=str(target)
-            ) from exc
-        raise
+        with atomic_path(target, suffix=target.suffix) as temp:
+            yield temp
+    except OSError as exc:
+        raise PlateError(
+            f"cannot write '{target}': {exc}: check the directory's permissions and free space", path=str(target)
+        ) from exc
 
 
 def _check_complete(temp: Path, target: Path) -> None:

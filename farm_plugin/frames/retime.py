@@ -23,13 +23,12 @@ next chunk's first frame, which interpolation needs) is written once and no in-b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-if TYPE_CHECKING:
-    from farm_plugin.jobrecord import JobRecord
+from farm_plugin.errors import BadInput
 
 
-class RetimeError(ValueError):
+class RetimeError(ValueError, BadInput):
     """A ratio comfyfarm cannot number frames for, or a frame that is not in the job."""
 
 
@@ -128,14 +127,3 @@ class Retime:
             raise RetimeError(f"output frame {output} is outside the job's outputs "
                               f"{self.first}-{self.output_frames()[-1]}")
         return self.source_frames[index]
-
-
-def job_retime(record: JobRecord) -> Retime:
-    """The output numbering of a job record."""
-    sequence = record.workflow.sequence
-    return Retime(tuple(record.source.frames), sequence.ratio if sequence else 1.0)
-
-
-def output_frames(record: JobRecord, frames: Optional[Sequence[int]] = None) -> List[int]:
-    """The output frames the job (or its source ``frames``) promises, in order."""
-    return job_retime(record).output_frames(frames)

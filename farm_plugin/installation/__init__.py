@@ -8,3 +8,20 @@ The contract between the installers (``install/install.sh``, ``install/uninstall
 
 Standard library only: the installer runs this on machines where nothing else is installed yet.
 """
+
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+from farm_plugin.public import public_names
+
+# What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
+# imported on first use, so importing one module of this package does not import the others.
+_PUBLIC: Dict[str, Tuple[str, ...]] = {
+    "layout": ("layout", "PTH_FILE", "deps_dir"),
+    "manifest": (
+        "InstalledFile", "Manifest", "ManifestError", "bytes_sha256", "file_sha256", "read_manifest", "write_manifest",
+    ),
+    "pythons": ("PROBE_TIMEOUT_SECONDS", "PythonInfo", "PythonProbeError", "normalize", "probe"),
+}
+__all__, __getattr__ = public_names(__name__, _PUBLIC)

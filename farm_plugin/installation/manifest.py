@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
+
+from farm_plugin.atomic import write_text_atomic
+from farm_plugin.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ MANIFEST_SCHEMA = 1
 HASH_CHUNK_BYTES = 1 << 20
 
 
-class ManifestError(Exception):
+class ManifestError(ServiceError):
     """A manifest cannot be read: the message names the file and the fix."""
 
 
@@ -123,13 +124,5 @@ def read_manifest(path: Path) -> Optional[Manifest]:
 def write_manifest(manifest: Manifest, path: Path) -> None:
     """Write atomically (temp file + rename), so that a crash leaves the old manifest or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(manifest.to_dict(), indent=2) + "\n")
-        os.chmod(temp, 0o644)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(manifest.to_dict(), indent=2) + "\n", mode=0o644)
     logger.debug("wrote installation manifest %s", path)

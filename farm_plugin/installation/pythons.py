@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from farm_plugin.errors import ServiceError
+
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 60.0
@@ -41,7 +43,7 @@ print(json.dumps({
 """
 
 
-class PythonProbeError(Exception):
+class PythonProbeError(ServiceError):
     """An interpreter cannot be run or questioned: the message names it."""
 
 

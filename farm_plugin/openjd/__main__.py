@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+from farm_plugin.errors import EXIT_BAD_INPUT
+
 STEPS = ("env", "task", "finish")
 
 
@@ -20,7 +22,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         given = f"'{arguments[0]}'" if arguments else "nothing"
         print(f"python -m farm_plugin.openjd: {given} is not a step: give one of {', '.join(STEPS)} (the job "
               "template runs them)", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     step = importlib.import_module(f"farm_plugin.openjd.{arguments[0]}")
     return int(step.run(arguments[1:]))
 

@@ -26,20 +26,19 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from farm_plugin.atomic import write_text_atomic
 from farm_plugin.comfyui.errors import ComfyUIError, ComfyUIStartError
 from farm_plugin.comfyui.server import ComfyUIServer, ExternalServer, ServerConfig, default_python
+from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_NOT_STARTED = 1
-EXIT_BAD_INPUT = 2
+EXIT_NOT_STARTED = EXIT_FAILED  # ComfyUI did not start (or the step was cancelled while it started)
 DEFAULT_BASE_PORT = 8188
 DEFAULT_STARTUP_TIMEOUT_SECONDS = 300.0
 DEFAULT_RESTART_LIMIT = 2
@@ -49,7 +48,7 @@ URL_VARIABLE = "COMFYFARM_COMFYUI_URL"
 LOG_TAIL_SHOWN = 15
 
 
-class SessionStateError(Exception):
+class SessionStateError(BadInput):
     """The session's ComfyUI state file is missing or unreadable: the message says why."""
 
 
@@ -81,14 +80,7 @@ class SessionComfyUI:
 def write_state(path: Path, state: SessionComfyUI) -> None:
     """Write the state file atomically (a task may read it while the environment writes it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(asdict(state), stream, indent=2)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(asdict(state), indent=2))
 
 
 def read_state(path: Path) -> SessionComfyUI:
@@ -130,9 +122,9 @@ def start(settings: EnvSettings, *, port: Optional[int] = None, starts: int = 0,
           restarts: int = 0) -> SessionComfyUI:
     """Start (or attach to) ComfyUI and return its state once it answers; ComfyUIError when it does not."""
     if settings.url:
-        server = ExternalServer(settings.url.rstrip("/"), settings.startup_timeout_s)
-        server.start()
-        return SessionComfyUI(url=server.url, owned=False, restart_limit=0)
+        external = ExternalServer(settings.url.rstrip("/"), settings.startup_timeout_s)
+        external.start()
+        return SessionComfyUI(url=external.url, owned=False, restart_limit=0)
     if not settings.comfyui_dir:
         raise ComfyUIStartError("no ComfyUI folder: set the job parameter ComfyUIDir, or COMFYUI_DIR in the worker's "
                                 "environment (or ComfyUIURL to use a running ComfyUI)")

@@ -29,7 +29,9 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from farm_plugin.completion import CompletionRecord, build_completion, completion_summary, write_completion
+from farm_plugin.atomic import write_text_atomic
+from farm_plugin.completion.record import CompletionRecord, build_completion, completion_summary, write_completion
+from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
@@ -39,9 +41,7 @@ from farm_plugin.runner.output import OutputWriter
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = EXIT_FAILED  # frames are missing, or the completion record cannot be written
 COMPLETION_SUFFIX = ".comfyfarm.json"
 JOB_FOLDER_COMPLETION = "completion.json"
 JOB_ID_VARIABLE = "DEADLINE_JOB_ID"
@@ -58,15 +58,7 @@ def completion_beside(output_pattern: str) -> Path:
 def replace_file(path: Path, text: str) -> None:
     """Write ``path`` atomically, replacing an earlier one (a rerun of the step says what is there now)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temp, 0o644)
-        Path(temp).replace(path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text, mode=0o644)
 
 
 def join_leftovers(record: JobRecord, job_path: Path) -> None:

@@ -24,11 +24,11 @@ import threading
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from farm_plugin.comfyui.errors import ComfyUIAddressError, ComfyUIError
+from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.comfyui.server import ExternalServer
-from farm_plugin.frames.errors import FrameError
+from farm_plugin.errors import BadInput
 from farm_plugin.frames.framelist import parse_frame_list
-from farm_plugin.jobrecord import JobRecordError, read_job_record
+from farm_plugin.jobrecord import read_job_record
 from farm_plugin.runner.chunk import DEFAULT_IDLE_TIMEOUT_SECONDS, ChunkCancelled, ChunkFailed, ChunkRunner, ComfyUILost
 from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_FAILED, EXIT_OK
 from farm_plugin.runner.progress import LineProgress
@@ -70,7 +70,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         runner = ChunkRunner(record, ExternalServer(args.comfyui_url.rstrip("/")), scratch_dir=Path(args.scratch),
                              progress=progress, restart_limit=0, idle_timeout_s=args.idle_timeout_s, cancel=cancel,
                              join_dir=Path(args.job).parent / "joins")
-    except (JobRecordError, FrameError, ComfyUIAddressError) as exc:
+    except BadInput as exc:  # a job record this runtime cannot read, a bad frame list or ComfyUI address…
         progress.error(str(exc))
         return EXIT_BAD_INPUT
 

@@ -26,7 +26,9 @@ from farm_plugin.comfyui.errors import (
     ConnectionLost,
     PromptExecutionError,
 )
-from farm_plugin.comfyui.events import PromptEvent, PromptResult, PromptSession
+from farm_plugin.comfyui.events import PromptSession
+from farm_plugin.comfyui.prompts import PromptEvent, PromptResult
+from farm_plugin.errors import Cancelled, ComfyfarmError
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import PlateInfo
@@ -43,7 +45,7 @@ DEFAULT_IDLE_TIMEOUT_SECONDS = 900.0
 DEFAULT_RESTART_LIMIT = 2
 
 
-class ChunkError(Exception):
+class ChunkError(ComfyfarmError):
     """A chunk did not finish: the message says which frames and why."""
 
 
@@ -57,8 +59,8 @@ class ComfyUILost(ChunkFailed):
     """ComfyUI stopped or hung and could not be restarted here (no restarts left, or not ours to restart)."""
 
 
-class ChunkCancelled(ChunkError):
-    pass
+class ChunkCancelled(ChunkError, Cancelled):
+    """The chunk was cancelled (SIGTERM, Ctrl-C): its prompts are withdrawn, no partial file is left."""
 
 
 class Server(Protocol):
@@ -296,8 +298,12 @@ class ChunkRunner:
                                   "folder", frames=[frame]) from exc
             try:
                 if side is not None and self.joins is not None:
-                    boundary = unit.boundary if side == AFTER else unit.handoff[0]
-                    self.joins.put(boundary, frame, side, local)
+                    if side == AFTER:
+                        assert unit.boundary is not None  # a unit has fade_in frames only after a boundary
+                        fade_boundary = unit.boundary
+                    else:
+                        fade_boundary = unit.handoff[0]
+                    self.joins.put(fade_boundary, frame, side, local)
                     continue
                 self.writer.write(frame, local, self.writer.source_info(frame, infos))
             except (FrameError, OSError) as exc:

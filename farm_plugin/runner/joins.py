@@ -21,7 +21,6 @@ is still made.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
 import threading
@@ -31,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import OpenImageIO as oiio
 
+from farm_plugin.atomic import atomic_path
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.image_io import PlateInfo, read_pixels
 from farm_plugin.runner.output import OutputWriter
@@ -74,12 +74,8 @@ class JoinStore:
         """Keep ``image`` (ComfyUI's result) as this side's part, atomically."""
         target = self.part(boundary, frame, side)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
+        with atomic_path(target) as temp:
             shutil.copyfile(image, temp)
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
 
     def boundaries(self) -> List[int]:
         if not self.root.is_dir():

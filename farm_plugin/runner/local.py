@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Protocol, Sequence, Set
 
 from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.jobrecord import JobRecord
@@ -26,6 +26,15 @@ from farm_plugin.runner.progress import ProgressSink
 logger = logging.getLogger(__name__)
 
 JOIN_POLL_SECONDS = 0.2
+
+
+class LocalServer(Server, Protocol):
+    """What a local run needs of each instance: the runner's :class:`Server`, which it starts once before the
+    first chunk and stops after the last (a managed :class:`ComfyUIServer` or an attached ``ExternalServer``)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -46,7 +55,7 @@ class LocalRun:
     def __init__(
         self,
         record: JobRecord,
-        servers: Sequence[Server],
+        servers: Sequence[LocalServer],
         *,
         scratch_dir: Path,
         progress_for: Callable[[int], ProgressSink],
@@ -66,7 +75,7 @@ class LocalRun:
     def start_servers(self) -> None:
         """Start every instance at once (their start-ups overlap); stop them all if one fails."""
         started = time.monotonic()
-        claimed: set = set()
+        claimed: Set[int] = set()
         for server in self.servers:
             reserve = getattr(server, "reserve_port", None)
             if reserve is not None:

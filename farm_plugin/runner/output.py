@@ -15,9 +15,8 @@ from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.retime import job_retime
 from farm_plugin.frames.staging import unstage_result
-from farm_plugin.jobrecord import JobRecord
+from farm_plugin.jobrecord import JobRecord, job_retime
 
 logger = logging.getLogger(__name__)
 

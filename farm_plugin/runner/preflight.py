@@ -7,8 +7,10 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from farm_plugin.errors import BadInput
+from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import MissingFramesError, MixedResolutionError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import PlateInfo, probe, read_pixels, writable_format
@@ -19,7 +21,7 @@ logger = logging.getLogger(__name__)
 PREFLIGHT_READERS = 4
 
 
-class PreflightError(Exception):
+class PreflightError(BadInput):
     """Bad input found before any work started."""
 
 
@@ -95,3 +97,23 @@ def check_output(pattern: FramePattern) -> None:
             except OSError:
                 break
 
+
+def check_clip(source: FramePattern, output: FramePattern, frames: Sequence[int], *,
+               read_whole: bool = True) -> PlateInfo:
+    """A clip ready to process: :func:`check_source`, :func:`check_output_names` and :func:`check_output`, in
+    that order. Returns what the first frame's header says (its size, rate, timecode)."""
+    infos = check_source(source, frames, read_whole=read_whole)
+    check_output_names(output, source, frames)
+    check_output(output)
+    return infos[frames[0]]
+
+
+def check_colour(plate: PlateInfo, *, config: str, plate_space: Optional[str] = None,
+                 working_space: Optional[str] = None) -> None:
+    """The colour spaces the user named exist in the OCIO ``config``, each with the other as the plate
+    would default it; nothing to check when the user named neither."""
+    if not plate_space and not working_space:
+        return
+    policy = ColourPolicy.default_for(plate, config=config)
+    ColourPolicy(plate_space=plate_space or policy.plate_space, working_space=working_space or policy.working_space,
+                 config=policy.config).validate()

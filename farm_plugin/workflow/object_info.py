@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from farm_plugin.errors import BadInput
+
 logger = logging.getLogger(__name__)
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 MODEL_FILE_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft", ".gguf", ".onnx", ".pkl")
 
 
-class ObjectInfoError(Exception):
+class ObjectInfoError(BadInput):
     """Node definitions cannot be read: the message names the file or server and the fix."""
 
 

@@ -15,10 +15,11 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from farm_plugin.errors import BadInput
 from farm_plugin.frames.retime import RetimeError, ratio_steps
 from farm_plugin.workflow.graph import Graph
 from farm_plugin.yaml_text import yaml_error_text
@@ -31,7 +32,7 @@ PARAMETER_TYPES = ("int", "float", "bool", "string", "choice")
 BLEND_MODES = ("none", "crossfade")
 
 
-class WorkflowPackageError(Exception):
+class WorkflowPackageError(BadInput):
     """A workflow package cannot be read: the message names the file, the key and the fix."""
 
 
@@ -146,6 +147,12 @@ class _Reader:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(f"{where}{key}", f"expected a number, got {value!r}")
+        return value
+
+    def frames(self, data: Mapping[str, Any], key: str, where: str, default: Optional[int] = None) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(f"{where}{key}", f"expected a whole number of frames, got {value!r}")
         return value
 
     def names(self, data: Mapping[str, Any], key: str, where: str) -> Tuple[str, ...]:
@@ -316,13 +323,10 @@ def _read_sequence(reader: _Reader, raw: Any, mode: str) -> Optional[SequenceSet
     if raw is None:
         raise reader.fail("sequence", "is required for mode: sequence (context, overlap, ratio)")
     data = reader.mapping(raw, "sequence")
-    context = data.get("context")
-    overlap = data.get("overlap", 0)
+    context = reader.frames(data, "context", "sequence.")
+    overlap = reader.frames(data, "overlap", "sequence.", default=0)
     ratio = data.get("ratio", 1)
     blend = data.get("blend", "none")
-    for key, value in (("context", context), ("overlap", overlap)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise reader.fail(f"sequence.{key}", f"expected a whole number of frames, got {value!r}")
     if context < 1:
         raise reader.fail("sequence.context", f"must be at least 1 frame, got {context}")
     if overlap < 0 or overlap * 2 >= context:
@@ -364,7 +368,7 @@ def bundled_workflows_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "workflows"
 
 
-def find_package(name_or_path: str, search_dirs: List[str | Path] = ()) -> Path:
+def find_package(name_or_path: str, search_dirs: Sequence[str | Path] = ()) -> Path:
     """A package folder from a path, or from a name looked up in ``search_dirs`` then the bundled folder."""
     direct = Path(name_or_path).expanduser()
     if direct.is_dir() or direct.is_file():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, Iterable, Mapping
 
+from farm_plugin.errors import BadInput
 from farm_plugin.workflow.graph import Graph
 from farm_plugin.workflow.package import Parameter, WorkflowPackage
 from farm_plugin.workflow.validate import parameter_value_problem
 
 
-class ParameterError(ValueError):
+class ParameterError(ValueError, BadInput):
     """A parameter value is unknown or out of bounds: the message names it and says what is allowed."""
 
 

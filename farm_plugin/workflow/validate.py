@@ -179,14 +179,14 @@ def _check_against_definitions(report: _Report, definitions: NodeDefinitions, *,
                 report.add("required_input_missing", f"required input is missing (type {spec.type})",
                            node_id, spec.name)
         for name, value in inputs.items():
-            spec = definition.input(name)
-            if spec is None:
+            declared = definition.input(name)
+            if declared is None:
                 continue  # ComfyUI ignores inputs a node does not declare
             bound = node_id == package.input.node and name == package.input.input
             if is_link(value):
-                _check_link(report, definitions, node_id, spec, value)
+                _check_link(report, definitions, node_id, declared, value)
             elif not bound:
-                _check_literal(report, node_id, spec, value, check_models=check_models)
+                _check_literal(report, node_id, declared, value, check_models=check_models)
 
 
 def _check_link(report: _Report, definitions: NodeDefinitions, node_id: str, spec: InputSpec, value: list) -> None:

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from flame_submitter.config import ConfigError, load_config
+from farm_plugin.errors import EXIT_OK, ComfyfarmError, exit_code
+from flame_submitter.config import load_config
 
 
 def add_parser(commands: Any) -> None:
@@ -20,10 +21,10 @@ def add_parser(commands: Any) -> None:
 def run_show(args: argparse.Namespace) -> int:
     try:
         config = load_config()
-    except ConfigError as exc:
+    except ComfyfarmError as exc:
         print(f"comfyfarm: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     for key, entry in config.describe().items():
         value = json.dumps(entry["value"])
         print(f"{key}: {value}    # {entry['from']}")
-    return 0
+    return EXIT_OK

@@ -12,14 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any, List
 
-from farm_plugin.comfyui.errors import ComfyUIError
-from farm_plugin.frames.errors import FrameError
+from farm_plugin.errors import EXIT_CANCELLED, EXIT_OK, ComfyfarmError, exit_code
 from flame_submitter.cli import run_local as cli_run_local
 from flame_submitter.cli.demo_plate import write_demo_plate
-from flame_submitter.config import ConfigError, load_config
+from flame_submitter.config import load_config
 
 DEMO_WORKFLOWS = ("invert", "blur")
-EXIT_BAD_INPUT = 2
 
 
 def add_parser(commands: Any) -> None:
@@ -78,24 +76,24 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.dir).resolve()
     try:
         cpu = needs_cpu(args, root)
-    except (cli_run_local.UsageError, ConfigError, ComfyUIError) as exc:
+    except ComfyfarmError as exc:
         print(f"comfyfarm demo: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("comfyfarm demo: interrupted before anything started", file=sys.stderr)
-        return cli_run_local.EXIT_INTERRUPTED
+        return EXIT_CANCELLED
     if cpu and not args.cpu:
         print("comfyfarm demo: ComfyUI's Python sees no GPU: running ComfyUI on the CPU (slower; pass --cpu to "
               "say so yourself)", file=sys.stderr)
     try:
         pattern = write_demo_plate(root / "plate")
-    except FrameError as exc:
+    except ComfyfarmError as exc:  # a folder it cannot write the plate into: bad input
         print(f"comfyfarm demo: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     print(f"comfyfarm demo: wrote 48 frames to {pattern}", file=sys.stderr)
     for workflow in DEMO_WORKFLOWS:
         code = cli_run_local.run(run_local_arguments(args, root, workflow, cpu))
-        if code != 0:
+        if code != EXIT_OK:
             return code
         print(f"comfyfarm demo: {workflow} → {root / workflow}", file=sys.stderr)
-    return 0
+    return EXIT_OK

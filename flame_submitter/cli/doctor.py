@@ -18,6 +18,7 @@ import logging
 import sys
 from typing import Any, List, Optional
 
+from farm_plugin.errors import EXIT_BAD_INPUT, BadInput, UsageError, exit_code
 from farm_plugin.installation import layout
 from flame_submitter.cli import workflows as cli_workflows
 from flame_submitter.config import Config, ConfigError, load_config
@@ -92,7 +93,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     if args.role is None and args.packages:
         print("comfyfarm doctor: checking workflows needs a ComfyUI: pass --comfyui-url URL or --object-info "
               "FILE|DIR (or --role worker, which starts one)", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # ComfyUI's start and stop, unless -v
         logging.getLogger("farm_plugin.comfyui").setLevel(logging.WARNING)
     roles = [args.role] if args.role else installed_roles(args)
@@ -113,9 +114,9 @@ def run_doctor(args: argparse.Namespace) -> int:
             from flame_submitter.doctor.studio import studio_checks
 
             report(studio_checks())
-    except ValueError as exc:  # a bad option value (--gpus)
+    except BadInput as exc:  # a bad option value (--gpus)
         print(f"comfyfarm doctor: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     if not args.no_workflows and ({"workstation", "worker"} & set(roles) or args.comfyui_url or args.object_info):
         report(_workflows(args, object_info))
     print(summary(checks), file=sys.stderr)
@@ -139,7 +140,6 @@ def _role_checks(role: str, args: argparse.Namespace, object_info: List[Any]) ->
 
 def _workflows(args: argparse.Namespace, object_info: List[Any]) -> List[Check]:
     from farm_plugin.workflow.object_info import definitions_from_answer
-    from flame_submitter.doctor.workflows import workflow_checks
 
     try:
         if args.comfyui_url or args.object_info:
@@ -154,6 +154,6 @@ def _workflows(args: argparse.Namespace, object_info: List[Any]) -> List[Check]:
                              "--comfyui-url or --object-info, or set comfyui_url")]
             args.comfyui_url = config.comfyui_urls[0]
             definitions = cli_workflows.read_definitions(args)
-    except cli_workflows.UsageError as exc:
+    except UsageError as exc:
         return [fail("workflows", "workflows' requirements", str(exc), "start that ComfyUI, or pass another one")]
-    return workflow_checks(args, definitions)
+    return cli_workflows.workflow_checks(args, definitions)

@@ -8,21 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-from farm_plugin.comfyui.errors import ComfyUIError
-from farm_plugin.frames.errors import FrameError
-from farm_plugin.frames.framelist import parse_frame_list
+from farm_plugin.errors import BadInput, ComfyfarmError, UsageError, exit_code
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import RelinkIdentity
-from farm_plugin.runner.preflight import PreflightError
-from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
-from farm_plugin.workflow.params import ParameterError, parse_assignments, resolve_parameters
-from flame_submitter.config import Config, ConfigError, load_config
+from farm_plugin.workflow.params import parse_assignments, resolve_parameters
+from flame_submitter.config import Config, load_config
 from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
-from flame_submitter.deadline.errors import DeadlineError
 from flame_submitter.deadline.jobs import recent_jobs, state_of, task_counts
 from flame_submitter.deadline.submit import (
     ClipRequest,
-    SubmitError,
     deadline_client,
     dry_run_document,
     plan,
@@ -30,16 +24,13 @@ from flame_submitter.deadline.submit import (
     submit,
     submitting_user,
 )
-from flame_submitter.deadline_cloud.bundle import BundleError, BundleOptions, build_bundles
-from flame_submitter.deadline_cloud.cli import DeadlineCloudError, DeadlineCloudMissing, find_cli
+from flame_submitter.deadline_cloud.bundle import BundleOptions, build_bundles
+from flame_submitter.deadline_cloud.cli import find_cli
 from flame_submitter.deadline_cloud.submit import PartlySubmitted, submit_bundles, write_bundles
 from flame_submitter.jobs.builder import PlannedJob
-from flame_submitter.jobs.templates import TemplateError, load_template
+from flame_submitter.jobs.record import clip_name, load_workflow, requested_frames
+from flame_submitter.jobs.templates import load_template
 
-EXIT_FARM = 1
-EXIT_BAD_INPUT = 2
-BAD_INPUT = (ConfigError, SubmitError, TemplateError, WorkflowPackageError, ParameterError, FrameError,
-             PreflightError, ComfyUIError, BundleError)
 BACKENDS = ("deadline", "deadline-cloud")
 CLOUD_ONLY = (("bundle_dir", "--bundle-dir"), ("cpu", "--cpu"), ("job_param", "--job-param"))
 
@@ -92,18 +83,19 @@ def add_parsers(commands: Any) -> None:
     cancel.set_defaults(run=run_cancel)
 
 
-def _fail(exc: Exception, code: int) -> int:
-    print(f"comfyfarm: {exc}", file=sys.stderr)
-    return code
+def _fail(error: BaseException, prefix: str = "") -> int:
+    """Say on one line what stopped the command; its exit status by the error's category (``exit_code``)."""
+    print(f"comfyfarm: {prefix}{error}", file=sys.stderr)
+    return exit_code(error)
 
 
 def run_submit(args: argparse.Namespace) -> int:
     misplaced = [flag for key, flag in CLOUD_ONLY if getattr(args, key)] if args.backend == "deadline" else []
     if misplaced:
-        return _fail(f"{', '.join(misplaced)} only go with --backend deadline-cloud", EXIT_BAD_INPUT)
+        return _fail(UsageError(f"{', '.join(misplaced)} only go with --backend deadline-cloud"))
     try:
         config = load_config()
-        package = load_package(find_package(args.workflow, list(config.workflows_dirs)))
+        package = load_workflow(args.workflow, config.workflows_dirs)
         parameters = resolve_parameters(package, parse_assignments(args.set))
         template = load_template(args.template or package.template, list(config.job_templates_dirs))
         overrides = {key: value for key, value in (("chunk_size", args.chunk_size), ("priority", args.priority),
@@ -111,20 +103,15 @@ def run_submit(args: argparse.Namespace) -> int:
         template = template.with_overrides({**parse_assignments(args.farm, option="--farm", example="chunk_size=8"),
                                               **overrides})
         source = FramePattern.parse(args.input, role="input")
-        if args.frames is not None and not args.frames.strip():
-            raise SubmitError(f"--frames '{args.frames}' names no frames: give a list like 1001-1100, or leave out "
-                              "--frames for every frame of --input on disk")
-        frames = parse_frame_list(args.frames) if args.frames is not None else source.existing_frames()
-        if not frames:
-            raise SubmitError(f"no frames match --input {source.to_hashes()}: check the path and the frame token")
-        name = args.name or (Path(source.head).name.rstrip("._") or package.name)
+        frames = requested_frames(args.frames, source)
+        name = args.name or clip_name(source, package)
         relink = RelinkIdentity(project=args.project, clip_name=name, user=submitting_user(config))
         request = ClipRequest(name=name, pattern=args.input, frames=frames, output_pattern=args.output,
                               relink=relink)
         jobs = plan([request], workflow=package, parameters=parameters, template=template, config=config,
                     comment=args.comment)
-    except BAD_INPUT as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
+    except ComfyfarmError as exc:
+        return _fail(exc)
     if args.backend == "deadline-cloud":
         return run_submit_bundle(args, jobs, config)
     if args.dry_run:
@@ -134,10 +121,10 @@ def run_submit(args: argparse.Namespace) -> int:
         client = deadline_client(config)
         preflight_farm(client, template)
         ids = submit(jobs, client)
-    except SubmitError as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
-    except (DeadlineError, OSError) as exc:
-        return _fail(f"nothing was submitted: {exc}", EXIT_FARM)
+    except BadInput as exc:
+        return _fail(exc)
+    except (ComfyfarmError, OSError) as exc:
+        return _fail(exc, "nothing was submitted: ")
     for job, job_id in zip(jobs, ids):
         print(job_id)
         print(f"comfyfarm: {job.submission.job_info['Name']} → Deadline job {job_id} "
@@ -165,14 +152,10 @@ def run_submit_bundle(args: argparse.Namespace, jobs: List[PlannedJob], config: 
             return 0
         cli = find_cli()
         submitted = submit_bundles(jobs, options, cli)
-    except DeadlineCloudMissing as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
-    except (BundleError, ParameterError) as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
-    except PartlySubmitted as exc:
-        return _fail(exc, EXIT_FARM)
-    except (DeadlineCloudError, OSError) as exc:
-        return _fail(f"nothing was submitted: {exc}", EXIT_FARM)
+    except (BadInput, PartlySubmitted) as exc:  # no Deadline Cloud CLI is bad input; some jobs exist: say which
+        return _fail(exc)
+    except (ComfyfarmError, OSError) as exc:
+        return _fail(exc, "nothing was submitted: ")
     for item, job_id in submitted:
         print(job_id)
         print(f"comfyfarm: {item.bundle.name} → Deadline Cloud job {job_id} (farm {cli.farm_id}, queue {cli.queue_id}, "
@@ -211,10 +194,8 @@ def run_status(args: argparse.Namespace) -> int:
         job = client.get_job(args.job_id)
         tasks = client.get_job_tasks(args.job_id)["Tasks"]
         errors = client.job_reports(args.job_id, "error") if job.get("Errs") else []
-    except (ConfigError, SubmitError) as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
-    except DeadlineError as exc:
-        return _fail(exc, EXIT_FARM)
+    except ComfyfarmError as exc:
+        return _fail(exc)
     for line in describe_job(job, tasks):
         print(line)
     for report in errors[-3:]:
@@ -228,10 +209,8 @@ def run_jobs(args: argparse.Namespace) -> int:
         config = load_config()
         client = deadline_client(config)
         jobs = client.get_jobs()
-    except (ConfigError, SubmitError) as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
-    except DeadlineError as exc:
-        return _fail(exc, EXIT_FARM)
+    except ComfyfarmError as exc:
+        return _fail(exc)
     user = submitting_user(config)
     mine = recent_jobs(jobs, user, all_users=args.all_users)
     for job in mine[:args.limit]:
@@ -252,10 +231,8 @@ def run_cancel(args: argparse.Namespace) -> int:
             client.delete_job(args.job_id)
         else:
             client.fail_job(args.job_id)
-    except (ConfigError, SubmitError) as exc:
-        return _fail(exc, EXIT_BAD_INPUT)
-    except DeadlineError as exc:
-        return _fail(exc, EXIT_FARM)
+    except ComfyfarmError as exc:
+        return _fail(exc)
     print(f"comfyfarm: job {args.job_id} {'deleted' if args.delete else 'cancelled (failed); finished frames stay'}",
           file=sys.stderr)
     return 0

@@ -1,4 +1,9 @@
-"""The ``comfyfarm`` command line."""
+"""The ``comfyfarm`` command line.
+
+Exit status, for every command (:func:`farm_plugin.errors.exit_code` maps an error's category to it): 0 done,
+1 it failed (the farm, a service, ComfyUI, a frame; or a check found problems), 2 bad input (nothing was
+started), 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from farm_plugin import __version__
+from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_OK, ComfyfarmError, exit_code
 
 logger = logging.getLogger(__name__)
 
@@ -54,17 +60,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     arguments = list(argv) if argv is not None else sys.argv[1:]
     if arguments == ["--version"]:  # answers even where comfyfarm's requirements are missing
         print(f"comfyfarm {__version__}")
-        return 0
+        return EXIT_OK
     try:
         parser = build_parser()
     except ModuleNotFoundError as exc:
         print(f"comfyfarm {__version__}: this Python ({sys.executable}) lacks the package '{exc.name}' that comfyfarm "
               "needs: install comfyfarm's requirements into it (bash install/install.sh workstation or worker, "
               "without --no-deps)", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     args = parser.parse_args(arguments)
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_BAD_INPUT
     configure_logging(args.verbose)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except ComfyfarmError as exc:  # one a command did not catch: still one line, and its category's exit status
+        print(f"comfyfarm {args.command}: {exc}", file=sys.stderr)
+        return exit_code(exc)

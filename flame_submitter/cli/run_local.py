@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, cast
 
 from farm_plugin.comfyui.devices import TorchDevices, probe_devices
-from farm_plugin.comfyui.errors import ComfyUIError
+from farm_plugin.comfyui.errors import ComfyUIError, ComfyUIStartError
 from farm_plugin.comfyui.server import (
     ATTACH_TIMEOUT_SECONDS,
     ComfyUIServer,
@@ -21,41 +21,30 @@ from farm_plugin.comfyui.server import (
     ServerConfig,
     default_python,
 )
-from farm_plugin.frames.colour import ColourPolicy
-from farm_plugin.frames.errors import FrameError
-from farm_plugin.frames.framelist import chunk_frames, format_frame_list, parse_frame_list
+from farm_plugin.errors import EXIT_CANCELLED, EXIT_FAILED, ComfyfarmError, UsageError, exit_code
+from farm_plugin.frames.framelist import chunk_frames, format_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.retime import output_frames
-from farm_plugin.jobrecord import (
-    ColourSpec,
-    JobRecord,
-    JobRecordError,
-    OutputSpec,
-    SourceSpec,
-    WorkflowSpec,
-    read_job_record,
-)
-from farm_plugin.runner.chunk import Server
-from farm_plugin.runner.local import LocalRun, LocalRunReport
-from farm_plugin.runner.preflight import PreflightError, check_output, check_output_names, check_source
-from farm_plugin.workflow.package import WorkflowPackageError, find_package, load_package
-from farm_plugin.workflow.params import ParameterError, apply_parameters, parse_assignments, resolve_parameters
-from farm_plugin.workflow.validate import validate_package
+from farm_plugin.jobrecord import JobRecord, output_frames, read_job_record
+from farm_plugin.runner.local import LocalRun, LocalRunReport, LocalServer
+from farm_plugin.runner.preflight import check_clip, check_colour
+from farm_plugin.workflow.params import parse_assignments, resolve_parameters
 from flame_submitter.cli.progress_bar import ProgressBar
-from flame_submitter.config import Config, ConfigError, load_config
+from flame_submitter.config import Config, load_config
+from flame_submitter.jobs.record import (
+    check_workflow,
+    clip_name,
+    colour_spec,
+    job_record,
+    load_workflow,
+    requested_frames,
+    source_clip,
+    workflow_spec,
+)
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = ("exr", "dpx", "png", "tiff")
 FORMAT_EXTENSIONS = {"exr": ("exr",), "dpx": ("dpx",), "png": ("png",), "tiff": ("tif", "tiff")}
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad input found before any work started."""
-
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -92,57 +81,29 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _frames(args: argparse.Namespace, source: FramePattern) -> List[int]:
-    if args.frames is not None:
-        if not args.frames.strip():
-            raise UsageError(f"--frames '{args.frames}' names no frames: give a list like 1001-1100, or leave out "
-                             "--frames for every frame of --input on disk")
-        return parse_frame_list(args.frames)
-    frames = source.existing_frames()
-    if not frames:
-        raise UsageError(f"no frames match --input {source.to_hashes()}: check the path and the frame token")
-    return frames
-
-
 def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
     """Check everything the user gave (before any ComfyUI starts) and build the job record."""
-    try:
-        package = load_package(find_package(args.workflow, list(config.workflows_dirs)))
-    except WorkflowPackageError as exc:
-        raise UsageError(str(exc)) from exc
-    problems = validate_package(package)
-    if problems:
-        raise UsageError("the workflow package is not valid:\n" + "\n".join(f"  {p}" for p in problems))
+    package = load_workflow(args.workflow, config.workflows_dirs)
+    check_workflow(package)
     values = resolve_parameters(package, parse_assignments(args.set))
     source = FramePattern.parse(args.input, role="input")
     output = FramePattern.parse(args.output, role="output")
     if args.format and output.extension.lower() not in FORMAT_EXTENSIONS[args.format]:
         raise UsageError(f"--format {args.format} but the output pattern ends in '.{output.extension}': name the "
                          f"output *.{FORMAT_EXTENSIONS[args.format][0]}, or leave out --format")
-    frames = _frames(args, source)
-    infos = check_source(source, frames)
-    check_output_names(output, source, frames)
-    check_output(output)
-    if args.plate_space or args.working_space:
-        first = infos[frames[0]]
-        policy = ColourPolicy.default_for(first, config=args.ocio_config or config.ocio_config)
-        policy = ColourPolicy(plate_space=args.plate_space or policy.plate_space,
-                              working_space=args.working_space or policy.working_space, config=policy.config)
-        policy.validate()
-    first = infos[frames[0]]
-    return JobRecord(
-        job_id=f"{package.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
-        name=f"{Path(source.head.rstrip('._')).name or package.name} {package.title}",
-        workflow=WorkflowSpec.from_package(package, apply_parameters(package, values), values),
-        source=SourceSpec(pattern=args.input, frames=tuple(frames), width=first.width, height=first.height,
-                          fps=first.fps, timecode=first.timecode, colourspace=args.plate_space),
-        output=OutputSpec(pattern=args.output, file_format=args.format),
-        colour=ColourSpec(config=args.ocio_config or config.ocio_config, plate_space=args.plate_space,
-                          working_space=args.working_space or config.working_space),
-    )
+    frames = requested_frames(args.frames, source)
+    plate = check_clip(source, output, frames)
+    colour = colour_spec(config.ocio_config, config.working_space, user_ocio_config=args.ocio_config,
+                         user_plate_space=args.plate_space, user_working_space=args.working_space)
+    check_colour(plate, config=colour.config, plate_space=args.plate_space, working_space=args.working_space)
+    clip = source_clip(clip_name(source, package), args.input, frames, args.output, plate,
+                       colourspace=args.plate_space)
+    return job_record(clip, job_id=f"{package.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
+                      name=f"{clip.name} {package.title}", workflow=workflow_spec(package, values), colour=colour,
+                      file_format=args.format)
 
 
-def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[Server]:
+def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[LocalServer]:
     urls = list(args.comfyui_url) or list(config.comfyui_urls)
     if urls and args.cpu:
         raise UsageError(f"--cpu starts ComfyUI on the CPU, but run-local attaches to the running ComfyUI at "
@@ -188,7 +149,7 @@ def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunk
     ]
 
 
-def probe_servers(servers: Sequence[Server]) -> Optional[TorchDevices]:
+def probe_servers(servers: Sequence[LocalServer]) -> Optional[TorchDevices]:
     """What torch in the Python of the ComfyUI that run-local would start sees; None where it does not ask.
 
     It does not ask when it attaches to a running ComfyUI, or when ComfyUI runs with ``--cpu``.
@@ -199,10 +160,13 @@ def probe_servers(servers: Sequence[Server]) -> Optional[TorchDevices]:
     config = managed[0].config
     python = config.python or default_python(config.comfyui_dir)
     environment = ComfyUIServer(replace(config, gpu_devices=None)).environment()
-    return probe_devices(python, config.comfyui_dir, environment)
+    try:
+        return probe_devices(python, config.comfyui_dir, environment)
+    except ComfyUIStartError as exc:  # the Python it was given cannot run ComfyUI: nothing started, so bad input
+        raise UsageError(str(exc)) from exc
 
 
-def check_devices(servers: Sequence[Server]) -> None:
+def check_devices(servers: Sequence[LocalServer]) -> None:
     """Refuse, before anything starts, to start ComfyUI on GPUs that its Python does not see."""
     devices = probe_servers(servers)
     if devices is None:
@@ -243,16 +207,16 @@ def run(args: argparse.Namespace) -> int:
         servers = build_servers(args, config, job_dir, len(chunks))
         check_devices(servers)
         record = read_job_record(write_record(record, job_dir, config))
-    except (UsageError, ConfigError, ParameterError, FrameError, PreflightError, JobRecordError, ComfyUIError) as exc:
+    except ComfyfarmError as exc:  # found before any work started
         print(f"comfyfarm run-local: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("comfyfarm run-local: interrupted before anything started; nothing was written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_CANCELLED
     return execute(record, servers, chunks, job_dir=job_dir, config=config, quiet=args.quiet)
 
 
-def execute(record: JobRecord, servers: Sequence[Server], chunks: List[List[int]], *, job_dir: Path,
+def execute(record: JobRecord, servers: Sequence[LocalServer], chunks: List[List[int]], *, job_dir: Path,
             config: Config, quiet: bool) -> int:
     frames = output_frames(record)
     bar = ProgressBar(len(frames), label=record.workflow.name, enabled=not quiet)
@@ -262,7 +226,7 @@ def execute(record: JobRecord, servers: Sequence[Server], chunks: List[List[int]
         local.start_servers()
     except ComfyUIError as exc:
         print(f"comfyfarm run-local: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exit_code(exc)
     print(f"comfyfarm: {len(record.source.frames)} frame(s) in {len(chunks)} chunk(s) on {len(servers)} ComfyUI "
           f"instance(s)" + (f", {len(frames)} frame(s) out" if len(frames) != len(record.source.frames) else "") + " "
           f"(started in {local.report.startup_seconds:.1f} s)", file=sys.stderr)
@@ -286,7 +250,7 @@ def summarise(record: JobRecord, report: LocalRunReport) -> int:
     if report.cancelled:
         print(f"comfyfarm run-local: interrupted; {len(missing)} frame(s) not written "
               f"({format_frame_list(missing)}): run the same command again to finish them", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_CANCELLED
     if missing:
         print(f"comfyfarm run-local: {len(missing)} frame(s) not written ({format_frame_list(missing)}): "
               "run the same command again to finish only those", file=sys.stderr)

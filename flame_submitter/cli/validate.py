@@ -9,7 +9,8 @@ from typing import Any, List, Optional
 
 from farm_plugin.comfyui.client import ComfyUIClient
 from farm_plugin.comfyui.errors import ComfyUIError
-from farm_plugin.workflow.object_info import NodeDefinitions, ObjectInfoError, definitions_from_answer, load_definitions
+from farm_plugin.errors import EXIT_FAILED, EXIT_OK, ComfyfarmError, UsageError, exit_code
+from farm_plugin.workflow.object_info import NodeDefinitions, definitions_from_answer, load_definitions
 from farm_plugin.workflow.package import WorkflowPackageError, load_package
 from farm_plugin.workflow.validate import Problem, validate_package
 
@@ -35,10 +36,6 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-class UsageError(Exception):
-    """A bad option: printed as one line, exit status 2."""
-
-
 def read_allow_list(path: str) -> List[str]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -50,11 +47,15 @@ def read_allow_list(path: str) -> List[str]:
 
 
 def _definitions(args: argparse.Namespace) -> Optional[NodeDefinitions]:
-    if args.object_info:
-        return load_definitions(args.object_info)
-    if args.comfyui_url:
-        answer = ComfyUIClient(args.comfyui_url).object_info()
-        return definitions_from_answer(answer, source=args.comfyui_url, live=True)
+    """The node definitions of ``--object-info`` or ``--comfyui-url``; one that cannot be read is a usage error."""
+    try:
+        if args.object_info:
+            return load_definitions(args.object_info)
+        if args.comfyui_url:
+            answer = ComfyUIClient(args.comfyui_url).object_info()
+            return definitions_from_answer(answer, source=args.comfyui_url, live=True)
+    except (ComfyUIError, OSError) as exc:  # not reachable, or not a ComfyUI: the option names the wrong one
+        raise UsageError(str(exc)) from exc
     return None
 
 
@@ -62,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         definitions = _definitions(args)
         allowed = read_allow_list(args.allow_nodes) if args.allow_nodes else None
-    except (ObjectInfoError, ComfyUIError, OSError, UsageError) as exc:
+    except ComfyfarmError as exc:
         print(f"comfyfarm validate: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     problems: List[str] = []
     checked = 0
     for path in args.paths:
@@ -83,4 +84,4 @@ def run(args: argparse.Namespace) -> int:
     against = f" against {definitions.source}" if definitions else ""
     summary = f"{checked} package(s) checked{against}: {len(problems)} problem(s)"
     print(summary, file=sys.stderr)
-    return 1 if problems else 0
+    return EXIT_FAILED if problems else EXIT_OK

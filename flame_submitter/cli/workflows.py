@@ -8,7 +8,7 @@ Packages are looked up in ``--dir`` folders, then the configuration's ``workflow
 definitions of one ComfyUI (its ``/object_info``, live or saved) and says, for each package, OK or which
 node classes are missing (and which pack provides them) and which model files are missing from its combo
 lists (and which folder they go in). It exits 1 if any package cannot run there, 2 on a usage error.
-``comfyfarm doctor`` itself (its options, and its checks of an installation) is cli_doctor.py.
+``comfyfarm doctor`` itself (its options, and its checks of an installation) is ``cli/doctor.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from farm_plugin.comfyui.client import ComfyUIClient
 from farm_plugin.comfyui.errors import ComfyUIError
+from farm_plugin.errors import EXIT_FAILED, EXIT_OK, ComfyfarmError, UsageError, exit_code
 from farm_plugin.workflow.object_info import (
     NodeDefinitions,
     ObjectInfoError,
@@ -48,12 +49,9 @@ from farm_plugin.workflow.requirements import (
     requirement_summary,
 )
 from flame_submitter.config import ConfigError, load_config
+from flame_submitter.doctor.report import Check, fail, ok
 
 logger = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """A bad option, folder or server: printed as one line, exit status 2."""
 
 
 def add_parsers(commands: Any) -> None:
@@ -160,9 +158,9 @@ def listing_record(package: WorkflowPackage) -> Dict[str, Any]:
 def run_workflows(args: argparse.Namespace) -> int:
     try:
         paths = discover_packages(search_dirs(args.dir))
-    except UsageError as exc:
+    except ComfyfarmError as exc:  # a bad --dir or configuration
         print(f"comfyfarm workflows: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     packages, errors = load_all(paths)
     if args.json:
         print(json.dumps([listing_record(package) for package in packages], indent=2))
@@ -174,7 +172,7 @@ def run_workflows(args: argparse.Namespace) -> int:
     for error in errors:
         print(error, file=sys.stderr)
     print(f"{len(packages)} workflow package(s)", file=sys.stderr)
-    return 1 if errors else 0
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 # -- comfyfarm doctor -------------------------------------------------------------------------------
@@ -240,9 +238,9 @@ def run_doctor(args: argparse.Namespace) -> int:
         folders = search_dirs(args.dir)
         paths = chosen_packages(args, folders)
         definitions = read_definitions(args)
-    except UsageError as exc:
+    except ComfyfarmError as exc:  # a bad --dir, package name or ComfyUI (UsageError)
         print(f"comfyfarm doctor: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     packages, errors = load_all(paths)
     checks = [check_package(package, definitions) for package in packages]
     for check in checks:
@@ -252,4 +250,25 @@ def run_doctor(args: argparse.Namespace) -> int:
     blocked = sum(1 for check in checks if not check.ok) + len(errors)
     print(f"{len(paths)} package(s) checked against {definitions.source} ({len(definitions)} node classes): "
           f"{len(paths) - blocked} OK, {blocked} cannot run", file=sys.stderr)
-    return 1 if blocked else 0
+    return EXIT_FAILED if blocked else EXIT_OK
+
+
+def workflow_checks(args: argparse.Namespace, definitions: NodeDefinitions) -> List[Check]:
+    """The workflows' requirements as ``comfyfarm doctor`` checks, one line per package, against ``definitions``.
+    ``args.dir`` and ``args.packages`` choose the packages (default: every one found)."""
+    try:
+        paths = chosen_packages(args, search_dirs(args.dir))
+    except UsageError as exc:
+        return [fail("workflows", "workflow packages", str(exc), "pass --dir or a package name that exists")]
+    packages, errors = load_all(paths)
+    checks: List[Check] = []
+    for package in packages:
+        check = check_package(package, definitions)
+        details = "; ".join(line.strip() for line in format_check(check)[1:])
+        if check.ok:
+            checks.append(ok("workflows", package.name, f"runs on {definitions.source}" + (f"; {details}" if details
+                                                                                            else "")))
+        else:
+            checks.append(fail("workflows", package.name, f"cannot run on {definitions.source}: {details}"))
+    checks.extend(fail("workflows", "workflow package", error, "fix or remove the package") for error in errors)
+    return checks

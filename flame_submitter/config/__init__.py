@@ -11,6 +11,7 @@ Secrets (the Deadline password) are never logged; ``Config.describe()`` masks th
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shlex
@@ -20,9 +21,19 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from farm_plugin.errors import BadInput
 from farm_plugin.paths import PathMapping, PathMappingError, current_os
 from farm_plugin.web_address import http_address_problem
 from farm_plugin.yaml_text import yaml_error_text
+
+# What other packages may use (tests/test_public_api.py keeps it true): this module's names, and the Settings
+# dialog's model and checks, imported from their modules on first use (they import this module).
+_SUBMODULE_NAMES = {
+    "settings_checks": ("Check", "check_url"),
+    "settings_model": ("FIELDS", "SECTIONS", "SettingField", "SettingsModel"),
+}
+__all__ = ["STUDIO_CONFIG_PATH", "Config", "ConfigError", "default_config_path", "load_config"] + sorted(
+    name for names in _SUBMODULE_NAMES.values() for name in names)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +54,7 @@ ENVIRONMENT = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(BadInput):
     """The configuration is wrong: the message names the file, the key and the fix."""
 
 
@@ -255,3 +266,11 @@ def load_config(path: Optional[Path] = None, *, environ: Optional[Mapping[str, s
         return Config(**values, origins=origins)
     except TypeError as exc:
         raise ConfigError(f"{', '.join(o for o, _ in layers) or 'configuration'}: {exc}") from exc
+
+
+def __getattr__(name: str) -> Any:
+    """The Settings dialog's model and checks, imported from their modules on first use (PEP 562)."""
+    for module, names in _SUBMODULE_NAMES.items():
+        if name in names:
+            return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

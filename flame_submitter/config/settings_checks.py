@@ -1,7 +1,8 @@
 """The checks the Settings dialog makes as the artist types, and its Test connection (no Qt here).
 
 Each check returns None (fine) or a :class:`Check`: ``error`` (Save waits for a fix), ``warning`` (worth
-knowing, Save goes ahead) or, for the connection test, ``ok``. The texts say what is wrong and the fix.
+knowing, Save goes ahead); the Test connection (``flame_submitter.deadline.connection``) answers ``ok``
+too. The texts say what is wrong and the fix.
 """
 
 from __future__ import annotations
@@ -97,39 +98,3 @@ def check_mappings(rows: Sequence[Mapping[str, str]]) -> Optional[Check]:
         except PathMappingError as exc:
             return Check("error", str(exc)[:1].upper() + str(exc)[1:])
     return None
-
-
-def try_deadline_connection(url: str, user: Optional[str], password: Optional[str], *, timeout_s: float) -> Check:
-    """Ask the Web Service at ``url`` whether it answers and takes the login (one try, ``timeout_s`` per call).
-    For a background thread: it waits on the network. Returns a Check of level ``ok`` or ``error``."""
-    from flame_submitter.deadline.client import DeadlineClient  # requests: only when asked
-    from flame_submitter.deadline.errors import (
-        DeadlineAuthError,
-        DeadlineError,
-        DeadlineTimeout,
-        DeadlineUnreachable,
-    )
-
-    found = check_url(url)
-    if found is not None and found.level == "error":
-        return found
-    client = DeadlineClient(url, user=user or None, password=password or None, timeout_s=timeout_s, read_retries=0)
-    who = f" as {user}" if user else ""
-    try:
-        client.ping()
-        pools = client.pool_names()
-    except DeadlineAuthError:
-        return Check("error", f"Deadline answers at {url} but refuses the login{who}: check the user and the "
-                              "password (Deadline Monitor > Tools > User Settings > Web Service password)")
-    except DeadlineTimeout:
-        return Check("error", f"Deadline did not answer within {timeout_s:g} s at {url}: it is busy or stuck; "
-                              "try again")
-    except DeadlineUnreachable as exc:
-        text = str(exc)
-        reason = text.split(f"{url} (", 1)[-1].split("):", 1)[0] if f"{url} (" in text else "no answer"
-        return Check("error", f"Nothing answers at {url} ({reason}): check the address and that the Web Service "
-                              "is running")
-    except DeadlineError as exc:
-        return Check("error", f"Deadline answered, but not as expected: {exc}")
-    listed = ", ".join(pools[:6]) + (", …" if len(pools) > 6 else "")
-    return Check("ok", f"Connected to Deadline at {url}{who}; pools: {listed or 'none'}")

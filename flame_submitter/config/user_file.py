@@ -8,9 +8,7 @@ written again from its values: the keys are kept, its comments are not.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import re
 import stat
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from farm_plugin.atomic import write_text_atomic
 from flame_submitter.config import SECRET_KEYS, ConfigError, check_value
 
 logger = logging.getLogger(__name__)
@@ -113,21 +112,12 @@ def _edited_text(text: str, changes: Mapping[str, Optional[Any]], wanted: Dict[s
 def _write_atomically(path: Path, text: str, *, secret: bool) -> None:
     if path.parent.exists() and not path.parent.is_dir():
         raise ConfigError(f"{path}: cannot write it: {path.parent} is a file, not a folder")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = OWNER_ONLY
         if path.exists() and not secret:
             mode = stat.S_IMODE(path.stat().st_mode)
-        descriptor = os.open(str(temporary), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(str(temporary), mode)
-        os.replace(str(temporary), str(path))
+        write_text_atomic(path, text, mode=mode, fsync=True)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
         raise ConfigError(f"{path}: cannot write it ({exc.strerror or exc}): check that the folder is yours and "
                           "has space") from exc

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import requests
@@ -25,6 +24,7 @@ from flame_submitter.deadline.errors import (
     DeadlineUnexpected,
     DeadlineUnreachable,
 )
+from flame_submitter.jobs.submission import JobSubmission
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +33,13 @@ DEFAULT_READ_RETRIES = 3
 DEFAULT_BACKOFF_SECONDS = 0.5
 RETRYABLE_STATUSES = (502, 503, 504)
 
-JOB_STATES = {0: "Unknown", 1: "Active", 2: "Suspended", 3: "Completed", 4: "Failed", 6: "Pending"}
-TASK_STATES = {1: "Unknown", 2: "Queued", 3: "Suspended", 4: "Rendering", 5: "Completed", 6: "Failed", 8: "Pending"}
+# The names of the Web Service's ``Stat`` numbers, looked up with ``job.get("Stat")`` (None where it sent none).
+JOB_STATES: Mapping[Optional[int], str] = {0: "Unknown", 1: "Active", 2: "Suspended", 3: "Completed", 4: "Failed",
+                                           6: "Pending"}
+TASK_STATES: Mapping[Optional[int], str] = {1: "Unknown", 2: "Queued", 3: "Suspended", 4: "Rendering", 5: "Completed",
+                                            6: "Failed", 8: "Pending"}
 REPORT_KINDS = ("log", "error", "requeue", "history", "allcontents", "alllogcontents", "allerrorcontents",
                 "allrequeuecontents")
-
-
-@dataclass(frozen=True)
-class JobSubmission:
-    """One job of a submission: what Deadline calls JobInfo and PluginInfo, plus auxiliary files."""
-
-    job_info: Mapping[str, str]
-    plugin_info: Mapping[str, str]
-    aux_files: Sequence[str] = field(default_factory=tuple)
-    depends_on_previous: bool = False  # in a batch: wait for the job submitted just before
 
 
 class DeadlineClient:

@@ -1,4 +1,4 @@
-"""Typed errors of the Deadline Web Service client.
+"""Typed errors of the Deadline Web Service client: a :class:`farm_plugin.errors.ServiceError` (exit 1).
 
 ::
 
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from farm_plugin.errors import ServiceError
 
-class DeadlineError(Exception):
+
+class DeadlineError(ServiceError):
     """Base of every Deadline Web Service error."""
 
 

@@ -14,22 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from farm_plugin.errors import BadInput
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import ColourSpec, RelinkIdentity
+from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.paths import is_mapped, under_any
-from farm_plugin.runner.preflight import check_output, check_output_names, check_source
+from farm_plugin.runner.preflight import check_clip, check_output
 from farm_plugin.workflow.package import WorkflowPackage
-from farm_plugin.workflow.validate import validate_package
 from flame_submitter.config import Config
 from flame_submitter.deadline.client import DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError, DeadlineTimeout
-from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, SourceClip, plan_jobs
+from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, plan_jobs
+from flame_submitter.jobs.record import SourceClip, check_workflow, colour_spec, source_clip
 from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
 
 
-class SubmitError(Exception):
+class SubmitError(BadInput):
     """Something stops the submission before anything reached the farm."""
 
 
@@ -94,13 +95,9 @@ def preflight_clips(requests: Sequence[ClipRequest], config: Config) -> List[Sou
         output = FramePattern.parse(request.output_pattern, role="output")
         check_shared(request.pattern, "the input", config)
         check_shared(request.output_pattern, "the output", config)
-        infos = check_source(source, list(request.frames), read_whole=False)
-        check_output_names(output, source, list(request.frames))
-        check_output(output)
-        first = infos[request.frames[0]]
-        clips.append(SourceClip(name=request.name, pattern=request.pattern, frames=tuple(request.frames),
-                                output_pattern=request.output_pattern, width=first.width, height=first.height,
-                                fps=first.fps, timecode=first.timecode, relink=request.relink))
+        plate = check_clip(source, output, request.frames, read_whole=False)
+        clips.append(source_clip(request.name, request.pattern, request.frames, request.output_pattern, plate,
+                                 relink=request.relink))
     return clips
 
 
@@ -125,9 +122,7 @@ def plan(
     comment: str = "",
 ) -> List[PlannedJob]:
     """Every local check, then the plan. Nothing is written."""
-    problems = validate_package(workflow)
-    if problems:
-        raise SubmitError("the workflow package is not valid:\n" + "\n".join(f"  {p}" for p in problems))
+    check_workflow(workflow)
     paths = farm_paths(config)
     check_shared(str(paths.jobs_root), "the jobs root", config)
     clips = preflight_clips(requests, config)
@@ -135,7 +130,7 @@ def plan(
     if paths.inbox_root is not None:
         check_shared(str(paths.inbox_root), "the inbox", config)
         check_writable_folder(paths.inbox_root, "the inbox")
-    colour = ColourSpec(config=config.ocio_config, working_space=config.working_space)
+    colour = colour_spec(config.ocio_config, config.working_space)
     return plan_jobs(clips, workflow=workflow, parameters=parameters, template=template, paths=paths,
                      user=submitting_user(config), comment=comment, colour=colour)
 

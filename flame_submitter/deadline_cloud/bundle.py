@@ -4,8 +4,8 @@ A bundle is a folder with ``template.yaml`` (an OpenJD job template, specificati
 and ``parameter_values.yaml`` (``parameterValues: [{name, value}, …]``, with Deadline Cloud's own
 ``deadline:priority``-style values), the layout ``deadline bundle submit`` reads (aws-deadline/deadline-cloud
 ``api/_submit_job_bundle.py``, ``job_bundle/submission.py``). It is built from the planned Deadline 10 jobs
-(job_builder.py): the same job record in the same job folder, the same frames, chunk size, priority,
-timeout and GPUs per task; nothing is decided twice.
+(jobs/builder.py, whose records jobs/record.py builds as for run-local): the same job record in the same job
+folder, the same frames, chunk size, priority, timeout and GPUs per task; nothing is decided twice.
 
 The template, per job (one clip):
 
@@ -39,6 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from farm_plugin import __version__
+from farm_plugin.errors import BadInput
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import JobRecord
@@ -63,7 +64,7 @@ STEP_NAMES = {"preview": "Preview", "main": "Render"}
 POSIX_HOSTS = ["linux", "macos"]  # ComfyUI runs in its own process group (farm_plugin/comfyui/server.py)
 
 
-class BundleError(Exception):
+class BundleError(BadInput):
     """A bundle cannot be built or written: the message says why and what to do."""
 
 

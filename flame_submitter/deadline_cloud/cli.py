@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from farm_plugin.errors import BadInput, ServiceError
+
 logger = logging.getLogger(__name__)
 
 CLI_NAME = "deadline"
@@ -34,11 +36,11 @@ HOW_TO_CONFIGURE = ("deadline config set defaults.farm_id farm-… and deadline 
                     "(or deadline config gui)")
 
 
-class DeadlineCloudError(Exception):
+class DeadlineCloudError(ServiceError):
     """The Deadline Cloud CLI is missing, not configured, or refused the bundle: the message says what to do."""
 
 
-class DeadlineCloudMissing(DeadlineCloudError):
+class DeadlineCloudMissing(DeadlineCloudError, BadInput):
     """No usable Deadline Cloud CLI here: nothing can be submitted (but a bundle can be written)."""
 
 

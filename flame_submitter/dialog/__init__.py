@@ -2,8 +2,9 @@
 and the Settings dialog (the artist's own comfyfarm settings: ``settings_dialog``).
 
 ``model`` holds the dialog's state without Qt (and is what the tests check most); ``widgets`` generates
-the parameter editors from a workflow manifest; ``submit_dialog`` is the QDialog. Importing this package
-does not import Qt: ``SubmitDialog``, ``SettingsDialog``, ``flame_main_window`` and ``deadline_farm_lists`` are
+the parameter editors from a workflow manifest; ``submit_dialog`` is the QDialog; ``folders`` asks for a
+folder. Qt is imported here only (through ``qt_compat``), and importing this package does not import it:
+``SubmitDialog``, ``SettingsDialog``, ``flame_main_window``, ``deadline_farm_lists`` and ``choose_folder`` are
 loaded on first use.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "SettingsDialog",
     "SubmitResult",
     "artist_message",
+    "choose_folder",
     "deadline_farm_lists",
     "default_choices_path",
     "flame_main_window",
@@ -47,4 +49,8 @@ def __getattr__(name: str) -> Any:
         from flame_submitter.dialog import settings_dialog
 
         return settings_dialog.SettingsDialog
+    if name == "choose_folder":
+        from flame_submitter.dialog import folders
+
+        return folders.choose_folder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from farm_plugin.atomic import write_text_atomic
+from farm_plugin.errors import ComfyfarmError
 from farm_plugin.frames.errors import FrameListError
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
 from farm_plugin.runner.units import window_budget
@@ -171,8 +173,7 @@ def artist_message(error: BaseException) -> str:
     Anything else is a bug or a broken installation, and says so rather than showing a bare traceback line.
     """
     text = " ".join(str(error).split()) or type(error).__name__
-    module = type(error).__module__ or ""
-    if module.startswith(("flame_submitter", "farm_plugin")):
+    if isinstance(error, ComfyfarmError):
         return _sentence(text)
     return (f"Something unexpected went wrong ({type(error).__name__}: {text}). Nothing more was sent; the "
             "details are in Flame's shell output: please pass them on to your pipeline team.")
@@ -416,8 +417,9 @@ class RememberedChoices:
         """Whatever can be used of ``data``; anything malformed is left at its default."""
         if not isinstance(data, dict) or data.get("schema") != CHOICES_SCHEMA:
             return cls()
-        farm = data.get("farm") if isinstance(data.get("farm"), dict) else {}
-        lists = data.get("farm_lists") if isinstance(data.get("farm_lists"), dict) else {}
+        farm, lists = data.get("farm"), data.get("farm_lists")
+        farm = farm if isinstance(farm, dict) else {}
+        lists = lists if isinstance(lists, dict) else {}
         workflows = {}
         for name, raw in (data.get("workflows") or {}).items():
             if isinstance(name, str) and isinstance(raw, dict):
@@ -486,17 +488,11 @@ class ChoicesStore:
 
     def save(self, choices: RememberedChoices) -> bool:
         """Write atomically (temporary file, then rename); False when it could not be written."""
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(choices.to_json(), indent=2, sort_keys=True), encoding="utf-8")
-            os.replace(temporary, self.path)
+            write_text_atomic(self.path, json.dumps(choices.to_json(), indent=2, sort_keys=True))
         except OSError as exc:
             logger.warning("cannot save the submit choices to %s: %s", self.path, exc)
-            try:
-                temporary.unlink()
-            except OSError:
-                pass
             return False
         logger.debug("saved the submit choices to %s", self.path)
         return True
@@ -688,8 +684,8 @@ class DialogModel:
         if self.local:
             return problems
         if self.template is None:
-            known = ", ".join(self.templates) or "none found"
-            problems.append(f"Farm preset '{self.template_name}' is not installed: choose one of {known}")
+            installed = ", ".join(self.templates) or "none found"
+            problems.append(f"Farm preset '{self.template_name}' is not installed: choose one of {installed}")
         for key, known in (("pool", self.known_pools), ("group", self.known_groups)):
             value = str(self.farm.get(key) or "")
             if not value:
@@ -771,9 +767,9 @@ class DialogModel:
                 overrides[key] = value
         if not self.local:
             for key in FARM_TEXTS:
-                value = str(self.farm.get(key) or "")
-                if value != getattr(template, key):
-                    overrides[key] = value
+                text = str(self.farm.get(key) or "")
+                if text != getattr(template, key):
+                    overrides[key] = text
         output_format = None if self.output_format == "source" else self.output_format
         if output_format != template.output_format:
             overrides["output_format"] = output_format
@@ -817,12 +813,12 @@ class DialogModel:
                 chunk_size=chunk[0] if chunk[1] is None else previous.chunk_size,
                 gpus_per_task=previous.gpus_per_task if self.local or gpus[1] else gpus[0],
             )
-        farm = {}
+        pool, group, priority = memory.pool, memory.group, memory.priority  # a local run keeps the farm's
         if not self.local:
-            priority = _farm_number("priority", self.farm.get("priority"))
-            farm = {"pool": str(self.farm.get("pool") or "") or None,
-                    "group": str(self.farm.get("group") or "") or None,
-                    "priority": priority[0] if priority[1] is None else memory.priority}
+            number = _farm_number("priority", self.farm.get("priority"))
+            pool = str(self.farm.get("pool") or "") or None
+            group = str(self.farm.get("group") or "") or None
+            priority = number[0] if number[1] is None else memory.priority
         return replace(
             memory,
             workflow=self.workflow.name if self.workflow else memory.workflow,
@@ -830,5 +826,7 @@ class DialogModel:
             custom_frames=self.custom_frames,
             output_format=self.output_format,
             workflows=workflows,
-            **farm,
+            pool=pool,
+            group=group,
+            priority=priority,
         )

@@ -29,7 +29,7 @@ if _WANTED not in ("", "PySide6", "PySide2"):
     raise ImportError(f"{BINDING_ENV}={_WANTED!r}: use PySide6 or PySide2, or unset it")
 
 if _WANTED == "PySide2":
-    from PySide2 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+    from PySide2 import QtCore, QtGui, QtWidgets
 
     QT_BINDING = "PySide2"
 else:
@@ -40,7 +40,7 @@ else:
     except ImportError:  # Flame 2023-2024 ship PySide2
         if _WANTED == "PySide6":
             raise
-        from PySide2 import QtCore, QtGui, QtWidgets  # type: ignore[no-redef]
+        from PySide2 import QtCore, QtGui, QtWidgets
 
         QT_BINDING = "PySide2"
 

@@ -19,8 +19,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 from farm_plugin.paths import OS_NAMES
 from flame_submitter.config import ConfigError
-from flame_submitter.config.settings_checks import Check, try_deadline_connection
+from flame_submitter.config.settings_checks import Check
 from flame_submitter.config.settings_model import FIELDS, SECTIONS, SettingField, SettingsModel
+from flame_submitter.deadline.connection import try_deadline_connection
 from flame_submitter.dialog.qt_compat import QtCore, QtWidgets, Signal
 from flame_submitter.dialog.submit_dialog import STYLE_SHEET, dark_palette
 from flame_submitter.dialog.widgets import set_invalid

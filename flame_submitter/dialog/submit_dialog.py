@@ -26,6 +26,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from farm_plugin.workflow.package import WorkflowPackage, bundled_workflows_dir
 from flame_submitter.config import Config
+from flame_submitter.deadline.errors import DeadlineAuthError, DeadlineTimeout, DeadlineUnreachable
 from flame_submitter.dialog.model import (
     FARM_NUMBERS,
     OUTPUT_FORMAT_CHOICES,
@@ -48,10 +49,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_FARM_TIMEOUT_SECONDS = 5.0
 FLAME_MAIN_WINDOW_NAME = "CF Main Window"  # Flame's main window objectName, as community tools find it (inferred)
 FarmLists = Tuple[List[str], List[str]]
-_FETCH_FAILURES = {
-    "DeadlineUnreachable": "Deadline is not reachable",
-    "DeadlineAuthError": "Deadline refused the login (check deadline_user and deadline_password)",
-}
+_FETCH_FAILURES = (  # why the pools and groups could not be fetched, the first that matches
+    (DeadlineUnreachable, "Deadline is not reachable"),
+    (DeadlineAuthError, "Deadline refused the login (check deadline_user and deadline_password)"),
+)
 
 OUTPUT_FORMAT_LABELS = {
     "source": "Same as the source",
@@ -531,7 +532,7 @@ class SubmitDialog(QtWidgets.QDialog):
             self.frame_mode_group.addButton(button)
             self.frame_mode_buttons[mode] = button
             radio_grid.addWidget(button, row, 0)
-            button.toggled.connect(lambda checked, m=mode: checked and self._on_frame_mode(m))
+            button.toggled.connect(lambda checked, m=mode: self._on_frame_mode(m) if checked else None)
         marks_button = self.frame_mode_buttons["marks"]
         marks_button.setEnabled(self.model.any_marks)
         marks_button.setToolTip("Each clip between its in and out marks (clips without marks: all frames)."
@@ -852,10 +853,11 @@ class SubmitDialog(QtWidgets.QDialog):
             return
         if late:
             return  # already told: the timeout said the lists are the saved ones
-        if type(payload).__name__ == "DeadlineTimeout":  # the client's own timeout, just before the dialog's
+        if isinstance(payload, DeadlineTimeout):  # the client's own timeout, just before the dialog's
             what = f"Deadline did not answer within {self._farm_timeout_s:g} s"
         else:
-            what = _FETCH_FAILURES.get(type(payload).__name__, "Could not get the pools and groups from Deadline")
+            what = next((text for kind, text in _FETCH_FAILURES if isinstance(payload, kind)),
+                        "Could not get the pools and groups from Deadline")
         reason = artist_message(payload) if isinstance(payload, BaseException) else str(payload)
         self._set_farm_status(f"{what}: {self._saved_lists_text()}.", tooltip=reason)
 

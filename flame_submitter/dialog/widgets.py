@@ -58,8 +58,9 @@ class _NoWheelMixin:
     a field that has the keyboard focus."""
 
     def wheelEvent(self, event: QtGui.QWheelEvent) -> None:  # noqa: N802 (Qt's name)
-        if self.hasFocus():  # type: ignore[attr-defined]
-            super().wheelEvent(event)  # type: ignore[misc]
+        # A mixin: hasFocus and wheelEvent are the Qt widget's that it is mixed into (after it in the bases).
+        if self.hasFocus():  # type: ignore[attr-defined]  # the widget's method
+            super().wheelEvent(event)  # type: ignore[misc]  # the widget's method
         else:
             event.ignore()
 
@@ -101,23 +102,24 @@ class _NearestOnCommitMixin:
     convert: Any = int
 
     def _put_nearest(self) -> None:
-        line = self.lineEdit()  # type: ignore[attr-defined]
+        # A mixin: lineEdit, validate and the event handlers are the Qt spin box's that it is mixed into.
+        line = self.lineEdit()  # type: ignore[attr-defined]  # the spin box's method
         text = line.text()
-        result = self.validate(text, len(text))  # type: ignore[attr-defined]
+        result = self.validate(text, len(text))  # type: ignore[attr-defined]  # the spin box's method
         state = result[0] if isinstance(result, tuple) else result
         if state != QtGui.QValidator.State.Acceptable:
-            nearest = _nearest_text(self, text, self.convert)  # type: ignore[arg-type]
+            nearest = _nearest_text(self, text, self.convert)
             if nearest is not None and nearest != text:
                 line.setText(nearest)
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt's name)
         if event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
             self._put_nearest()
-        super().keyPressEvent(event)  # type: ignore[misc]
+        super().keyPressEvent(event)  # type: ignore[misc]  # the spin box's method
 
     def focusOutEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt's name)
         self._put_nearest()
-        super().focusOutEvent(event)  # type: ignore[misc]
+        super().focusOutEvent(event)  # type: ignore[misc]  # the spin box's method
 
 
 class LenientSpinBox(_NearestOnCommitMixin, _NoWheelMixin, QtWidgets.QSpinBox):
@@ -490,7 +492,7 @@ class ParameterForm(QtWidgets.QWidget):
             parts.append(f"({describe_allowed(parameter).capitalize()}.)" if not parts else
                          f"({describe_allowed(parameter)})")
         if field.kind == "file":
-            parts.append(field.spec.hint())  # type: ignore[attr-defined]
+            parts.append(field.spec.hint())
         return " ".join(parts)
 
     def set_values(self, values: Mapping[str, Any]) -> None:

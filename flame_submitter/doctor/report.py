@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, TextIO
 
+from farm_plugin.errors import EXIT_FAILED, EXIT_OK
+
 logger = logging.getLogger(__name__)
 
 OK = "OK"
@@ -62,4 +64,4 @@ def summary(checks: Sequence[Check]) -> str:
 
 
 def exit_status(checks: Sequence[Check]) -> int:
-    return 1 if any(c.status == FAIL for c in checks) else 0
+    return EXIT_FAILED if any(c.status == FAIL for c in checks) else EXIT_OK

@@ -16,11 +16,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from farm_plugin import __version__
 from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.comfyui.server import ComfyUIServer, ServerConfig, default_python
+from farm_plugin.errors import UsageError
 from farm_plugin.installation import layout
 from farm_plugin.installation.manifest import Manifest
 from flame_submitter.doctor.installed import manifest_checks, reinstall
@@ -74,13 +75,13 @@ def nvidia_gpus() -> List[int]:
 
 
 def choose_gpus(gpus_option: Optional[str], cpu: bool) -> tuple:
-    """``(gpus or None for the CPU, a note to print or None)``; raises ValueError on a bad ``--gpus``."""
+    """``(gpus or None for the CPU, a note to print or None)``; raises UsageError on a bad ``--gpus``."""
     if cpu:
         return None, None
     if gpus_option:
         items = [item.strip() for item in gpus_option.split(",") if item.strip()]
         if not items or not all(item.isdigit() for item in items):
-            raise ValueError(f"--gpus {gpus_option}: write GPU indices like 0,1")
+            raise UsageError(f"--gpus {gpus_option}: write GPU indices like 0,1")
         return [int(item) for item in items], None
     found = nvidia_gpus()
     if found:
@@ -128,7 +129,8 @@ def comfyui_checks(setup: WorkerSetup, object_info: Optional[List[Any]] = None) 
     targets: List[Optional[int]] = list(setup.gpus) if setup.gpus is not None else [None]
     checks: List[Check] = []
     with tempfile.TemporaryDirectory(prefix="comfyfarm-doctor-") as scratch:
-        servers, ports = [], set()
+        servers: List[ComfyUIServer] = []
+        ports: Set[int] = set()
         for target in targets:
             extra = tuple(setup.comfyui_args) + (("--cpu",) if target is None else ())
             config = ServerConfig(comfyui_dir=setup.comfyui_dir, port=FIRST_PORT, python=str(setup.python),

@@ -180,13 +180,13 @@ class FlameApp:
 
 def describe_jobs(config: Config, user: str) -> str:
     """Lines about ``user``'s recent comfyfarm jobs, or why they cannot be listed (no flame calls here)."""
-    from flame_submitter.deadline.errors import DeadlineError
+    from farm_plugin.errors import ComfyfarmError
     from flame_submitter.deadline.jobs import recent_jobs, state_of, task_counts
-    from flame_submitter.deadline.submit import SubmitError, deadline_client
+    from flame_submitter.deadline.submit import deadline_client
 
     try:
         jobs = recent_jobs(deadline_client(config).get_jobs(), user)
-    except (DeadlineError, SubmitError) as exc:
+    except ComfyfarmError as exc:  # no Deadline configured (bad input), or the Web Service failed
         return f"The farm's jobs cannot be listed: {exc}"
     if not jobs:
         return f"No comfyfarm jobs for {user} on the farm."

@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, List, Optional
 
-from farm_plugin.completion import HANDLED_FOLDER, CompletionRecord, read_completion
+from farm_plugin.completion.record import HANDLED_FOLDER, CompletionRecord, read_completion
+from farm_plugin.errors import BadInput
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.openjd.finish import COMPLETION_SUFFIX, JOB_FOLDER_COMPLETION
@@ -32,7 +33,7 @@ CANCEL = "Cancel"
 CONSOLE_SECONDS = 10
 
 
-class FolderImportError(Exception):
+class FolderImportError(BadInput):
     """The picked folder leads to no finished comfyfarm job: the message says what was looked for."""
 
 
@@ -129,6 +130,8 @@ def offer_folder_import(flame: Any, *, library: str, inbox: Optional[Path], star
                "with openjd)?", "question", [CHOOSE], CANCEL)
     if answer != CHOOSE:
         return 0
+    from flame_submitter.dialog import choose_folder  # Qt: only when asked
+
     folder = choose_folder("ComfyUI Farm: a finished job's output folder", start_folder)
     if not folder:
         return 0
@@ -138,18 +141,3 @@ def offer_folder_import(flame: Any, *, library: str, inbox: Optional[Path], star
         flame.messages.show_in_dialog(TITLE, str(exc), "warning", ["OK"], "")
         return 0
     return len(names)
-
-
-def choose_folder(title: str, start_folder: str = "") -> Optional[str]:
-    """A folder from Qt's file dialog, parented to Flame's window; None when the artist cancels."""
-    from flame_submitter.dialog import flame_main_window
-    from flame_submitter.dialog.qt_compat import QtWidgets, exec_dialog
-
-    dialog = QtWidgets.QFileDialog(flame_main_window(), title, start_folder)
-    dialog.setObjectName("comfyfarm_import_folder")
-    dialog.setFileMode(QtWidgets.QFileDialog.FileMode.Directory)
-    dialog.setOption(QtWidgets.QFileDialog.Option.ShowDirsOnly, True)
-    if not exec_dialog(dialog):
-        return None
-    chosen = dialog.selectedFiles()
-    return chosen[0] if chosen else None

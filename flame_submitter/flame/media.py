@@ -4,7 +4,7 @@ A clip whose media is already an image sequence on shared storage (one segment, 
 as it is. Anything else is exported with ``PyExporter`` in the foreground, as 16-bit float OpenEXR
 numbered from the clip's start frame (between marks when they are set), into the job's input folder;
 the written paths come from the export hooks. Timeline segments are described and exported by
-flame_segments.py (their source media between source in and out). Everything here runs on Flame's main
+``segments`` (their source media between source in and out). Everything here runs on Flame's main
 thread and is handed the ``flame`` module; nothing imports it.
 """
 
@@ -13,86 +13,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from flame_submitter.flame.segments import describe_segment, export_segment
+from flame_submitter.flame.sources import (
+    CollectPaths,
+    FlameSource,
+    SelectionError,
+    colour_space_of,
+    fps_of,
+    frame_pattern,
+    marks_of,
+    text_of,
+)
 
 logger = logging.getLogger(__name__)
 
 PRESET_TEMPLATE = Path(__file__).resolve().parent / "presets" / "comfyfarm_openexr16_fp.xml"
 FACTORY_EXR_PRESET = ("file_sequence", "OpenEXR", "OpenEXR (16-bit fp Uncompressed).xml")
 PRESET_VERSION_BY_YEAR = {2023: 12, 2024: 13, 2025: 14, 2026: 15}  # used only when no factory preset is found
-_FRAME_FILE = re.compile(r"^(?P<head>.*?)(?P<number>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
-_FRAME_RANGE = re.compile(r"^(?P<head>.*?)\[(?P<first>\d+)-\d+\](?P<tail>\.[A-Za-z0-9]+)$")
-
-
-class SelectionError(Exception):
-    """The selection cannot be sent to the farm: the message names the clip and the fix."""
-
-
-@dataclass(frozen=True)
-class FlameSource:
-    """One selected clip, sequence or segment, as the farm will see it."""
-
-    name: str
-    frames: Tuple[int, ...]  # the frame numbers of the plate to process (marks applied)
-    width: int
-    height: int
-    fps: Optional[float]
-    bit_depth: Optional[int]
-    start_frame: int
-    timecode: Optional[str]
-    uid: str
-    wiretap_id: str
-    pattern: Optional[str]  # a #### pattern when the media is an image sequence on disk
-    marks: Optional[Tuple[int, int]]  # the marks applied to ``frames``: (in, out) relative, out exclusive
-    flame_object: Any = None  # the PyClip, PySequence or PySegment
-    clip_marks: Optional[Tuple[int, int]] = None  # the clip's marks, applied or not
-    colour_space: Optional[str] = None  # Flame's name for it, as get_colour_space() says
-
-    @property
-    def needs_export(self) -> bool:
-        return self.pattern is None
-
-
-def text_of(value: Any) -> str:
-    if hasattr(value, "get_value"):
-        value = value.get_value()
-    return "" if value is None else str(value)
-
-
-def fps_of(frame_rate: str) -> Optional[float]:
-    """``"23.976 fps"`` → 23.976; ``"29.97 fps DF"`` → 29.97."""
-    match = re.search(r"\d+(?:\.\d+)?", frame_rate or "")
-    return float(match.group(0)) if match else None
-
-
-def frame_pattern(file_path: str) -> Optional[Tuple[str, int]]:
-    """``/plates/sh010.1001.exr`` → (``/plates/sh010.####.exr``, 1001); the ``[1001-1100]`` form too; None
-    when there is no frame number."""
-    ranged = _FRAME_RANGE.match(file_path or "")
-    if ranged is not None:
-        first = ranged.group("first")
-        return f"{ranged.group('head')}{'#' * len(first)}{ranged.group('tail')}", int(first)
-    match = _FRAME_FILE.match(file_path or "")
-    if match is None:
-        return None
-    number = match.group("number")
-    return f"{match.group('head')}{'#' * len(number)}{match.group('tail')}", int(number)
-
-
-def _marks(clip: Any) -> Optional[Tuple[int, int]]:
-    def relative(attr: Any) -> Optional[int]:
-        value = attr.get_value() if hasattr(attr, "get_value") else attr
-        if value is None:
-            return None
-        return int(getattr(value, "relative_frame", value))
-
-    mark_in, mark_out = relative(clip.in_mark), relative(clip.out_mark)
-    if mark_in is None and mark_out is None:
-        return None
-    length = int(clip.duration.frame)
-    return (mark_in or 1, mark_out or length + 1)
 
 
 def _segments(clip: Any) -> List[Any]:
@@ -102,8 +42,6 @@ def _segments(clip: Any) -> List[Any]:
 def describe(selection: Sequence[Any], flame: Any, *, use_marks: bool = True) -> List[FlameSource]:
     """The selected clips, sequences and timeline segments as farm sources (names made unique, since each
     names its job folders and its render); raises SelectionError naming what is wrong."""
-    from flame_submitter.flame.segments import describe_segment
-
     sources = []
     for item in selection:
         if isinstance(item, flame.PySegment):
@@ -127,14 +65,6 @@ def unique_names(sources: Sequence[FlameSource]) -> List[FlameSource]:
     return named
 
 
-def colour_space_of(item: Any) -> Optional[str]:
-    """``get_colour_space()`` of a clip or segment, or None when Flame cannot say."""
-    try:
-        return str(item.get_colour_space()) or None
-    except (AttributeError, RuntimeError, TypeError):
-        return None
-
-
 def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
     name = text_of(clip.name)
     segments = _segments(clip)
@@ -150,7 +80,7 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
         listed = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
         raise SelectionError(f"'{name}' mixes resolutions ({listed}): conform its segments to one size first")
     length = int(clip.duration.frame)
-    clip_marks = _marks(clip)
+    clip_marks = marks_of(clip)
     marks = clip_marks if use_marks else None
     first_rel, end_rel = marks if marks else (1, length + 1)
     pattern = None
@@ -190,8 +120,8 @@ def preset_version(flame: Any) -> int:
             return int(match.group(1))
     except (OSError, AttributeError):
         pass
-    year = int(re.match(r"\d+", flame.get_version()).group(0))
-    return PRESET_VERSION_BY_YEAR.get(year, max(PRESET_VERSION_BY_YEAR.values()))
+    year = re.match(r"\d+", str(flame.get_version()))  # "2025.2"; anything else: the newest preset version
+    return PRESET_VERSION_BY_YEAR.get(int(year.group(0)) if year else 0, max(PRESET_VERSION_BY_YEAR.values()))
 
 
 def write_preset(flame: Any, folder: Path, start_frame: int) -> Path:
@@ -204,19 +134,6 @@ def write_preset(flame: Any, folder: Path, start_frame: int) -> Path:
     return path
 
 
-class _CollectPaths:
-    """Export hooks that keep the paths Flame wrote (``postExportAsset``)."""
-
-    def __init__(self) -> None:
-        self.assets: List[str] = []
-
-    def preExport(self, info: Any, userData: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802, N803
-        pass
-
-    def postExportAsset(self, info: Any, userData: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N802, N803
-        self.assets.append(str(Path(info["destinationPath"]) / info["resolvedPath"]))
-
-
 def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
     """Export ``source`` into ``folder`` (frames numbered from its start frame, marks respected); returns the
     written sequence as a #### pattern. A duplicate made for the marks is deleted again."""
@@ -225,10 +142,8 @@ def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
     preset = write_preset(flame, folder / ".preset", source.frames[0])
     exporter = flame.PyExporter()
     exporter.foreground = True
-    hooks = _CollectPaths()
+    hooks = CollectPaths()
     if isinstance(clip, flame.PySegment):
-        from flame_submitter.flame.segments import export_segment
-
         export_segment(flame, source, exporter, preset, folder, hooks)
     else:
         duplicate = None
@@ -245,7 +160,7 @@ def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
     return written_pattern(hooks, source, folder)
 
 
-def written_pattern(hooks: _CollectPaths, source: FlameSource, folder: Path) -> str:
+def written_pattern(hooks: CollectPaths, source: FlameSource, folder: Path) -> str:
     """The exported frames as a #### pattern, from the paths the export hooks collected."""
     if not hooks.assets:
         raise SelectionError(f"Flame exported nothing for '{source.name}' into {folder}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
-from farm_plugin.completion import HANDLED_FOLDER, CompletionRecord, read_completion
+from farm_plugin.completion.record import HANDLED_FOLDER, CompletionRecord, read_completion
 from farm_plugin.frames.framelist import format_frame_list
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class RelinkWatcher:
 
     def import_all(self) -> List[Outcome]:
         """Handle every pending record now (the "Import finished renders" menu action)."""
-        outcomes = []
+        outcomes: List[Outcome] = []
         while True:
             outcome = self.import_next()
             if outcome is None:

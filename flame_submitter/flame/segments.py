@@ -22,14 +22,14 @@ import logging
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from flame_submitter.flame.media import (
+from flame_submitter.flame.sources import (
+    CollectPaths,
     FlameSource,
     SelectionError,
-    _CollectPaths,
-    _marks,
     colour_space_of,
     fps_of,
     frame_pattern,
+    marks_of,
     text_of,
 )
 
@@ -78,7 +78,7 @@ def sequence_of(segment: Any, flame: Any) -> Optional[Any]:
 def _marks_in_segment(segment: Any, flame: Any, length: int) -> Optional[Tuple[int, int]]:
     """The sequence's marks inside the segment, relative to its first frame (1 = first, out exclusive)."""
     sequence = sequence_of(segment, flame)
-    marks = _marks(sequence) if sequence is not None else None
+    marks = marks_of(sequence) if sequence is not None else None
     if marks is None or int(segment.record_duration.frame) != length:
         return None
     first = int(segment.record_in.relative_frame)
@@ -132,7 +132,7 @@ def _first_frame(clip: Any) -> int:
 
 
 def export_segment(flame: Any, source: FlameSource, exporter: Any, preset: Path, folder: Path,
-                   hooks: _CollectPaths) -> None:
+                   hooks: CollectPaths) -> None:
     """Export a segment's source frames ``source.frames`` (numbered from ``source.start_frame``, the source
     in) through a matched-out source clip, deleted again afterwards."""
     segment = source.flame_object

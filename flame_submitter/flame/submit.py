@@ -21,23 +21,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
-from farm_plugin.frames.errors import FrameError
+from farm_plugin.errors import BadInput, ComfyfarmError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.paths import is_mapped, under_any
-from farm_plugin.runner.preflight import PreflightError
-from farm_plugin.workflow.package import WorkflowPackageError, load_package
+from farm_plugin.workflow.package import load_package
 from flame_submitter.config import Config
-from flame_submitter.deadline.errors import DeadlineError
 from flame_submitter.deadline.submit import ClipRequest, SubmitError, deadline_client, plan, preflight_farm, submit
 from flame_submitter.dialog.model import ClipSummary, SubmitChoice, SubmitResult
 from flame_submitter.flame.media import FlameSource, SelectionError, direct_pattern, export_source
-from flame_submitter.jobs.templates import TemplateError
 
 logger = logging.getLogger(__name__)
 
 RESULT_POLL_SECONDS = 1
-BAD_INPUT = (SubmitError, TemplateError, WorkflowPackageError, FrameError, PreflightError, SelectionError)
 
 
 def clip_summary(source: FlameSource) -> ClipSummary:
@@ -94,9 +90,9 @@ def submit_in_background(requests: Sequence[ClipRequest], choice: SubmitChoice, 
         client = deadline_client(config)
         preflight_farm(client, template)
         ids = submit(jobs, client)
-    except BAD_INPUT as exc:
+    except BadInput as exc:  # the message says what to change
         return SubmitResult(error=str(exc))
-    except DeadlineError as exc:
+    except ComfyfarmError as exc:  # the Web Service, or the job folder on shared storage
         return SubmitResult(error=f"Nothing was submitted: {exc}")
     except Exception as exc:  # the artist gets words, the log gets the traceback
         logger.exception("comfyfarm: submission failed")
@@ -111,7 +107,7 @@ def start_submission(flame: Any, sources: Sequence[FlameSource], choice: SubmitC
     """Export on the main thread, submit in a thread, call ``on_done`` from an idle event when it ends."""
     try:
         requests = frames_on_disk(flame, sources, choice, config)
-    except BAD_INPUT as exc:
+    except BadInput as exc:
         on_done(SubmitResult(error=str(exc)))
         return None
     answers: queue.Queue[SubmitResult] = queue.Queue()

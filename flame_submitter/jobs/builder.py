@@ -4,6 +4,9 @@ For each clip it plans a job folder on shared storage (``<jobs root>/<job>/job.j
 the farm's paths) and a JobInfo/PluginInfo pair. A template with ``preview_every: N`` makes two jobs per
 clip: every Nth frame first, then the rest, which waits for the preview. Job folders are written all or
 nothing: a failure removes what this build wrote.
+
+The record is built by record.py, as for ``run-local``; this module adds only the farm's part: the paths as
+the farm sees them, the relink identity, the job template's settings and the job folders.
 """
 
 from __future__ import annotations
@@ -13,42 +16,26 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin import __version__
+from farm_plugin.errors import ServiceError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.retime import output_frames
-from farm_plugin.jobrecord import ColourSpec, JobRecord, OutputSpec, RelinkIdentity, SourceSpec, WorkflowSpec
+from farm_plugin.jobrecord import ColourSpec, JobRecord, output_frames
 from farm_plugin.paths import PathMapping, map_path
 from farm_plugin.runner.units import window_budget
 from farm_plugin.workflow.package import WorkflowPackage
-from farm_plugin.workflow.params import apply_parameters
-from flame_submitter.deadline.client import JobSubmission
+from flame_submitter.jobs.record import SourceClip, job_record, workflow_spec
+from flame_submitter.jobs.submission import JobSubmission
 from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
 
 RELINK_EVENT = "ComfyUIRelink"
 RECORD_KEY = "comfyfarm_job_record"
-
-
-@dataclass(frozen=True)
-class SourceClip:
-    """A clip to process, as the artist's workstation sees it."""
-
-    name: str
-    pattern: str
-    frames: Tuple[int, ...]
-    output_pattern: str
-    width: Optional[int] = None
-    height: Optional[int] = None
-    fps: Optional[float] = None
-    timecode: Optional[str] = None
-    colourspace: Optional[str] = None
-    relink: RelinkIdentity = field(default_factory=RelinkIdentity)
 
 
 @dataclass(frozen=True)
@@ -98,8 +85,7 @@ def plan_jobs(
     """Plan the jobs for ``clips``. ``now`` and ``token`` (the folder names' time and random part) are for
     reproducible tests."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
-    graph = apply_parameters(workflow, parameters)
-    spec = WorkflowSpec.from_package(workflow, graph, parameters)
+    spec = workflow_spec(workflow, parameters)
     batch = None
     preview = template.preview_every if workflow.mode == "per_frame" else 0
     if template.preview_every and workflow.mode != "per_frame":
@@ -112,14 +98,14 @@ def plan_jobs(
     for clip in clips:
         key = f"{stamp}_{_safe(clip.name)}_{workflow.name}_{token or secrets.token_hex(2)}"
         folder = paths.jobs_root / key
-        record = JobRecord(
+        record = job_record(
+            clip,
             job_id=key,
             name=f"{clip.name} - {workflow.title}",
             workflow=spec,
-            source=SourceSpec(pattern=paths.to_farm(clip.pattern), frames=tuple(clip.frames), width=clip.width,
-                              height=clip.height, fps=clip.fps, timecode=clip.timecode, colourspace=clip.colourspace),
-            output=OutputSpec(pattern=paths.to_farm(clip.output_pattern), file_format=template.output_format),
             colour=colour or ColourSpec(),
+            file_format=template.output_format,
+            to_farm=paths.to_farm,
             relink=clip.relink,
             workstation_os=paths.workstation_os,
             farm_os=paths.farm_os,
@@ -263,7 +249,7 @@ def _plugin_info(farm_record: str, template: JobTemplate, part: str) -> Dict[str
     }
 
 
-class JobFolderError(OSError):
+class JobFolderError(OSError, ServiceError):
     """A job folder cannot be written (a full disk, permissions): the message names it and the fix."""
 
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from farm_plugin.errors import BadInput
 from farm_plugin.yaml_text import yaml_error_text
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ INITIAL_STATUS = ("Active", "Suspended")
 OUTPUT_FORMATS = ("exr", "dpx", "png", "tiff")
 
 
-class TemplateError(Exception):
+class TemplateError(BadInput):
     """A job template is wrong or missing: the message names the file, the key and the fix."""
 
 

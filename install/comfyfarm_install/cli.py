@@ -17,16 +17,16 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from farm_plugin.errors import ComfyfarmError
 from farm_plugin.installation import layout
-from farm_plugin.installation.manifest import Manifest, ManifestError, read_manifest
+from farm_plugin.installation.manifest import Manifest, read_manifest
 
-from .common import InstallError, Options, RolePlan
-from .deps import DependencyError
+from .common import Options, RolePlan
 from .files import KEEP_MODIFIED, REMOVE, apply_install, apply_uninstall, plan_install, plan_uninstall
 from .product import product_version
 from .report import install_summary, step_lines
 from .repository import plan_repository, repository_prefix
-from .runtime import RuntimeCheckError, check_runtime
+from .runtime import check_runtime
 from .worker import plan_worker, worker_prefix
 from .workstation import plan_workstation, workstation_prefix
 
@@ -183,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "install":
             return install(args.role, options)
         return uninstall(args.role, options)
-    except (InstallError, DependencyError, ManifestError, RuntimeCheckError) as exc:
+    except ComfyfarmError as exc:  # bad input too: install.sh's contract is 1 for any installation that cannot be done
         print(f"{script}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from farm_plugin.errors import BadInput
 from farm_plugin.installation.layout import PTH_FILE, deps_dir
 from farm_plugin.installation.manifest import Manifest
 from farm_plugin.installation.pythons import PythonInfo
@@ -22,7 +23,7 @@ from .runtime import Packages, RuntimeTarget
 logger = logging.getLogger(__name__)
 
 
-class InstallError(Exception):
+class InstallError(BadInput):
     """The installation cannot go on: the message says why and what to do. Nothing was changed."""
 
 

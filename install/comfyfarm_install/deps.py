@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from farm_plugin.errors import ServiceError
 from farm_plugin.installation.manifest import Manifest, file_sha256
 from farm_plugin.installation.pythons import PROBE_TIMEOUT_SECONDS, PythonInfo, normalize
 
@@ -61,7 +62,7 @@ print(json.dumps(dists))
 """
 
 
-class DependencyError(Exception):
+class DependencyError(ServiceError):
     """pip could not provide a requirement: the message says for which Python and what to do."""
 
 

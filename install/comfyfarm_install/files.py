@@ -17,12 +17,12 @@ import dataclasses
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from farm_plugin.atomic import atomic_path, write_bytes_atomic
 from farm_plugin.installation.manifest import InstalledFile, Manifest, bytes_sha256, file_sha256, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -70,21 +70,15 @@ class Source:
 
     def write(self, target: Path) -> None:
         """Write atomically: a temporary file beside the target, then a rename."""
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".comfyfarm-tmp", dir=str(target.parent))
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                if self.data is not None:
-                    stream.write(self.data)
-                else:
-                    assert self.path is not None
-                    with self.path.open("rb") as source:
-                        shutil.copyfileobj(source, stream)
-            executable = self.executable or (self.path is not None and os.access(self.path, os.X_OK))
-            os.chmod(temp, 0o755 if executable else 0o644)
-            Path(temp).replace(target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        executable = self.executable or (self.path is not None and os.access(self.path, os.X_OK))
+        mode = 0o755 if executable else 0o644
+        if self.data is not None:
+            write_bytes_atomic(target, self.data, mode=mode)
+            return
+        assert self.path is not None
+        with atomic_path(target) as temp:
+            shutil.copyfile(self.path, temp)
+            os.chmod(temp, mode)
 
 
 @dataclass

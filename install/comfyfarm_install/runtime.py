@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from farm_plugin.errors import ServiceError
 from farm_plugin.installation.pythons import normalize
 
 from .deps import Requirement
@@ -63,7 +64,7 @@ print(json.dumps(answer))
 """
 
 
-class RuntimeCheckError(Exception):
+class RuntimeCheckError(ServiceError):
     """comfyfarm was installed but does not import where it runs: the message says what and the fix."""
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from farm_plugin.frames.image_io import probe
-from flame_submitter.flame.media import SelectionError, describe, direct_pattern, export_source
+from flame_submitter.flame.media import SelectionError, describe, direct_pattern, export_source, preset_version
 
 
 def shared_under(root: Path):
@@ -83,3 +84,10 @@ def test_gaps_unrendered_fx_and_libraries_are_refused_with_the_fix(flame_session
     with pytest.raises(SelectionError, match="^nothing to send: select clips or sequences in the Media Panel, or "
                                              "segments in the timeline$"):
         describe((lib,), flame_session.flame)
+
+
+@pytest.mark.parametrize(("version", "expected"), [("2024.2", 13), ("2099.1", 15), ("", 15), ("Flame 2025.2", 15)])
+def test_without_a_factory_preset_the_version_follows_the_year_or_the_newest(version: str, expected: int) -> None:
+    """No ``PyExporter`` (so no factory preset to read): the preset version comes from Flame's year, and a version
+    string that does not start with one gives the newest instead of an error."""
+    assert preset_version(SimpleNamespace(get_version=lambda: version)) == expected

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from flame_submitter.config import ConfigError, load_config
-from flame_submitter.config.settings_checks import check_url, try_deadline_connection
+from flame_submitter.config.settings_checks import check_url
 from flame_submitter.config.settings_model import SettingsModel
+from flame_submitter.deadline.connection import try_deadline_connection
 
 USER_FILE = """\
 # Ann's comfyfarm settings
