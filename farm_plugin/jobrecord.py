@@ -170,7 +170,7 @@ class JobRecord:
                 return target
             raise JobRecordError(f"{target}: a different job record is already there: use a new job folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(target, text)
+        write_text_atomic(target, text, mode=0o644)  # Workers may run as another user than the artist
         logger.debug("wrote job record %s", target)
         return target
 

@@ -67,6 +67,13 @@ def test_a_record_is_written_once(tmp_path: Path) -> None:
     assert read_job_record(path) == record
 
 
+def test_workers_running_as_another_user_can_read_the_record(tmp_path: Path) -> None:
+    # Deadline Workers usually run as a service account, not as the artist who submitted the job.
+    record, _ = make_record()
+    path = record.write(tmp_path / "job.json")
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_newer_schema_is_refused_with_the_fix(tmp_path: Path) -> None:
     record, _ = make_record()
     data = record.to_dict()
