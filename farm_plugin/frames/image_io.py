@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 import OpenImageIO as oiio
@@ -311,32 +311,24 @@ def _carried_metadata(path: str, spec: oiio.ImageSpec) -> Dict[str, Any]:
         value = spec.getattribute(name)
         if value is not None and name not in ("FramesPerSecond", "smpte:TimeCode"):
             metadata[name] = value
-    rate = _header_frame_rate(path, spec)
+    rate = _first_readable(path, spec, FRAME_RATE_ATTRIBUTES, parse_frame_rate, "a frame rate")
     if rate is not None:
         metadata["FramesPerSecond"] = rate
-    timecode = _header_timecode(path, spec)
+    timecode = _first_readable(path, spec, TIMECODE_ATTRIBUTES, parse_timecode, "a timecode")
     if timecode is not None:
         metadata["smpte:TimeCode"] = timecode
     return metadata
 
 
-def _header_frame_rate(path: str, spec: oiio.ImageSpec) -> Optional[Tuple[int, int]]:
-    """The first frame rate among ``FRAME_RATE_ATTRIBUTES`` that reads as one, as (numerator, denominator)."""
-    for name, value in _header_values(spec, FRAME_RATE_ATTRIBUTES):
-        rate = parse_frame_rate(value)
-        if rate is not None:
-            return rate
-        _warn_unreadable(path, name, value, "a frame rate")
-    return None
-
-
-def _header_timecode(path: str, spec: oiio.ImageSpec) -> Optional[Tuple[int, int]]:
-    """The first timecode among ``TIMECODE_ATTRIBUTES`` that reads as one, as (SMPTE BCD, user bits)."""
-    for name, value in _header_values(spec, TIMECODE_ATTRIBUTES):
-        timecode = parse_timecode(value)
-        if timecode is not None:
-            return timecode
-        _warn_unreadable(path, name, value, "a timecode")
+def _first_readable(path: str, spec: oiio.ImageSpec, names: Sequence[str],
+                    parse: Callable[[Any], Optional[Tuple[int, int]]], what: str) -> Optional[Tuple[int, int]]:
+    """The first of the header's attributes ``names`` that ``parse`` understands; each one before it that it
+    does not understand is said once (``what`` it is not)."""
+    for name, value in _header_values(spec, names):
+        parsed = parse(value)
+        if parsed is not None:
+            return parsed
+        _warn_unreadable(path, name, value, what)
     return None
 
 

@@ -13,30 +13,21 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
-import OpenImageIO as oiio
 import pytest
 
 from farm_plugin.frames.image_io import parse_frame_rate, parse_timecode, probe, write_frame
 from tests.farm_plugin.frames.foreign_exr import Attribute, write_exr
+from tests.farm_plugin.frames.test_image_io import write_plate
 
 PIXELS = np.linspace(-0.5, 4.0, 6 * 8 * 4, dtype=np.float32).reshape(6, 8, 4)
 ONE_HOUR = 0x01000000
 
 
 def oiio_plate(path: Path, attributes: Sequence[Tuple[str, Optional[str], Any]]) -> Path:
-    spec = oiio.ImageSpec(8, 6, 3, "uint16" if path.suffix == ".dpx" else "half")
-    if path.suffix == ".dpx":
-        spec.attribute("oiio:BitsPerSample", 10)
-    for name, type_name, value in attributes:
-        if type_name is None:
-            spec.attribute(name, value)
-        else:
-            spec.attribute(name, oiio.TypeDesc(type_name), value)
-    output = oiio.ImageOutput.create(str(path))
-    assert output.open(str(path), spec), output.geterror()
-    assert output.write_image(np.clip(PIXELS[..., :3], 0, 1)), output.geterror()
-    assert output.close()
-    return path
+    """A plate from OpenImageIO's own writer (10-bit for DPX), with these raw header attributes."""
+    dpx = path.suffix == ".dpx"
+    return write_plate(path, np.clip(PIXELS[..., :3], 0, 1), "uint16" if dpx else "half", bits=10 if dpx else None,
+                       attributes=attributes)
 
 
 FOREIGN_EXRS = [
