@@ -45,9 +45,11 @@ CLI). The numbers are the ``comfyfarm`` command's exit status for each category;
 
 Outside the tree, on purpose: the Deadline plugin files (``farm_plugin/ComfyUI/ComfyUI.py``,
 ``farm_plugin/ComfyUIRelink/ComfyUIRelink.py``), which run in Deadline's own Python and import nothing of
-comfyfarm; the Flame hook (``flame_submitter/hooks/comfyfarm_hooks.py``), which imports nothing heavy when
-Flame starts; and ``install/comfyui_setup.py`` (its ``SetupError``), which runs on any Python, standard
-library only, before comfyfarm is installed. They raise standard exceptions or keep their own.
+comfyfarm; the ComfyUI custom-node pack (``farm_plugin/ComfyUINodes/comfyfarm_frames``), which runs inside
+ComfyUI and reports bad input as ``ValueError`` (ComfyUI shows its text); the Flame hook
+(``flame_submitter/hooks/comfyfarm_hooks.py``), which imports nothing heavy when Flame starts; and
+``install/comfyui_setup.py`` (its ``SetupError``), which runs on any Python, standard library only, before
+comfyfarm is installed. They raise standard exceptions or keep their own.
 
 This module imports nothing of comfyfarm, so every module may import it.
 """

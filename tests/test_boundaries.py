@@ -9,6 +9,9 @@ sees packages only; these files are loaded by other programs, each with its own 
   imported inside the functions Flame calls.
 - ``farm_plugin.installation``, and what it imports of ``farm_plugin``, import the standard library only: the
   installer runs it in Pythons where nothing else is installed yet.
+- The ComfyUI custom-node folder (``farm_plugin/ComfyUINodes``) is loaded by ComfyUI, in ComfyUI's Python: its
+  pack imports the standard library, NumPy and torch (which every ComfyUI has) and its own modules, never
+  comfyfarm; and ComfyUI imports every ``.py`` file and folder in it, so it holds the pack and a README only.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_FILES = (REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py",
                 REPO / "farm_plugin" / "ComfyUIRelink" / "ComfyUIRelink.py")
 HOOK_FILE = REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py"
+COMFYUI_NODES = REPO / "farm_plugin" / "ComfyUINodes"
+COMFYUI_PACK = COMFYUI_NODES / "comfyfarm_frames"
+COMFYUI_RUNTIME = frozenset({"numpy", "torch"})  # what every ComfyUI's Python has besides the standard library
 DEADLINE_RUNTIME = frozenset({"Deadline", "FranticX", "System", "clr"})  # Deadline's Python and its .NET bridge
 OUR_PACKAGES = ("farm_plugin", "flame_submitter")
 
@@ -158,3 +164,20 @@ def test_farm_plugin_installation_imports_only_the_standard_library() -> None:
                     wrong.append(f"{path.relative_to(REPO)}:{line}: {imported}")
     assert wrong == [], "the installer runs farm_plugin.installation before anything else is installed"
     assert {"farm_plugin", "farm_plugin.installation.manifest", "farm_plugin.installation.layout"} <= seen
+
+
+def test_the_comfyui_node_pack_imports_only_the_standard_library_numpy_torch_and_itself() -> None:
+    files = sorted(COMFYUI_PACK.rglob("*.py"))
+    wrong = [f"{path.relative_to(REPO)}:{line}: {module}" for path in files
+             for line, module in imports_of(parse(path), module_level_only=False)
+             if not (module.startswith(".") and not module.startswith(".."))  # a module of the pack itself
+             and top(module) not in STANDARD_LIBRARY | COMFYUI_RUNTIME]
+    assert wrong == [], "the pack runs in ComfyUI's Python, where comfyfarm is not installed"
+    assert {path.name for path in files} >= {"__init__.py", "nodes.py"}
+
+
+def test_the_comfyui_nodes_folder_holds_the_pack_and_its_readme_only() -> None:
+    """ComfyUI imports every .py file and every folder of a custom-nodes folder as a node pack."""
+    entries = sorted(path.name for path in COMFYUI_NODES.iterdir() if path.name != "__pycache__")
+    assert entries == ["README.md", "comfyfarm_frames"]
+    assert (COMFYUI_PACK / "__init__.py").is_file()

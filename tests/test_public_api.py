@@ -10,7 +10,9 @@
   share is public in its home.
 
 The importers checked are the product's: ``farm_plugin``, ``flame_submitter`` (with the Flame hook), and the
-installer (``install/comfyfarm_install``), whose contract is ``farm_plugin.installation``.
+installer (``install/comfyfarm_install``), whose contract is ``farm_plugin.installation``. Left out: the
+custom-node folder ``farm_plugin/ComfyUINodes``, whose pack is a package of ComfyUI's (loaded by ComfyUI, in
+its Python, with torch), not of ``farm_plugin``; tests/test_boundaries.py checks what it imports.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from typing import Dict, Iterator, List, Optional, Set
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = ("farm_plugin", "flame_submitter")
+OTHER_HOSTS = (REPO / "farm_plugin" / "ComfyUINodes",)  # folders of packages that another program loads
+
+
+def product_tree(pattern: str) -> List[Path]:
+    """The files of ``ROOTS`` that match ``pattern``, at any depth, but those in ``OTHER_HOSTS``."""
+    return [path for root in ROOTS for path in sorted((REPO / root).rglob(pattern))
+            if not any(path.is_relative_to(folder) for folder in OTHER_HOSTS)]
 QT = ("PySide6", "PySide2", "shiboken6", "shiboken2")
 
 
@@ -62,7 +71,7 @@ def unit(dotted: str) -> str:
 
 
 def product_files() -> List[Path]:
-    files = [path for root in ROOTS for path in sorted((REPO / root).rglob("*.py"))]
+    files = product_tree("*.py")
     return files + sorted((REPO / "install" / "comfyfarm_install").glob("*.py"))
 
 
@@ -106,14 +115,14 @@ def public_names(unit_name: str) -> Set[str]:
 
 
 def test_every_package_lists_what_other_packages_may_use() -> None:
-    missing = [module_name(path) for root in ROOTS for path in sorted((REPO / root).rglob("__init__.py"))
+    missing = [module_name(path) for path in product_tree("__init__.py")
                if "__all__" not in path.read_text(encoding="utf-8")]
     assert missing == [], "say in __all__ what other packages may use (an empty list if nothing)"
 
 
 def test_every_name_in_all_exists() -> None:
     """In a fresh Python, as another package would: ``getattr(package, name)`` for each name of ``__all__``."""
-    packages = sorted(module_name(path) for root in ROOTS for path in (REPO / root).rglob("__init__.py"))
+    packages = sorted(module_name(path) for path in product_tree("__init__.py"))
     code = (
         "import importlib, importlib.util, json, sys\n"
         "qt = any(importlib.util.find_spec(m) for m in ('PySide6', 'PySide2'))\n"
@@ -172,11 +181,17 @@ def test_other_packages_import_only_what_a_package_lists_in_all() -> None:
                          "or keep the use inside the package")
 
 
+def test_the_custom_node_folder_is_left_out_of_the_walk() -> None:
+    files = product_tree("*.py")
+    assert not [path for path in files if path.is_relative_to(REPO / "farm_plugin" / "ComfyUINodes")]
+    assert REPO / "farm_plugin" / "comfyui" / "client.py" in files
+
+
 def test_importing_a_package_does_no_work() -> None:
     """No package imports Qt until a name is used (Flame loads the hook, and the hook the packages, at start);
     a package whose ``__init__.py`` loads its names lazily (``_PUBLIC``) imports nothing but the standard
     library: none of its modules, nothing third-party."""
-    packages = sorted(module_name(path) for root in ROOTS for path in (REPO / root).rglob("__init__.py"))
+    packages = sorted(module_name(path) for path in product_tree("__init__.py"))
     lazy = [package for package in packages
             if "_PUBLIC" in (REPO.joinpath(*package.split(".")) / "__init__.py").read_text(encoding="utf-8")]
     code = (
