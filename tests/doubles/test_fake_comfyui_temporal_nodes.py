@@ -364,9 +364,13 @@ def test_disable_all_custom_nodes_gives_a_core_only_double(fake_comfyui_factory)
     assert requests.get(f"{core.url}/object_info/RIFE VFI", timeout=10).json() == {}
     r = requests.post(f"{core.url}/prompt", json={"prompt": rife_prompt("x.tif", "x/frame", 2)}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_prompt"
-    assert "Skipping ComfyUI-Frame-Interpolation due to disable_all_custom_nodes" in core.log_text()
+    # nodes.py init_extra_nodes: with no whitelist no custom_nodes folder is even listed
+    assert "Skipping loading of custom nodes" in core.log_text()
+    assert "Skipping ComfyUI-Frame-Interpolation" not in core.log_text()
 
     kept = fake_comfyui_factory(extra_args=["--disable-all-custom-nodes",
                                             "--whitelist-custom-nodes", "ComfyUI-Frame-Interpolation"])
     names = set(requests.get(f"{kept.url}/object_info", timeout=10).json())
     assert "RIFE VFI" in names and "ComfyFarmTemporalMean" not in names
+    skipped = "Skipping comfyfarm_test_double due to disable_all_custom_nodes and whitelist_custom_nodes"
+    assert skipped in kept.log_text()

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import traceback
 from typing import List, Optional
 
 from . import COMFYUI_VERSION, FAULTS_ENV, FRONTEND_VERSION, PYTORCH_VERSION
@@ -145,6 +146,13 @@ def _no_gpu() -> int:
     return 1
 
 
+def _traceback_exit() -> int:
+    """An uncaught exception at start-up: Python prints the traceback and exits with status 1."""
+    traceback.print_exc()
+    sys.stderr.flush()
+    return 1
+
+
 def _vram_state(args) -> str:
     if args.cpu:
         return "DISABLED"
@@ -168,13 +176,16 @@ def main(argv: Optional[List[str]] = None, base_dir: Optional[str] = None) -> in
     except ValueError as e:
         sys.stderr.write(f"[ComfyUI test double] bad {FAULTS_ENV}: {e}\n")
         return 1
-    refuse = faults.get().get("refuse_start")
-    if refuse is not None:
-        return _refuse(refuse)
-    if faults.get().get("no_gpu") and not args.cpu:
-        return _no_gpu()
-
     base = os.path.abspath(args.base_directory) if args.base_directory else os.path.abspath(base_dir or os.getcwd())
+    from .custom_nodes import FolderPaths, apply_custom_paths, check_custom_node_folders, init_custom_nodes
+
+    # main.py runs apply_custom_paths and execute_prestartup_script at import, before anything else: an
+    # unreadable extra-paths file or a missing custom_nodes folder ends the start with a traceback, status 1
+    folders = FolderPaths(base)
+    try:
+        apply_custom_paths(folders, os.path.abspath(base_dir or os.getcwd()), args.extra_model_paths_config)
+    except Exception:
+        return _traceback_exit()
     output_dir = os.path.join(base, "output")
     input_dir = os.path.join(base, "input")
     temp_dir = os.path.join(base, "temp")
@@ -186,6 +197,15 @@ def main(argv: Optional[List[str]] = None, base_dir: Optional[str] = None) -> in
         log.info("Setting input directory to: %s", input_dir)
     if args.user_directory:
         log.info("Setting user directory to: %s", os.path.abspath(args.user_directory))
+    try:
+        check_custom_node_folders(folders, args.disable_all_custom_nodes, args.whitelist_custom_nodes)
+    except Exception:
+        return _traceback_exit()
+    refuse = faults.get().get("refuse_start")
+    if refuse is not None:
+        return _refuse(refuse)
+    if faults.get().get("no_gpu") and not args.cpu:
+        return _no_gpu()
     if args.cuda_device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(args.cuda_device)
         os.environ["HIP_VISIBLE_DEVICES"] = str(args.cuda_device)
@@ -216,15 +236,13 @@ def main(argv: Optional[List[str]] = None, base_dir: Optional[str] = None) -> in
     os.makedirs(output_dir, exist_ok=True)
     shutil.rmtree(temp_dir, ignore_errors=True)
     os.makedirs(temp_dir, exist_ok=True)
-    if args.quick_test_for_ci:
-        return 0
 
-    from .nodes import Env, disable_custom_nodes
+    from .nodes import Env
     from .server import serve
 
-    if args.disable_all_custom_nodes:
-        for folder in disable_custom_nodes(args.whitelist_custom_nodes):
-            log.info("Skipping %s due to disable_all_custom_nodes and whitelist_custom_nodes", folder)
+    init_custom_nodes(folders, args.disable_all_custom_nodes, args.whitelist_custom_nodes)
+    if args.quick_test_for_ci:
+        return 0
     env = Env(input_dir, output_dir, temp_dir, disable_metadata=args.disable_metadata)
     try:
         serve(args, env, faults)

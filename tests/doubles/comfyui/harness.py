@@ -9,12 +9,33 @@ The double is a real server process (``python -m tests.doubles.comfyui``) that f
 its routes (also under /api), status codes and bodies, WebSocket messages (order, recipients, the
 ``feature_flags`` handshake, the silent take-over of a clientId), validation errors, caching, interrupt,
 history and upload rules. Its nodes (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy,
-ImageBatch, RepeatImageBatch, ImageFromBatch, SaveImage, PreviewImage; ``RIFE VFI`` of the pack
-Fannovel16/ComfyUI-Frame-Interpolation; the test-only ``ComfyFarmTemporalMean``) compute real pixels with
-numpy. The last two count as custom nodes (folders ``ComfyUI-Frame-Interpolation`` and
-``comfyfarm_test_double``): ``--disable-all-custom-nodes`` drops them, as ComfyUI skips custom_nodes folders
-not named by ``--whitelist-custom-nodes``, leaving a core-only ComfyUI
-(``start_fake_comfyui(root, extra_args=["--disable-all-custom-nodes"])``).
+ImageBatch, RepeatImageBatch, ImageFromBatch, SaveImage, PreviewImage, InvertMask; ``RIFE VFI`` of the pack
+Fannovel16/ComfyUI-Frame-Interpolation; the test-only ``ComfyFarmTemporalMean``; comfyfarm's own
+``ComfyFarmLoadFrames`` and ``ComfyFarmSaveFrames``) compute real pixels with numpy.
+
+Custom nodes (custom_nodes.py), as ComfyUI 0.3.64 finds them: its ``custom_nodes`` folders are the
+ComfyUI's own (``<root>/custom_nodes``, or ``<--base-directory>/custom_nodes``) plus every ``custom_nodes:``
+entry of ``extra_model_paths.yaml`` in the double's folder and of each ``--extra-model-paths-config`` file
+(read as utils/extra_config.py reads them: ``base_path``, ``is_default``, paths relative to the YAML's
+folder, one path a line; "Adding extra search path custom_nodes <path>" is logged). ``RIFE VFI`` and
+``ComfyFarmTemporalMean`` (folders ``ComfyUI-Frame-Interpolation`` and ``comfyfarm_test_double``) count as
+installed in the ComfyUI's own folder; the frame nodes (folder ``comfyfarm_frames``, the pack
+farm_plugin/ComfyUINodes/comfyfarm_frames whose ``__init__.py`` docstring is their contract) load only where
+a custom_nodes folder holds a ``comfyfarm_frames`` folder with an ``__init__.py``:
+``start_fake_comfyui(root, extra_args=comfyfarm_nodes_args(root / "nodes.yaml"))`` gives a double with them,
+as comfyfarm starts its ComfyUIs. ``--disable-all-custom-nodes`` alone loads no custom node ("Skipping loading
+of custom nodes"), leaving a core-only ComfyUI; with ``--whitelist-custom-nodes`` it skips each folder not
+named ("Skipping <folder> due to disable_all_custom_nodes and whitelist_custom_nodes"). An extra-paths file
+that cannot be read ends the start with ComfyUI's exception and status 1 (``FileNotFoundError: [Errno 2] No
+such file or directory: '<path>'``), and so does a custom_nodes folder that does not exist, unless custom nodes
+are off altogether.
+
+The frame nodes read and write the pack's .npy float32 frame files byte for byte, with the pack's
+``custom_validation_failed`` and ``execution_error`` texts (``ValueError``), its ``IS_CHANGED`` values (the
+loader: path, size, mtime and inode of each file, NaN when ``frames`` is linked; the saver: NaN, so it runs
+for every prompt) and its UI output ``{"comfyfarm_frames": [{"path", "pass", "index", "width", "height",
+"channels"}]}``; tests/doubles/test_fake_comfyui_frame_nodes.py runs the same contract against a real
+ComfyUI with the pack in the real tier.
 
 Faults (env COMFYFARM_FAKE_FAULTS at start, or POST /__fake__/faults with the whole set; GET shows it):
 
@@ -49,6 +70,12 @@ Where the double deliberately differs from real ComfyUI:
 * only the node classes above exist (``/object_info`` lists just them, with the recorded definitions;
   ``ComfyFarmTemporalMean`` exists in no real ComfyUI: its definition is written by hand, and its output
   frame i is the mean of input frames i - radius .. i + radius, clipped to the batch);
+* custom-node packs are names the double knows, not code it imports: a ``comfyfarm_frames`` folder gets the
+  double's numpy frame nodes whatever its files say; any other folder or .py file in a custom_nodes folder
+  fails to import ("Cannot import <path> module for custom nodes: ..." and "(IMPORT FAILED)" in the import
+  times, which are always 0.0 seconds); the two bundled packs need no folder on disk; no prestartup scripts,
+  no web extensions; custom_nodes is the only folder name of an extra-paths file the double uses (it has no
+  model folders); start-up tracebacks name the double's files;
 * ``RIFE VFI`` returns the pack's frame count and order ((N - 1) * multiplier + 1: each source frame
   unchanged, then its in-betweens; the last source frame once), but each in-between is a linear cross-fade
   of its two source frames instead of an optical-flow synthesis; it needs no model file;
@@ -91,13 +118,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import requests
 
 from . import FAULTS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+COMFYFARM_NODES_DIR = REPO_ROOT / "farm_plugin" / "ComfyUINodes"  # the custom-nodes folder comfyfarm ships
 
 _MAIN_PY = '''"""A stand-in for ComfyUI's main.py: runs comfyfarm's ComfyUI test double (tests/doubles/comfyui)."""
 import os
@@ -166,6 +194,15 @@ def make_fake_comfyui_dir(path: Path) -> Path:
     for name in ("input", "output", "temp"):
         (path / name).mkdir(exist_ok=True)
     return path
+
+
+def comfyfarm_nodes_args(config_path: Path, custom_nodes: Path = COMFYFARM_NODES_DIR) -> List[str]:
+    """Write an extra_model_paths.yaml at config_path whose one ``custom_nodes:`` entry is custom_nodes
+    (default: farm_plugin/ComfyUINodes, the folder of comfyfarm's ``comfyfarm_frames`` pack) and return the
+    arguments that give it to a ComfyUI: ``["--extra-model-paths-config", str(config_path)]``."""
+    config_path = Path(config_path)
+    config_path.write_text(f"comfyfarm:\n  custom_nodes: {custom_nodes}\n", encoding="utf-8")
+    return ["--extra-model-paths-config", str(config_path)]
 
 
 def free_port() -> int:
@@ -238,7 +275,7 @@ def start_fake_comfyui(root: Path, *, port: Optional[int] = None, faults: Option
     """Start the double as a subprocess in root (dirs created there), wait until /system_stats
     answers (raise with the log tail if it does not within timeout_s). extra_args are more of ComfyUI's
     arguments, e.g. ``["--disable-all-custom-nodes"]`` for a core-only ComfyUI (no ``RIFE VFI``, no
-    ``ComfyFarmTemporalMean``)."""
+    ``ComfyFarmTemporalMean``), or ``comfyfarm_nodes_args(...)`` for one with comfyfarm's frame nodes."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for name in ("input", "output", "temp"):

@@ -13,6 +13,7 @@ VALIDATE_INPUTS / IS_CHANGED, and the function itself.
 Besides core nodes: ``RIFE VFI`` of the pack Fannovel16/ComfyUI-Frame-Interpolation (its real definition
 and frame count and order; a linear cross-fade stands in for its optical flow) and ``ComfyFarmTemporalMean``,
 a test-only node that exists in no ComfyUI (a temporal filter whose output depends on neighbouring frames).
+comfyfarm's own frame nodes are in frame_nodes.py; custom_nodes.py decides which packs a double loads.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import random
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -562,6 +563,15 @@ class ImageInvert(Node):
         return (1.0 - image,)
 
 
+class InvertMask(Node):
+    """comfy_extras/nodes_mask.py InvertMask: ``1.0 - mask``, one float32 subtraction as in torch."""
+
+    CLASS_TYPE = "InvertMask"
+
+    def run(self, mask):
+        return ((1.0 - np.asarray(mask, dtype=np.float32)).astype(np.float32, copy=False),)
+
+
 class ImageBlur(Node):
     CLASS_TYPE = "ImageBlur"
 
@@ -805,27 +815,8 @@ class ComfyFarmTemporalMean(Node):
 NODE_CLASS_MAPPINGS: Dict[str, type] = {
     cls.CLASS_TYPE: cls
     for cls in (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy, ImageBatch, RepeatImageBatch,
-                ImageFromBatch, SaveImage, PreviewImage, RIFEVFI, ComfyFarmTemporalMean)
+                ImageFromBatch, SaveImage, PreviewImage, InvertMask, RIFEVFI, ComfyFarmTemporalMean)
 }
-
-
-def custom_node_folder(class_type: str) -> Optional[str]:
-    """The custom_nodes folder a class comes from (its definition's ``python_module`` is
-    ``custom_nodes.<folder>``), or None for a core node."""
-    module = definition(class_type).get("python_module") or ""
-    return module.split(".", 1)[1] if module.startswith("custom_nodes.") else None
-
-
-def disable_custom_nodes(whitelist: Sequence[str] = ()) -> List[str]:
-    """``--disable-all-custom-nodes`` (with ``--whitelist-custom-nodes``): drop every class whose custom_nodes
-    folder is not whitelisted, leaving a core-only ComfyUI. Returns the skipped folders, sorted."""
-    skipped = set()
-    for class_type in list(NODE_CLASS_MAPPINGS):
-        folder = custom_node_folder(class_type)
-        if folder is not None and folder not in whitelist:
-            del NODE_CLASS_MAPPINGS[class_type]
-            skipped.add(folder)
-    return sorted(skipped)
 
 
 def node_info(env: Env, class_type: str) -> dict:
