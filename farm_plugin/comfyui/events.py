@@ -48,9 +48,10 @@ class PromptClient(Protocol):
 
 def _files_of(output: Mapping[str, Any]) -> List[OutputFile]:
     files: List[OutputFile] = []
-    for value in output.values():  # "images", "gifs", "videos", … : lists of {filename, subfolder, type}
-        if isinstance(value, list):
-            files.extend(OutputFile.from_dict(v) for v in value if isinstance(v, dict) and "filename" in v)
+    for value in output.values():  # "images", "gifs", "videos", … : lists of {filename, subfolder, type};
+        if isinstance(value, list):  # comfyfarm's "comfyfarm_frames": lists of {path, pass, …}
+            files.extend(OutputFile.from_dict(v) for v in value
+                         if isinstance(v, dict) and ("filename" in v or "path" in v))
     return files
 
 

@@ -21,15 +21,24 @@ class QueuedPrompt:
 
 @dataclass(frozen=True)
 class OutputFile:
-    """A file ComfyUI wrote, as ``executed`` messages and ``/history`` name it."""
+    """A file ComfyUI wrote, as ``executed`` messages and ``/history`` name it.
+
+    Core nodes name a file in ComfyUI's output folder (``filename``, ``subfolder``, ``type``), served by
+    ``/view``; comfyfarm's ``ComfyFarmSaveFrames`` names it by its absolute ``path`` on ComfyUI's machine,
+    with its ``pass_name`` (farm_plugin/ComfyUINodes/comfyfarm_frames).
+    """
 
     filename: str
     subfolder: str = ""
     type: str = "output"
+    path: str = ""
+    pass_name: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OutputFile:
-        return cls(str(data.get("filename", "")), str(data.get("subfolder", "")), str(data.get("type", "output")))
+        path = str(data.get("path", ""))
+        return cls(str(data.get("filename", "") or path.rsplit("/", 1)[-1]), str(data.get("subfolder", "")),
+                   str(data.get("type", "output")), path, str(data.get("pass", "")))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ leaves no orphan (ComfyUI and anything it spawned go together).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -31,6 +32,9 @@ HEALTH_CHECK_INTERVAL_SECONDS = 0.1
 LOG_TAIL_LINES = 30
 PORT_SEARCH_SPAN = 100
 ATTACH_TIMEOUT_SECONDS = 15.0  # a server someone else runs is either up or not: no long start-up to wait for
+# comfyfarm's ComfyUI custom-nodes folder (the frame nodes of the full-precision path), shipped beside the package
+FRAME_NODES_DIR = Path(__file__).resolve().parents[1] / "ComfyUINodes"
+EXTRA_PATHS_FILE = "comfyfarm_extra_model_paths.yaml"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class ServerConfig:
     extra_args: Tuple[str, ...] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
     scratch_dir: Optional[Path] = None  # input/, output/, temp/ and the log go here
+    frame_nodes: bool = True  # load comfyfarm's frame nodes (FRAME_NODES_DIR) through an extra-paths config
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_SECONDS
     port_in_use: str = "error"
 
@@ -116,8 +121,19 @@ class ComfyUIServer:
             "--output-directory", str(self.scratch_dir / "output"),
             "--temp-directory", str(self.scratch_dir / "temp"),
             "--disable-auto-launch",
+            *(["--extra-model-paths-config", str(self.scratch_dir / EXTRA_PATHS_FILE)] if self._loads_frame_nodes()
+              else []),
             *self.config.extra_args,
         ]
+
+    def _loads_frame_nodes(self) -> bool:
+        """Whether to hand ComfyUI comfyfarm's frame nodes: asked for, and shipped here (ComfyUI refuses to start
+        on a custom-nodes folder that does not exist)."""
+        if self.config.frame_nodes and not FRAME_NODES_DIR.is_dir():
+            logger.warning("comfyfarm's frame nodes are not at %s: ComfyUI starts without them (8-bit path)",
+                           FRAME_NODES_DIR)
+            return False
+        return self.config.frame_nodes
 
     def environment(self) -> dict:
         env = dict(os.environ)
@@ -147,6 +163,10 @@ class ComfyUIServer:
         port = self.port if self.port is not None else choose_port(self.config)
         for folder in ("input", "output", "temp"):
             (self.scratch_dir / folder).mkdir(parents=True, exist_ok=True)
+        if self._loads_frame_nodes():
+            # ComfyUI's utils/extra_config.py: a section of folder kinds; custom_nodes adds a custom-nodes folder
+            (self.scratch_dir / EXTRA_PATHS_FILE).write_text(
+                f"comfyfarm:\n  custom_nodes: {json.dumps(str(FRAME_NODES_DIR))}\n", encoding="utf-8")
         command = self.command(port)
         self._log_file = self.log_path.open("ab")
         self._log_file.write(f"\n=== comfyfarm: starting {' '.join(command)}\n".encode())

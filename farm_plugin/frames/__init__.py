@@ -23,6 +23,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "image_io": ("PlateInfo", "probe", "read_pixels", "timecode_bcd", "verify_frame", "writable_format", "write_frame"),
     "pattern": ("FramePattern",),
     "retime": ("Retime", "RetimeError", "ratio_steps"),
-    "staging": ("stage_frame", "stage_window", "unstage_result"),
+    "staging": ("read_frame_file", "stage_frame", "stage_frame_files", "stage_window", "unstage_pixels",
+                "unstage_result"),
 }
 __all__, __getattr__ = public_names(__name__, _PUBLIC)

@@ -1,22 +1,29 @@
-"""Staging: plates in, 8-bit images ComfyUI's core loaders take; ComfyUI's results out, back into plates.
+"""Staging: plates in, images ComfyUI's loaders take; ComfyUI's results out, back into plates.
 
-``stage_frame`` writes one RGB PNG per frame (``LoadImage``); ``stage_window`` writes one multi-page TIFF
-per window of a sequence workflow (``LoadImage`` reads every page of a TIFF into one batch). Both convert
-to the policy's working space and clip to 0..1: values outside it (scene-linear highlights above 1) do not
-survive an 8-bit display-referred image. Alpha is dropped. ``unstage_result`` converts a result back to the
-plate's space and writes it in the plate's format and bit depth, with its header.
+Two paths. **Full precision**, through comfyfarm's own nodes (farm_plugin/ComfyUINodes/comfyfarm_frames):
+``stage_frame_files`` writes each plate as a frame file, raw float32 in the working space with its alpha,
+nothing clamped; ``read_frame_file`` and ``unstage_pixels`` bring a result back. **8-bit**, through core
+``LoadImage``/``SaveImage``, for a ComfyUI without comfyfarm's nodes: ``stage_frame`` writes one RGB PNG per
+frame; ``stage_window`` one multi-page TIFF per window of a sequence workflow (``LoadImage`` reads every page
+of a TIFF into one batch). Both convert to the working space and clip to 0..1: values outside it
+(scene-linear highlights above 1) do not survive an 8-bit display-referred image, and alpha is dropped.
+``unstage_result`` converts such a result back to the plate's space and writes it in the plate's format and
+bit depth, with its header.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import List, Optional, Sequence
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from farm_plugin.atomic import atomic_path
+
 from .colour import ColourPolicy, from_working, to_working
-from .errors import MixedResolutionError
+from .errors import MixedResolutionError, PlateError
 from .image_io import PathLike, PlateInfo, probe, read_pixels, write_frame, write_pages
 
 logger = logging.getLogger(__name__)
@@ -40,19 +47,67 @@ def stage_window(
     Every frame must have the first one's resolution (``MixedResolutionError`` otherwise: ComfyUI would
     silently drop the odd pages from the batch). Returns the sources' headers.
     """
-    infos = [probe(path) for path in source_paths]
-    if infos:
-        first = infos[0]
-        for info in infos[1:]:
-            if (info.width, info.height) != (first.width, first.height):
-                raise MixedResolutionError(
-                    f"frame '{info.path}' is {info.width}x{info.height} but '{first.path}' is "
-                    f"{first.width}x{first.height}: a window's frames must share one resolution; "
-                    f"conform the plates to one size",
-                    path=info.path,
-                )
+    infos = _same_size([probe(path) for path in source_paths])
     write_pages(dest_tiff, [_working_rgb(info, policy) for info in infos], bit_depth="uint8")
     return infos
+
+
+def stage_frame_files(source_paths: Sequence[PathLike], dest_dir: PathLike, name: str,
+                      policy: Optional[ColourPolicy] = None) -> Tuple[List[Path], List[PlateInfo]]:
+    """Write each plate as a frame file ``<dest_dir>/<name>.<index>.npy`` for ``ComfyFarmLoadFrames``.
+
+    float32 (height, width, 3), or 4 with the plate's alpha, in the working space, unclamped. The frames
+    of one call must share one resolution (``MixedResolutionError``). Returns the files and the headers.
+    """
+    infos = _same_size([probe(path) for path in source_paths])
+    Path(dest_dir).mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, info in enumerate(infos):
+        pixels = read_pixels(info.path)
+        rgb = _rgb(pixels, info.channel_names)
+        alpha = _alpha(pixels, info.channel_names)
+        frame = rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)
+        working = to_working(frame, policy or ColourPolicy.default_for(info))
+        target = Path(dest_dir) / f"{name}.{index:05d}.npy"
+        with atomic_path(target) as temp, open(temp, "wb") as stream:
+            np.save(stream, np.ascontiguousarray(working, dtype="<f4"))
+        files.append(target)
+    return files, infos
+
+
+def read_frame_file(path: PathLike) -> np.ndarray:
+    """A frame file that ``ComfyFarmSaveFrames`` wrote: float32 (height, width, 3 or 4); ``PlateError``
+    where it is missing or not one."""
+    text = os.fspath(path)
+    try:
+        pixels = np.load(text, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise PlateError(f"cannot read ComfyUI's result '{text}': {exc}: the file is missing or damaged; run "
+                         "the frame again", path=text) from exc
+    if pixels.dtype != np.float32 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise PlateError(f"ComfyUI's result '{text}' holds {pixels.dtype} pixels of shape {pixels.shape}, not "
+                         "float32 (height, width, 3 or 4): run the frame again", path=text)
+    return pixels
+
+
+def unstage_pixels(
+    pixels: np.ndarray,
+    dest_path: PathLike,
+    *,
+    source: PlateInfo,
+    policy: Optional[ColourPolicy] = None,
+    file_format: Optional[str] = None,
+) -> PlateInfo:
+    """Write a full-precision result (working space, RGB or RGBA) as a plate, like ``unstage_result``.
+
+    Alpha is kept where the result has it (a keyer's matte); the plate's own format, depth and header apply.
+    """
+    policy = policy or ColourPolicy.default_for(source)
+    plate = from_working(pixels, policy)
+    written = write_frame(dest_path, plate, like=source, file_format=file_format,
+                          metadata={"oiio:ColorSpace": policy.plate_space})
+    logger.debug("unstaged %d-channel result → %s", pixels.shape[2], written.path)
+    return written
 
 
 def unstage_result(
@@ -87,6 +142,32 @@ def _working_rgb(info: PlateInfo, policy: Optional[ColourPolicy]) -> np.ndarray:
     rgb = _rgb(read_pixels(info.path), info.channel_names)
     working = to_working(rgb, policy or ColourPolicy.default_for(info))
     return np.clip(working, 0.0, 1.0)
+
+
+def _same_size(infos: List[PlateInfo]) -> List[PlateInfo]:
+    """``infos``, once every frame is known to have the first one's resolution."""
+    for info in infos[1:]:
+        first = infos[0]
+        if (info.width, info.height) != (first.width, first.height):
+            raise MixedResolutionError(
+                f"frame '{info.path}' is {info.width}x{info.height} but '{first.path}' is "
+                f"{first.width}x{first.height}: a window's frames must share one resolution; "
+                f"conform the plates to one size",
+                path=info.path,
+            )
+    return infos
+
+
+def _alpha(pixels: np.ndarray, channel_names: Sequence[str]) -> Optional[np.ndarray]:
+    """The channel named A (or a fourth channel of four), as (height, width, 1); None without one."""
+    names = list(channel_names)
+    if "A" in names:
+        index = names.index("A")
+    elif pixels.shape[2] == 4 and not names:
+        index = 3
+    else:
+        return None
+    return pixels[:, :, index:index + 1]
 
 
 def _rgb(pixels: np.ndarray, channel_names: Sequence[str] = ()) -> np.ndarray:

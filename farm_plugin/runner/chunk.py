@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Sequence
 
+import numpy as np
+
 from farm_plugin.comfyui.client import ComfyUIClient
 from farm_plugin.comfyui.errors import (
     ComfyUIError,
@@ -32,8 +34,9 @@ from farm_plugin.errors import Cancelled, ComfyfarmError
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import PlateInfo
-from farm_plugin.frames.staging import stage_frame, stage_window
+from farm_plugin.frames.staging import read_frame_file, stage_frame, stage_frame_files, stage_window
 from farm_plugin.jobrecord import JobRecord
+from farm_plugin.runner.binding import LOADER, OFF, SAVER, FramePath, bind_frame_nodes, choose_path
 from farm_plugin.runner.joins import AFTER, BEFORE, JoinStore, join_edge
 from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.progress import ProgressSink
@@ -97,6 +100,7 @@ class ChunkRunner:
         idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
         cancel: Optional[threading.Event] = None,
         join_dir: Optional[Path] = None,
+        frame_nodes: bool = True,
     ) -> None:
         self.record = record
         self.server = server
@@ -115,6 +119,9 @@ class ChunkRunner:
                                    record.source.frames, sequence.overlap_frames)
         self.restarts = 0
         self.totals = ChunkReport()  # every chunk this runner ran, also those that failed or were cancelled
+        # False: the 8-bit path whatever the ComfyUI has (to compare with it, or with a sequence workflow)
+        self._path: Optional[FramePath] = None if frame_nodes else FramePath(False, OFF)
+        self._staged: Dict[int, Path] = {}  # source frame -> its frame file, while its prompt runs
 
     # -- the chunk --------------------------------------------------------------------------------
 
@@ -235,6 +242,21 @@ class ChunkRunner:
             raise ChunkFailed(f"{first} (frames {', '.join(map(str, failed_frames))})", frames=failed_frames)
         return []
 
+    def frame_path(self, client: ComfyUIClient) -> FramePath:
+        """Full precision or 8-bit (``binding``), decided once per runner and said in the log and status."""
+        if self._path is None:
+            workflow = self.record.workflow
+            path = choose_path(workflow, client.base_url, {LOADER: {}, SAVER: {}})
+            if path.full_precision:  # everything else allows it: ask the ComfyUI for the nodes
+                classes: Dict[str, object] = {}
+                for name in (LOADER, SAVER):
+                    classes.update(client.object_info(name))
+                path = choose_path(workflow, client.base_url, classes)
+            (logger.info if path.full_precision else logger.warning)("%s", path.reason)
+            self.progress.status(path.reason)
+            self._path = path
+        return self._path
+
     def _submit(self, session: PromptSession, client: ComfyUIClient, unit: Unit, attempt_dir: Path,
                 infos: Dict[int, PlateInfo]) -> str:
         workflow = self.record.workflow
@@ -242,6 +264,16 @@ class ChunkRunner:
         stage_dir.mkdir(parents=True, exist_ok=True)
         policy = self.writer.policy
         sources = [self.source.path(frame) for frame in unit.window]
+        if self.frame_path(client).full_precision:
+            try:
+                files, window_infos = stage_frame_files(sources, stage_dir, unit.label, policy)
+            except FrameError as exc:
+                raise ChunkFailed(f"frames {unit.label}: cannot stage the source: {exc}", frames=unit.outputs) from exc
+            infos.update(zip(unit.window, window_infos))
+            self._staged.update(zip(unit.window, files))
+            graph = bind_frame_nodes(workflow, [str(file) for file in files], str(attempt_dir / "results"),
+                                     unit.label)
+            return session.submit(graph).prompt_id
         try:
             if workflow.mode == "sequence":
                 staged = stage_dir / f"{unit.label}.tif"
@@ -288,6 +320,9 @@ class ChunkRunner:
             if frame in settled or (frame not in direct and side is None):
                 continue  # already there, or a handle frame nobody fades: the neighbour writes it
             self._check_cancel()
+            if output.path:  # full precision: comfyfarm's saver wrote the frame file here, on this machine
+                self._write_pixels(frame, Path(output.path), infos, report, total)
+                continue
             local = download_dir / f"{frame}.png"
             try:
                 local.write_bytes(client.view(output))
@@ -318,6 +353,30 @@ class ChunkRunner:
             if boundary is not None:
                 self._join(boundary, report, infos)
         self._report(report, total)
+
+    def _write_pixels(self, frame: int, result: Path, infos: Dict[int, PlateInfo], report: ChunkReport,
+                      total: int) -> None:
+        try:
+            pixels = self._with_plate_alpha(frame, read_frame_file(result))
+            self.writer.write_pixels(frame, pixels, self.writer.source_info(frame, infos))
+        except (FrameError, OSError) as exc:
+            raise ChunkFailed(f"frame {frame}: cannot write the result: {exc}", frames=[frame]) from exc
+        finally:
+            result.unlink(missing_ok=True)
+        report.written.append(frame)
+        self.totals.written.append(frame)
+        self.progress.frame_done(frame)
+        self._report(report, total)
+
+    def _with_plate_alpha(self, frame: int, pixels: np.ndarray) -> np.ndarray:
+        """A result without alpha, of its plate's size, takes the plate's alpha (a keyer's gives its own)."""
+        staged = self._staged.get(self.writer.retime.source_of(frame))
+        if pixels.shape[2] != 3 or staged is None or not staged.is_file():
+            return pixels
+        plate = np.load(staged, mmap_mode="r")
+        if plate.shape[2] != 4 or plate.shape[:2] != pixels.shape[:2]:
+            return pixels
+        return np.concatenate([pixels, plate[..., 3:4]], axis=2)
 
     def _report(self, report: ChunkReport, total: int) -> None:
         done = len(report.written) + len(report.skipped)

@@ -11,11 +11,13 @@ import logging
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+import numpy as np
+
 from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.staging import unstage_result
+from farm_plugin.frames.staging import unstage_pixels, unstage_result
 from farm_plugin.jobrecord import JobRecord, job_retime
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,18 @@ class OutputWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         written = unstage_result(result, target, source=source, policy=self.policy,
                                  file_format=self.record.output.file_format)
+        return self._verified(target, written)
+
+    def write_pixels(self, frame: int, pixels: np.ndarray, source: PlateInfo) -> PlateInfo:
+        """Write a full-precision result (working space, RGB or RGBA) as output ``frame`` and verify it."""
+        target = self.path(frame)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = unstage_pixels(pixels, target, source=source, policy=self.policy,
+                                 file_format=self.record.output.file_format)
+        return self._verified(target, written)
+
+    @staticmethod
+    def _verified(target: Path, written: PlateInfo) -> PlateInfo:
         # write_frame read the pixels back whole before renaming: the header check is what is left to do
         verify_frame(target, width=written.width, height=written.height, channels=written.channels,
                      check_pixels=False)

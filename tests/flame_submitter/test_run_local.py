@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,9 +19,9 @@ import yaml
 
 from farm_plugin.frames.image_io import probe, read_pixels, write_frame
 from flame_submitter.cli.demo_plate import write_demo_plate
-from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir, start_fake_comfyui
 from tests.farm_plugin.frames.foreign_exr import write_exr
-from tests.farm_plugin.runner.conftest import expected_invert
+from tests.farm_plugin.runner.conftest import expected_invert_float
 from tests.real_comfyui import REAL_SKIP_REASON
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,7 +117,7 @@ def test_invert_and_blur_on_two_instances_then_a_rerun_writes_nothing(plate: str
         source = read_pixels(plate.replace("####", "1020"))
         result_pixels = read_pixels(out / f"{workflow}.1020.exr")[..., :3]
         if workflow == "invert":
-            assert np.abs(result_pixels - expected_invert(source[..., :3])).max() < 2e-3
+            assert np.abs(result_pixels - expected_invert_float(source[..., :3])).max() < 2e-3
         else:
             assert np.abs(result_pixels - np.clip(source[..., :3], 0, 1)).max() > 0
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "blur").iterdir()}
@@ -382,6 +383,62 @@ def test_demo_on_a_machine_without_a_gpu_runs_on_the_cpu_and_says_so(tmp_path: P
     assert all(start.endswith(" --cpu") for start in comfyui_args_seen(tmp_path / "scratch"))
 
 
+def passthrough_package(folder: Path) -> Path:
+    """A package that does nothing: core LoadImage straight into SaveImage, as ComfyUI's UI exports it."""
+    folder.mkdir(parents=True)
+    (folder / "workflow.json").write_text(json.dumps({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "frame.png"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "comfyfarm/pass"}}}))
+    (folder / "workflow.yaml").write_text(yaml.safe_dump({
+        "schema": 1, "title": "Passthrough", "description": "Nothing", "category": "Utility", "mode": "per_frame",
+        "template": "default", "input": {"node": "1", "input": "image"},
+        "output": {"node": "2", "input": "filename_prefix"}, "requirements": {"nodes": ["LoadImage", "SaveImage"]}}))
+    return folder
+
+
+def scene_linear_rgba_plate(folder: Path, frames: int = 3) -> str:
+    """Half-float RGBA frames with values from -0.5 to 4.0 and an alpha ramp, with timecode."""
+    folder.mkdir(parents=True)
+    for index in range(frames):
+        pixels = np.linspace(-0.5, 4.0, 9 * 16 * 4, dtype=np.float32).reshape(9, 16, 4) + index / 64
+        pixels[..., 3] = np.linspace(0.0, 1.0, 9 * 16, dtype=np.float32).reshape(9, 16)
+        write_frame(folder / f"plate.{1001 + index}.exr", pixels,
+                    metadata={"smpte:TimeCode": (0x01000000 + index, 0), "FramesPerSecond": (24, 1)})
+    return str(folder / "plate.####.exr")
+
+
+def test_float_and_alpha_come_back_whole_through_comfyfarms_frame_nodes(tmp_path: Path) -> None:
+    plate = scene_linear_rgba_plate(tmp_path / "plate")
+    result = run_local(write_config(tmp_path), "--workflow", str(passthrough_package(tmp_path / "passthrough")),
+                       "--input", plate, "--output", str(tmp_path / "o" / "o.####.exr"))
+    assert result.returncode == 0, result.stderr
+    assert "INFO farm_plugin.runner.chunk: full precision: float frames with alpha through comfyfarm's frame nodes" \
+        in result.stderr.splitlines()
+    for index, frame in enumerate(range(1001, 1004)):
+        info = probe(tmp_path / "o" / f"o.{frame}.exr")
+        assert (info.channel_names, info.pixel_type, info.timecode) == (("R", "G", "B", "A"), "half",
+                                                                        f"01:00:00:{index:02d}")
+        assert np.array_equal(read_pixels(info.path), read_pixels(plate.replace("####", str(frame))))
+
+
+def test_a_comfyui_without_the_frame_nodes_falls_back_to_8_bit_and_says_so(tmp_path: Path) -> None:
+    plate = scene_linear_rgba_plate(tmp_path / "plate", frames=1)
+    fake = start_fake_comfyui(tmp_path / "attached", extra_args=["--disable-all-custom-nodes"])
+    try:
+        result = run_local(write_config(tmp_path), "--workflow", str(passthrough_package(tmp_path / "passthrough")),
+                           "--input", plate, "--output", str(tmp_path / "o" / "o.####.exr"), "--comfyui-url",
+                           fake.url)
+    finally:
+        fake.stop()
+    assert result.returncode == 0, result.stderr
+    assert (f"WARNING farm_plugin.runner.chunk: 8-bit path: the ComfyUI at {fake.url} lacks comfyfarm's frame nodes "
+            "(ComfyFarmLoadFrames, ComfyFarmSaveFrames): values are clipped to 0..1 and alpha is dropped; start it "
+            "with comfyfarm's custom-nodes folder (farm_plugin/ComfyUINodes) to keep float and alpha") \
+        in result.stderr.splitlines()
+    written = read_pixels(tmp_path / "o" / "o.1001.exr")
+    assert written.shape[2] == 3 and written.max() <= 1.0 + 1e-3
+
+
 def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     """The README's first command: a generated 48-frame plate through invert and blur on two instances."""
     config = write_config(tmp_path)
@@ -412,7 +469,7 @@ def test_real_comfyui_runs_invert_and_blur_on_two_instances(plate: str, tmp_path
         assert frame_names(out, workflow) == [f"{workflow}.{f}.exr" for f in range(1001, 1017)]
     source = read_pixels(plate.replace("####", "1010"))[..., :3]
     inverted = read_pixels(tmp_path / "invert" / "invert.1010.exr")[..., :3]
-    assert np.abs(inverted - expected_invert(source)).max() < 2e-3
+    assert np.abs(inverted - expected_invert_float(source)).max() < 2e-3
 
 
 def test_the_configured_gpus_get_one_instance_each(plate: str, tmp_path: Path) -> None:

@@ -36,6 +36,17 @@ def expected_invert(linear_plate: np.ndarray) -> np.ndarray:
     return srgb_decode(saved.astype(np.float64) / 255.0)
 
 
+def expected_invert_float(linear_plate: np.ndarray) -> np.ndarray:
+    """What invert gives on the full-precision path: 1 - value in sRGB, in float, back, nothing clipped: the
+    sRGB curve's power segment goes on above 1 and its linear one below 0, as OCIO's transforms do."""
+    linear = linear_plate.astype(np.float64)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(np.maximum(linear, 0.0031308), 1 / 2.4)
+                       - 0.055)
+    inverted = 1.0 - encoded
+    return np.where(inverted <= 0.04045, inverted / 12.92,
+                    np.power((np.maximum(inverted, 0.04045) + 0.055) / 1.055, 2.4))
+
+
 def write_plate(folder: Path, frames: List[int] = FRAMES, size=(24, 16)) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(frames):
