@@ -1,8 +1,8 @@
 """comfyfarm's own frame nodes in the ComfyUI double: ``ComfyFarmLoadFrames`` and ``ComfyFarmSaveFrames``.
 
 The real nodes are the custom-node pack farm_plugin/ComfyUINodes/comfyfarm_frames (its ``__init__.py``
-docstring is their contract; they run on torch inside ComfyUI). These are the same nodes on numpy: the same
-frame files read and written byte for byte (NumPy's own .npy reader and writer, format 1.0), the same
+docstring is their contract; they run on torch inside ComfyUI). These are the same nodes on numpy, over the
+pack's own ``frame_files`` module (frame files read and written, names checked: the real code), the same
 float32 arithmetic (``1 - alpha`` is one IEEE float32 subtraction in torch and in numpy alike), the same
 ``ValueError`` texts, the same ``IS_CHANGED`` values (so the same caching) and the same UI output.
 tests/doubles/test_fake_comfyui_frame_nodes.py runs one contract against this double and, in the real
@@ -14,109 +14,32 @@ holds a ``comfyfarm_frames`` folder (custom_nodes.py).
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import re
-import secrets
-from typing import Any, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from .nodes import Env, Node
 
-FRAME_DTYPE = np.dtype("<f4")
-FRAME_CHANNELS = (3, 4)
-PASS_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
-UI_KEY = "comfyfarm_frames"
-
-
-# -- frame files (the pack's frame_paths, frame_shape, batch_shapes, write_frame, file_fingerprint) ------------
-
-
-def frame_paths(frames: str) -> List[str]:
-    paths = [line.strip() for line in frames.splitlines() if line.strip()]
-    if not paths:
-        raise ValueError("frames names no frame file: give one absolute path of a .npy frame file per line")
-    for path in paths:
-        if not os.path.isabs(path):
-            raise ValueError(f"frame file path {path!r} is not absolute: give the full path of each frame file "
-                             "(ComfyUI's working folder is not the job's)")
-    return paths
-
-
-def frame_shape(path: str) -> Tuple[int, int, int]:
-    """(height, width, channels) from the header alone, or the pack's ValueError naming the file."""
-    try:
-        with open(path, "rb") as stream:
-            version = np.lib.format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
-            elif version == (2, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"frame file {path} is a .npy file of format {version[0]}.{version[1]}: "
-                                 "write frame files in format 1.0 (numpy.save)")
-            data_offset = stream.tell()
-            file_size = os.fstat(stream.fileno()).st_size
-    except FileNotFoundError:
-        raise ValueError(f"frame file {path} does not exist: write every frame before queueing the prompt, "
-                         "on the machine that runs this ComfyUI") from None
-    except OSError as exc:
-        raise ValueError(f"cannot read frame file {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        if str(exc).startswith("frame file "):
-            raise
-        raise ValueError(f"frame file {path} is not a NumPy .npy file ({exc}): write frames with "
-                         "numpy.save") from None
-    if dtype != FRAME_DTYPE:
-        raise ValueError(f"frame file {path} holds {dtype.str} pixels, not little-endian float32 ('<f4'): save "
-                         "pixels.astype('<f4')")
-    if len(shape) != 3 or shape[2] not in FRAME_CHANNELS or shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"frame file {path} has the shape {tuple(shape)}, not (height, width, 3) for RGB or "
-                         "(height, width, 4) for RGBA")
-    if fortran_order:
-        raise ValueError(f"frame file {path} is in Fortran order: save a C-ordered array "
-                         "(numpy.ascontiguousarray)")
-    height, width, channels = (int(n) for n in shape)
-    expected_size = data_offset + height * width * channels * FRAME_DTYPE.itemsize
-    if file_size != expected_size:
-        raise ValueError(f"frame file {path} has {file_size} bytes where its header says {expected_size}: it "
-                         "was cut short or written over; write it again")
-    return height, width, channels
-
-
-def batch_shapes(paths: List[str]) -> List[Tuple[int, int, int]]:
-    shapes = [frame_shape(path) for path in paths]
-    height, width = shapes[0][:2]
-    for path, shape in zip(paths, shapes):
-        if shape[:2] != (height, width):
-            raise ValueError(f"frame file {path} is {shape[1]}x{shape[0]} but {paths[0]} is {width}x{height}: "
-                             "every frame of one batch has the same size")
-    return shapes
-
-
-def write_frame(path: str, pixels: np.ndarray) -> None:
-    """A hidden ``.<name>.<8 hex>.tmp`` beside ``path``, renamed over it when complete; removed on failure."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as stream:
-            np.lib.format.write_array(stream, np.ascontiguousarray(pixels), version=(1, 0), allow_pickle=False)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise
-
-
-def file_fingerprint(path: str) -> str:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return f"{path}: missing"
-    return f"{path}: {status.st_size} {status.st_mtime_ns} {status.st_ino}"
+# The pack's own frame-file code (NumPy and the standard library only), loaded from the folder comfyfarm ships,
+# as ComfyUI would load it: the files read and written, their checks and error texts are the real ones.
+_FRAME_FILES = (Path(__file__).resolve().parents[3] / "farm_plugin" / "ComfyUINodes" / "comfyfarm_frames"
+                / "frame_files.py")
+_spec = importlib.util.spec_from_file_location("comfyfarm_frames_frame_files", _FRAME_FILES)
+assert _spec is not None and _spec.loader is not None
+frame_files = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(frame_files)
+FRAME_CHANNELS = frame_files.FRAME_CHANNELS
+FRAME_DTYPE = frame_files.FRAME_DTYPE
+UI_KEY = frame_files.UI_KEY
+batch_shapes = frame_files.batch_shapes
+check_names = frame_files.check_names
+file_fingerprint = frame_files.file_fingerprint
+frame_paths = frame_files.frame_paths
+frame_pixels = frame_files.frame_pixels
+write_frame = frame_files.write_frame
 
 
 # -- the nodes -----------------------------------------------------------------------------------------------
@@ -163,18 +86,6 @@ class ComfyFarmLoadFrames(Node):
         return images, masks
 
 
-def check_names(directory: str, prefix: str, pass_name: str) -> None:
-    if not PASS_NAME.match(pass_name):
-        raise ValueError(f"pass name {pass_name!r} is not letters, digits, _ and - only: name the pass as the "
-                         "workflow's manifest does (rgba, depth, matte...)")
-    if not prefix or prefix.startswith(".") or "/" in prefix or "\\" in prefix:
-        raise ValueError(f"prefix {prefix!r} is not a file name's start: give one with no path separator that "
-                         "does not begin with a dot")
-    if not os.path.isabs(directory):
-        raise ValueError(f"directory {directory!r} is not an absolute folder: give the full path "
-                         "(ComfyUI's working folder is not the job's)")
-
-
 def mask_batch(mask: Optional[np.ndarray], count: int, height: int, width: int) -> Optional[np.ndarray]:
     if mask is None:
         return None
@@ -188,15 +99,6 @@ def mask_batch(mask: Optional[np.ndarray], count: int, height: int, width: int) 
         raise ValueError(f"mask has {len(masks)} masks for {count} images: give one mask per image, or one "
                          "for all")
     return masks
-
-
-def frame_pixels(image: np.ndarray, alpha: Optional[np.ndarray]) -> np.ndarray:
-    if alpha is None:
-        return image
-    pixels = np.empty(image.shape[:2] + (4,), dtype=np.float32)
-    pixels[..., :3] = image[..., :3]
-    pixels[..., 3] = alpha
-    return pixels
 
 
 class ComfyFarmSaveFrames(Node):
