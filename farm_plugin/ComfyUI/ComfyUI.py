@@ -24,6 +24,7 @@ import collections
 import json
 import re
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +42,11 @@ HEALTH_POLL_SECONDS = 0.25
 LOG_TAIL_LINES = 40
 PORT_SEARCH_SPAN = 100
 PORT_ATTEMPTS = 3
+FRAME_NODES_PROBE_SECONDS = 60  # asking the runtime's Python where comfyfarm's frame nodes are
+# Where comfyfarm's frame nodes (a ComfyUI custom-nodes folder) are, beside the farm_plugin the runtime imports
+FRAME_NODES_PROBE = ("import os, farm_plugin; "
+                     "print(os.path.join(os.path.dirname(os.path.abspath(farm_plugin.__file__)), 'ComfyUINodes'))")
+EXTRA_PATHS_FILE = "comfyfarm_extra_model_paths.yaml"
 
 EXIT_OK = 0
 EXIT_COMFYUI_LOST = 3
@@ -315,6 +321,7 @@ class ComfyUIPlugin(DeadlinePlugin):
             "--temp-directory", str(Path(self.scratch) / "temp"),
             "--disable-auto-launch",
         ]
+        arguments += self.frame_nodes_arguments()
         extra = self.GetConfigEntryWithDefault("ExtraArguments", "").strip()
         self.url = f"http://{LOOPBACK}:{port}"
         self.LogInfo(f"comfyfarm: starting ComfyUI on GPU(s) {gpus or 'all'} at {self.url} from {comfyui_dir}")
@@ -322,6 +329,28 @@ class ComfyUIPlugin(DeadlinePlugin):
                                       " ".join(quote(a) for a in arguments) + (f" {extra}" if extra else ""),
                                       environment)
         self.StartMonitoredManagedProcess(COMFYUI_PROCESS, self.comfyui)
+
+    def frame_nodes_arguments(self):
+        """``--extra-model-paths-config`` for a YAML that adds comfyfarm's frame nodes to ComfyUI (the
+        full-precision path), or nothing where the runtime does not have them: the runner then says in the task
+        status that frames take the 8-bit path."""
+        try:
+            done = subprocess.run([self.python(), "-c", FRAME_NODES_PROBE], capture_output=True, text=True,
+                                  timeout=FRAME_NODES_PROBE_SECONDS, stdin=subprocess.DEVNULL)
+            folder = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else ""
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            folder, done = "", None
+            self.LogWarning(f"comfyfarm: could not ask {self.python()} where comfyfarm's frame nodes are: {exc}")
+        if not folder or not Path(folder).is_dir():
+            reason = (done.stderr.strip().splitlines() or ["no answer"])[-1] if done is not None else "no answer"
+            self.LogWarning(f"comfyfarm: comfyfarm's frame nodes were not found beside the runtime ({reason}): "
+                            "ComfyUI starts without them, frames take the 8-bit path; run install.sh worker")
+            return []
+        config = Path(self.scratch) / EXTRA_PATHS_FILE
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f"comfyfarm:\n  custom_nodes: {json.dumps(folder)}\n", encoding="utf-8")
+        self.LogInfo(f"comfyfarm: ComfyUI loads comfyfarm's frame nodes from {folder}")
+        return ["--extra-model-paths-config", str(config)]
 
     def wait_until_healthy(self, timeout_s, owned):
         """True once ComfyUI answers; False when an owned ComfyUI lost its port to another process."""

@@ -38,6 +38,12 @@ def test_96_frames_on_4_workers_each_written_once_with_one_comfyui_per_worker(st
     rendered = {t["Slave"] for t in job_tasks}
     assert {name: len(lines) for name, lines in starts.items() if name in rendered} == {n: 1 for n in rendered}
     assert len(rendered) >= 2  # the work really was spread
+    # comfyfarm's frame nodes, found beside the runtime's farm_plugin, are loaded: frames stay float
+    nodes = worker_lines(studio.farm, workers, "comfyfarm: ComfyUI loads comfyfarm's frame nodes from ")
+    assert {name: len(lines) for name, lines in nodes.items() if name in rendered} == {n: 1 for n in rendered}
+    full = "full precision: float frames with alpha through comfyfarm's frame nodes"
+    paths = worker_lines(studio.farm, workers, full)
+    assert all(paths[name] for name in rendered)
     studio.farm.stop_workers()
     assert studio.comfyui_processes() == []  # EndJob shut every ComfyUI down
 
