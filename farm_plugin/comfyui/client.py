@@ -84,7 +84,8 @@ class ComfyUIClient:
         timeout = timeout_s or self.timeout_s
         try:
             response = self._http.request(method, url, timeout=timeout, **kwargs)
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            # also a connection that drops while the answer is read (ComfyUI died mid-/view): not a disk problem
             raise ComfyUIUnreachable(self.base_url, _reason(exc)) from exc
         except requests.Timeout as exc:
             raise ComfyUITimeout(f"waiting for ComfyUI to answer {method} {path}", timeout) from exc

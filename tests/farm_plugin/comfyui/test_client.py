@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from farm_plugin.comfyui.errors import (
     PromptInterrupted,
     PromptValidationError,
 )
+from farm_plugin.comfyui.prompts import OutputFile
 
 from .conftest import Target, decode_png, invert_graph, png_bytes, unique
 
@@ -228,3 +230,27 @@ def test_should_stop_ends_the_wait_early(fake_comfyui) -> None:
         assert list(session.results([prompt_id], idle_timeout_s=30, should_stop=stop.is_set)) == []
         client.delete_queued([prompt_id])
         client.interrupt(prompt_id)
+
+
+def test_a_comfyui_that_dies_while_sending_a_result_is_unreachable_not_a_disk_problem() -> None:
+    """The answer's headers promise more bytes than come before the connection drops (ComfyUI killed mid-/view):
+    the runner must see a lost ComfyUI (restart it, or exit 3), never a failed write into its scratch folder."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer_half() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        connection.close()
+
+    thread = threading.Thread(target=answer_half, daemon=True)
+    thread.start()
+    client = ComfyUIClient(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        with pytest.raises(ComfyUIUnreachable):
+            client.view(OutputFile("frame_00001_.png", "comfyfarm", "output"))
+    finally:
+        thread.join(timeout=10)
+        listener.close()
