@@ -23,7 +23,9 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "events": ("PromptSession",),
     "prompts": ("PromptEvent", "PromptResult"),
     "server": (
-        "ATTACH_TIMEOUT_SECONDS", "ComfyUIServer", "ExternalServer", "ServerConfig", "default_python", "read_log_tail",
+        "ATTACH_TIMEOUT_SECONDS", "FRAME_NODES_DIR", "ComfyUIServer", "ExternalServer", "ServerConfig",
+        "default_python",
+        "read_log_tail",
     ),
 }
 __all__, __getattr__ = public_names(__name__, _PUBLIC)

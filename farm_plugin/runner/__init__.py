@@ -9,6 +9,7 @@ from farm_plugin.public import public_names
 # What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
 # imported on first use, so importing one module of this package does not import the others.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
+    "binding": ("LOADER", "SAVER"),
     "chunk": ("DEFAULT_IDLE_TIMEOUT_SECONDS",),
     "exits": ("EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_COMFYUI_LOST", "EXIT_OK"),
     "joins": ("finish_joins",),

@@ -20,10 +20,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 
 from farm_plugin import __version__
 from farm_plugin.comfyui.errors import ComfyUIError
-from farm_plugin.comfyui.server import ComfyUIServer, ServerConfig, default_python
+from farm_plugin.comfyui.server import FRAME_NODES_DIR, ComfyUIServer, ServerConfig, default_python
 from farm_plugin.errors import UsageError
 from farm_plugin.installation import layout
 from farm_plugin.installation.manifest import Manifest
+from farm_plugin.runner.binding import LOADER, SAVER
 from flame_submitter.doctor.installed import manifest_checks, reinstall
 from flame_submitter.doctor.report import Check, fail, ok, warn
 
@@ -147,14 +148,25 @@ def comfyui_checks(setup: WorkerSetup, object_info: Optional[List[Any]] = None) 
             seconds = time.monotonic() - started
             for target, server, problem in zip(targets, servers, problems):
                 checks.append(_start_check(target, server, problem, seconds))
-            if object_info is not None:
-                running = next((s for s, p in zip(servers, problems) if p is None), None)
-                if running is not None:
+            running = next((s for s, p in zip(servers, problems) if p is None), None)
+            if running is not None:
+                checks.append(frame_nodes_check(running, setup.prefix))
+                if object_info is not None:
                     object_info.append(running.client().object_info())
         finally:
             for server in servers:
                 server.stop()
     return checks
+
+
+def frame_nodes_check(server: ComfyUIServer, prefix: Path) -> Check:
+    """comfyfarm's frame nodes load in the ComfyUI (the full-precision path: float frames with alpha)."""
+    what = "frame nodes (full precision)"
+    missing = [name for name in (LOADER, SAVER) if not server.client().object_info(name)]
+    if not missing:
+        return ok("worker", what, f"{LOADER} and {SAVER} load from {FRAME_NODES_DIR}: frames keep float and alpha")
+    return fail("worker", what, f"ComfyUI did not load {', '.join(missing)} from {FRAME_NODES_DIR}: frames would "
+                "take the 8-bit path (clipped to 0..1, no alpha)", reinstall("worker", prefix))
 
 
 def _start_check(target: Optional[int], server: ComfyUIServer, problem: Optional[str], seconds: float) -> Check:

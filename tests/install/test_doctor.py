@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -10,7 +11,11 @@ import pytest
 import yaml
 
 from farm_plugin import __version__
+from farm_plugin.comfyui.server import FRAME_NODES_DIR, ComfyUIServer, ServerConfig
 from flame_submitter.cli import main
+from flame_submitter.doctor.installed import reinstall
+from flame_submitter.doctor.worker import frame_nodes_check
+from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
 
 from .conftest import Studio, run_installer
 
@@ -183,4 +188,20 @@ def test_the_worker_doctor_checks_the_workflows_on_the_comfyui_it_starts(gpu_nod
                          "https://github.com/digitaljohn/comfyui-propost); model not checked (its node is missing): "
                          "film_look.cube -> ComfyUI/models/luts",
     }
-    assert result.stderr.splitlines()[-1] == "5 check(s): 4 OK, 1 failed"
+    assert result.stderr.splitlines()[-1] == "6 check(s): 5 OK, 1 failed"  # the frame nodes' check among them
+
+
+def test_a_comfyui_without_the_frame_nodes_fails_their_check(tmp_path: Path) -> None:
+    config = ServerConfig(comfyui_dir=make_fake_comfyui_dir(tmp_path / "ComfyUI"), port=free_port(),
+                          python=sys.executable, scratch_dir=tmp_path / "scratch", port_in_use="next",
+                          frame_nodes=False)
+    server = ComfyUIServer(config)
+    server.start()
+    try:
+        check = frame_nodes_check(server, tmp_path / "prefix")
+    finally:
+        server.stop()
+    assert check.line() == (
+        f"FAIL  worker      frame nodes (full precision): ComfyUI did not load ComfyFarmLoadFrames, "
+        f"ComfyFarmSaveFrames from {FRAME_NODES_DIR}: frames would take the 8-bit path (clipped to 0..1, no "
+        f"alpha) -> {reinstall('worker', tmp_path / 'prefix')}")

@@ -48,7 +48,9 @@ def test_install_into_comfyuis_environment_then_check_comfyui_on_each_gpu(gpu_no
     assert checks[2].startswith("OK    worker      ComfyUI starts on GPU 0: ComfyUI 0.3.64 answered within ")
     assert checks[2].endswith("on cuda:0 ComfyUI test double GPU (CUDA_VISIBLE_DEVICES=0) : cudaMallocAsync")
     assert checks[3].endswith("on cuda:0 ComfyUI test double GPU (CUDA_VISIBLE_DEVICES=1) : cudaMallocAsync")
-    assert len(checks) == 4
+    assert checks[4] == ("OK    worker      frame nodes (full precision): ComfyFarmLoadFrames and ComfyFarmSaveFrames "
+                         f"load from {prefix}/lib/farm_plugin/ComfyUINodes: frames keep float and alpha")
+    assert len(checks) == 5
     # What the Deadline plugin runs, from a Worker's folder: the installed runtime.
     runner = subprocess.run([str(gpu_node.comfyui_python), "-m", "farm_plugin.runner", "--help"], capture_output=True,
                             text=True, cwd=str(gpu_node.root.parent))
