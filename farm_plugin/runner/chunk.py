@@ -345,10 +345,7 @@ class ChunkRunner:
                 raise ChunkFailed(f"frame {frame}: cannot write the result: {exc}", frames=[frame]) from exc
             finally:
                 local.unlink(missing_ok=True)
-            report.written.append(frame)
-            self.totals.written.append(frame)
-            self.progress.frame_done(frame)
-            self._report(report, total)
+            self._written(frame, report, total)
         for boundary in (unit.boundary, unit.handoff[0] if unit.handoff else None):
             if boundary is not None:
                 self._join(boundary, report, infos)
@@ -363,6 +360,10 @@ class ChunkRunner:
             raise ChunkFailed(f"frame {frame}: cannot write the result: {exc}", frames=[frame]) from exc
         finally:
             result.unlink(missing_ok=True)
+        self._written(frame, report, total)
+
+    def _written(self, frame: int, report: ChunkReport, total: int) -> None:
+        """Output ``frame`` is on disk and verified: count it and say so."""
         report.written.append(frame)
         self.totals.written.append(frame)
         self.progress.frame_done(frame)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 import torch
+from frame_plates import plate, write  # beside this file: the same plates as the tests in the venv
 
 PACK: Any = None  # the loaded pack, set by main()
 SCRATCH = Path()
@@ -30,22 +31,6 @@ SCRATCH = Path()
 
 def nodes() -> Any:
     return sys.modules[PACK.__name__ + ".nodes"]
-
-
-def write(path: Path, pixels: np.ndarray) -> str:
-    np.save(path, pixels)
-    return str(path)
-
-
-def plate(height: int = 6, width: int = 8, channels: int = 4, seed: int = 0) -> np.ndarray:
-    """Scene-linear pixels from -0.5 to 4.0 (both included), any float32; alpha in 0..1 as half floats give it."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.uniform(-0.5, 4.0, (height, width, channels)).astype(np.float32)
-    pixels.flat[0], pixels.flat[1] = -0.5, 4.0
-    if channels == 4:
-        pixels[..., 3] = rng.uniform(0.0, 1.0, (height, width)).astype(np.float16).astype(np.float32)
-        pixels[0, 0, 3], pixels[0, 1, 3] = 0.0, 1.0
-    return pixels
 
 
 def load(*paths: str) -> Any:

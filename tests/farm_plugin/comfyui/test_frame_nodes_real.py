@@ -27,6 +27,7 @@ from farm_plugin.comfyui.client import ComfyUIClient
 from farm_plugin.comfyui.errors import PromptExecutionError, PromptValidationError
 from farm_plugin.comfyui.server import ComfyUIServer
 from tests.doubles.comfyui.harness import free_port
+from tests.farm_plugin.comfyui.frame_plates import plate, write
 from tests.real_comfyui import REAL_SKIP_REASON, real_comfyui_config
 from tests.recorded import OBJECT_INFO
 
@@ -62,22 +63,6 @@ def comfyui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FramesComfyUI]
         yield FramesComfyUI(server, server.client())
     finally:
         server.stop()
-
-
-def plate(height: int = 6, width: int = 8, channels: int = 4, seed: int = 0) -> np.ndarray:
-    """Scene-linear float32 pixels from -0.5 to 4.0 (both there); alpha in 0..1 as an EXR half plate holds it."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.uniform(-0.5, 4.0, (height, width, channels)).astype(np.float32)
-    pixels.flat[0], pixels.flat[1] = -0.5, 4.0
-    if channels == 4:
-        pixels[..., 3] = rng.uniform(0.0, 1.0, (height, width)).astype(np.float16).astype(np.float32)
-        pixels[0, 0, 3], pixels[0, 1, 3] = 0.0, 1.0
-    return pixels
-
-
-def write(path: Path, pixels: np.ndarray) -> str:
-    np.save(path, pixels)
-    return str(path)
 
 
 def graph(frames: Sequence[str], directory: Path, *, with_mask: bool = True, pass_name: str = "rgba",
