@@ -30,6 +30,7 @@ the command line maps a category to an exit status in one place (:func:`exit_cod
     │    ├── JobFolderError           flame_submitter.jobs.builder (also an OSError)
     │    ├── ManifestError            farm_plugin.installation.manifest
     │    ├── PythonProbeError         farm_plugin.installation.pythons
+    │    ├── PassImportError          flame_submitter.flame.relink: Flame would not import a render
     │    └── DependencyError, RuntimeCheckError   install/comfyfarm_install/
     ├── ComfyUIError …          ComfyUI failed: farm_plugin.comfyui.errors draws its tree (1)
     ├── ChunkError              a chunk did not finish: farm_plugin.runner.chunk (1)

@@ -18,13 +18,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from farm_plugin import __version__
 from farm_plugin.atomic import write_text_atomic
 from farm_plugin.errors import BadInput
+from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.frames.retime import Retime
 from farm_plugin.workflow.graph import Graph
-from farm_plugin.workflow.package import SequenceSettings, WorkflowPackage
+from farm_plugin.workflow.package import DEFAULT_PASS, SequenceSettings, WorkflowPackage
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the workflow's named passes (1: one output node)
 OLDEST_READABLE_SCHEMA = 1
 
 
@@ -64,6 +65,23 @@ class ColourSpec:
 
 
 @dataclass(frozen=True)
+class PassSpec:
+    """One pass the job writes: its name, the node that saves it (and that node's file-name input), and the
+    ``(node, output)`` of the MASK that becomes its alpha, if the workflow gives one."""
+
+    name: str
+    node: str
+    prefix_input: Optional[str] = None
+    alpha: Optional[Tuple[str, int]] = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PassSpec:
+        alpha = data.get("alpha")
+        return cls(name=str(data["name"]), node=str(data["node"]), prefix_input=data.get("prefix_input"),
+                   alpha=(str(alpha[0]), int(alpha[1])) if alpha else None)
+
+
+@dataclass(frozen=True)
 class WorkflowSpec:
     """The workflow as resolved at submit time: nothing on the worker re-reads the package."""
 
@@ -73,10 +91,14 @@ class WorkflowSpec:
     graph: Graph
     input_node: str
     input_name: str
-    output_node: str
-    output_prefix_input: Optional[str]
+    passes: Tuple[PassSpec, ...]
     parameters: Mapping[str, Any] = field(default_factory=dict)
     sequence: Optional[SequenceSettings] = None
+
+    @property
+    def several_passes(self) -> bool:
+        """Whether each pass has a pattern of its own (``FramePattern.for_pass``), not the job's pattern."""
+        return len(self.passes) > 1
 
     @classmethod
     def from_package(cls, package: WorkflowPackage, graph: Graph, parameters: Mapping[str, Any]) -> WorkflowSpec:
@@ -87,8 +109,9 @@ class WorkflowSpec:
             graph=graph,
             input_node=package.input.node,
             input_name=str(package.input.input),
-            output_node=package.output.node,
-            output_prefix_input=package.output.input,
+            passes=tuple(PassSpec(name=output.name, node=output.node, prefix_input=output.input,
+                                  alpha=(output.alpha.node, output.alpha.output) if output.alpha else None)
+                         for output in package.outputs),
             parameters=dict(parameters),
             sequence=package.sequence,
         )
@@ -143,10 +166,17 @@ class JobRecord:
         try:
             workflow = dict(data["workflow"])
             sequence = workflow.pop("sequence", None)
+            if schema == 1:  # one output node: one pass
+                workflow["passes"] = [{"name": DEFAULT_PASS, "node": workflow.pop("output_node"),
+                                       "prefix_input": workflow.pop("output_prefix_input")}]
+            passes = tuple(PassSpec.from_dict(spec) for spec in workflow.pop("passes"))
+            if not passes:
+                raise KeyError("passes")
             return cls(
                 job_id=str(data["job_id"]),
                 name=str(data["name"]),
-                workflow=WorkflowSpec(**workflow, sequence=SequenceSettings(**sequence) if sequence else None),
+                workflow=WorkflowSpec(**workflow, passes=passes,
+                                      sequence=SequenceSettings(**sequence) if sequence else None),
                 source=SourceSpec(**{**data["source"], "frames": tuple(data["source"]["frames"])}),
                 output=OutputSpec(**data["output"]),
                 colour=ColourSpec(**data.get("colour", {})),
@@ -192,6 +222,16 @@ def job_retime(record: JobRecord) -> Retime:
     """The output numbering of a job record."""
     sequence = record.workflow.sequence
     return Retime(tuple(record.source.frames), sequence.ratio if sequence else 1.0)
+
+
+def pass_patterns(record: JobRecord, output_pattern: Optional[str] = None) -> Dict[str, FramePattern]:
+    """Each pass's output pattern, by pass name, in the manifest's order: the job's own pattern (or
+    ``output_pattern``, where this machine sees it elsewhere) for a one-pass job, ``FramePattern.for_pass``
+    of it for each pass of a several-pass job."""
+    pattern = FramePattern.parse(output_pattern or record.output.pattern)
+    if not record.workflow.several_passes:
+        return {record.workflow.passes[0].name: pattern}
+    return {spec.name: pattern.for_pass(spec.name) for spec in record.workflow.passes}
 
 
 def output_frames(record: JobRecord, frames: Optional[Sequence[int]] = None) -> List[int]:

@@ -21,7 +21,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
         "PromptExecutionError",
     ),
     "events": ("PromptSession",),
-    "prompts": ("PromptEvent", "PromptResult"),
+    "prompts": ("OutputFile", "PromptEvent", "PromptResult"),
     "server": (
         "ATTACH_TIMEOUT_SECONDS", "FRAME_NODES_DIR", "ComfyUIServer", "ExternalServer", "ServerConfig",
         "default_python",

@@ -21,6 +21,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
         "STATUS_COMPLETED",
         "STATUS_FAILED",
         "CompletionRecord",
+        "PassOutput",
         "build_completion",
         "completion_summary",
         "read_completion",

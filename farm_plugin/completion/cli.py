@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -71,8 +70,7 @@ def _finish_joins(record: JobRecord, job_path: str, output_pattern: Optional[str
     if output_pattern:
         record = dataclasses.replace(record, output=dataclasses.replace(record.output, pattern=output_pattern))
     try:
-        with tempfile.TemporaryDirectory(prefix="comfyfarm-joins-") as scratch:
-            written = finish_joins(OutputWriter(record), join_dir, Path(scratch))
+        written = finish_joins(OutputWriter(record), join_dir)
     except (FrameError, OSError) as exc:
         print(f"comfyfarm relink: could not cross-fade the frames left in {join_dir}: {exc}")
         return

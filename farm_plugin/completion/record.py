@@ -16,21 +16,46 @@ from farm_plugin import __version__
 from farm_plugin.atomic import write_text_atomic
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.image_io import probe
+from farm_plugin.frames.image_io import PlateInfo, probe
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import JobRecord, output_frames
+from farm_plugin.jobrecord import JobRecord, output_frames, pass_patterns
 from farm_plugin.paths import PathMapping, map_path
+from farm_plugin.workflow.package import DEFAULT_PASS
 
 logger = logging.getLogger(__name__)
 
-COMPLETION_SCHEMA = 1
+COMPLETION_SCHEMA = 2  # 2: ``passes``, one entry per pass (1: the one output at the top level)
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
 HANDLED_FOLDER = "imported"  # where Flame moves the records it has handled
 
 
 @dataclass(frozen=True)
+class PassOutput:
+    """One pass as it is on disk: its pattern (the artist's path, #### padding), the frames verified there."""
+
+    name: str
+    output_pattern: str
+    frames: Tuple[int, ...]
+    missing_frames: Tuple[int, ...]
+    width: Optional[int] = None
+    height: Optional[int] = None
+    channels: Optional[int] = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PassOutput:
+        values = dict(data)
+        for key in ("frames", "missing_frames"):
+            values[key] = tuple(values.get(key) or ())
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class CompletionRecord:
+    """What Flame imports. ``passes`` lists every pass the job wrote; the top-level ``output_pattern``,
+    ``frames``, ``missing_frames``, ``width`` and ``height`` are its first pass's, and ``missing_frames``
+    counts a frame missing from any pass."""
+
     deadline_job_id: str
     job_key: str
     status: str  # completed | failed
@@ -49,6 +74,7 @@ class CompletionRecord:
     workflow_title: str
     parameters: Mapping[str, Any]
     relink: Mapping[str, Any]
+    passes: Tuple[PassOutput, ...] = ()
     written_at: float = field(default_factory=time.time)
     written_by: str = __version__
     schema: int = COMPLETION_SCHEMA
@@ -65,6 +91,10 @@ class CompletionRecord:
         values = dict(data)
         for key in ("frames", "missing_frames", "source_frames"):
             values[key] = tuple(values.get(key) or ())
+        passes = tuple(PassOutput.from_dict(item) for item in values.get("passes") or ())
+        values["passes"] = passes or (PassOutput(name=DEFAULT_PASS, output_pattern=values["output_pattern"],
+                                                 frames=values["frames"], missing_frames=values["missing_frames"],
+                                                 width=values.get("width"), height=values.get("height")),)
         return cls(**values)
 
 
@@ -72,12 +102,10 @@ def read_completion(path: str | Path) -> CompletionRecord:
     return CompletionRecord.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def verify_outputs(record: JobRecord, frames: List[int], output_pattern: Optional[str] = None) -> Tuple[
-        List[int], List[int], Optional[Tuple[int, int]]]:
-    """``(present, missing, (width, height))``: frames whose output exists and whose header reads."""
-    pattern = FramePattern.parse(output_pattern or record.output.pattern)
+def verify_outputs(pattern: FramePattern, frames: List[int]) -> Tuple[List[int], List[int], Optional[PlateInfo]]:
+    """``(present, missing, header of the first present)``: frames whose output exists and whose header reads."""
     present, missing = [], []
-    size = None
+    first: Optional[PlateInfo] = None
     for frame in frames:
         try:
             info = probe(pattern.path(frame))
@@ -85,16 +113,16 @@ def verify_outputs(record: JobRecord, frames: List[int], output_pattern: Optiona
             missing.append(frame)
             continue
         present.append(frame)
-        size = size or (info.width, info.height)
-    return present, missing, size
+        first = first or info
+    return present, missing, first
 
 
 def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: bool, reason: str = "",
                      part: str = "main", frames: Optional[List[int]] = None,
                      output_pattern: Optional[str] = None) -> CompletionRecord:
-    """The record for a finished (or failed) job, outputs verified, paths mapped back for the artist."""
+    """The record for a finished (or failed) job, every pass's outputs verified, paths mapped back for the
+    artist. ``output_pattern`` is the job's output pattern as this machine sees it, where it differs."""
     wanted = output_frames(record, frames)
-    present, missing, size = verify_outputs(record, wanted, output_pattern)
     mappings = [PathMapping.from_dict(m) for m in record.path_mappings]
 
     def artist_path(path: str) -> str:
@@ -102,9 +130,22 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
             return path
         return map_path(path, mappings, source_os=record.farm_os, target_os=record.workstation_os)
 
+    artist_patterns = pass_patterns(record)
+    passes = []
+    for name, pattern in pass_patterns(record, output_pattern).items():
+        present, missing, header = verify_outputs(pattern, wanted)
+        passes.append(PassOutput(name=name, output_pattern=artist_path(artist_patterns[name].to_hashes()),
+                                 frames=tuple(present), missing_frames=tuple(missing),
+                                 width=header.width if header else None, height=header.height if header else None,
+                                 channels=header.channels if header else None))
+    missing_any = sorted({frame for item in passes for frame in item.missing_frames})
     status = STATUS_FAILED if job_failed else STATUS_COMPLETED
-    if not job_failed and missing:
-        reason = f"{len(missing)} frame(s) missing or unreadable: {format_frame_list(missing)}"
+    if not job_failed and missing_any:
+        reason = f"{len(missing_any)} frame(s) missing or unreadable: {format_frame_list(missing_any)}"
+        if len(passes) > 1:
+            reason += " (" + "; ".join(f"{item.name}: {format_frame_list(item.missing_frames)}"
+                                       for item in passes if item.missing_frames) + ")"
+    first = passes[0]
     relink = asdict(record.relink) if record.relink else {}
     return CompletionRecord(
         deadline_job_id=deadline_job_id,
@@ -112,11 +153,11 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
         status=status,
         reason=reason,
         part=part,
-        output_pattern=artist_path(FramePattern.parse(record.output.pattern).to_hashes()),
-        frames=tuple(present),
-        missing_frames=tuple(missing),
-        width=size[0] if size else None,
-        height=size[1] if size else None,
+        output_pattern=first.output_pattern,
+        frames=first.frames,
+        missing_frames=tuple(missing_any),
+        width=first.width,
+        height=first.height,
         source_pattern=artist_path(record.source.pattern),
         source_frames=tuple(record.source.frames),
         source_timecode=record.source.timecode,
@@ -125,6 +166,7 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
         workflow_title=record.workflow.title,
         parameters=dict(record.workflow.parameters),
         relink=relink,
+        passes=tuple(passes),
     )
 
 

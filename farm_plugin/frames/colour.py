@@ -92,19 +92,25 @@ def _convert(pixels: np.ndarray, policy: ColourPolicy, source: str, target: str)
             f"cannot convert pixels of shape {image.shape} from '{source}' to '{target}': colour conversion "
             f"needs (height, width, 3) RGB or (height, width, 4) RGBA"
         )
-    # With four channels the fourth is alpha: colorconvert unpremultiplies, converts, premultiplies.
+    # With four channels the fourth is alpha, and only the colour is converted: alpha is never multiplied
+    # in or divided out (colorconvert would unpremultiply and premultiply again), so a keyer's straight colour
+    # and its matte come out as they went in, and a plate's colour survives where its alpha is 0.
+    rgb = np.ascontiguousarray(image[:, :, :3])
     # OpenImageIO caches its colour processors only for the default config: naming that config
     # explicitly would rebuild the processor on every frame (about 20 ms each).
     if _is_default_config(policy.config):
-        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(image), source, target)
+        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(rgb), source, target)
     else:
-        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(image), source, target, colorconfig=policy.config)
+        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(rgb), source, target, colorconfig=policy.config)
     if result.has_error:
         raise ColourSpaceError(
             f"cannot convert from '{source}' to '{target}' with OCIO config '{policy.config}': "
             f"{result.geterror()}: check the config and colour space names"
         )
-    return np.asarray(result.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(image.shape)
+    converted = np.asarray(result.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(rgb.shape)
+    if image.shape[2] == 3:
+        return converted
+    return np.concatenate([converted, image[:, :, 3:]], axis=2)
 
 
 def _is_default_config(path: str) -> bool:

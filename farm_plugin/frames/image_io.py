@@ -75,6 +75,8 @@ _FORMAT_NAMES = {
     "jpg": "jpeg",
     "jpeg": "jpeg",
 }
+FORMATS_WITHOUT_ALPHA = ("jpeg",)  # OpenImageIO's names of the formats that cannot hold an alpha channel
+FLOAT_FORMATS = ("openexr", "tiff")  # … and of those that can hold float pixels
 _EXTENSIONS = {"openexr": "exr", "dpx": "dpx", "tiff": "tif", "png": "png", "jpeg": "jpg"}
 
 # Bit depth: OpenImageIO pixel type and bits per sample.
@@ -153,14 +155,17 @@ def probe(path: PathLike) -> PlateInfo:
         image_input.close()
 
 
-def read_pixels(path: PathLike) -> np.ndarray:
+def read_pixels(path: PathLike, *, straight_alpha: bool = False) -> np.ndarray:
     """The pixels of ``path``'s first image as float32 (height, width, channels), integers scaled to 0..1.
+
+    OpenImageIO gives colour multiplied by alpha (it premultiplies a PNG's straight colour as it reads);
+    ``straight_alpha`` keeps the colour as the file stores it (an RGBA PNG that ComfyUI wrote).
 
     A truncated or damaged file raises ``PlateError``, also where the decoder returned partial pixels
     with a warning (libjpeg's "Premature end of JPEG file").
     """
     text = os.fspath(path)
-    image_input = _open_input(text)
+    image_input = _open_input(text, straight_alpha=straight_alpha)
     try:
         pixels = image_input.read_image("float")
         error = image_input.geterror()
@@ -189,11 +194,12 @@ def write_frame(
 
     The format is the one ``path``'s extension names; ``file_format`` ("exr", "dpx", "tiff", "png",
     "jpeg"), when given, must agree with it. The bit depth is ``bit_depth`` ("uint8", "uint10",
-    "uint12", "uint16", "half", "float"), else ``like``'s when ``like`` has the same format, else
-    ``DEFAULT_BIT_DEPTHS``. ``like``'s carried metadata and channel names go into the header, updated by
-    ``metadata``. The file is read back whole before it takes ``path``'s name (a full disk can cut it short
-    without the writer noticing). On failure nothing at ``path`` changes and no temporary file is left.
-    Returns the header of the written file.
+    "uint12", "uint16", "half", "float"), else ``like``'s when ``like`` has the same format, else float
+    when ``like`` is float and the format holds float (``FLOAT_FORMATS``: a half EXR plate's result in TIFF
+    is a float TIFF, not a 16-bit integer one), else ``DEFAULT_BIT_DEPTHS``. ``like``'s carried metadata
+    and channel names go into the header, updated by ``metadata``. The file is read back whole before it
+    takes ``path``'s name (a full disk can cut it short without the writer noticing). On failure nothing at
+    ``path`` changes and no temporary file is left. Returns the header of the written file.
     """
     target = Path(path)
     image = _image_array(pixels, target)
@@ -274,12 +280,15 @@ def timecode_bcd(text: str) -> int:
     return bcd | (0x40 if ";" in text else 0)
 
 
-def _open_input(text: str) -> oiio.ImageInput:
+def _open_input(text: str, *, straight_alpha: bool = False) -> oiio.ImageInput:
     if not Path(text).exists():
         raise PlateError(
             f"plate '{text}' does not exist: check the path and that its storage is mounted here", path=text
         )
-    image_input = oiio.ImageInput.open(text)
+    config = oiio.ImageSpec()
+    if straight_alpha:
+        config.attribute("oiio:UnassociatedAlpha", 1)
+    image_input = oiio.ImageInput.open(text, config)
     if image_input is None:
         raise PlateError(
             f"cannot read plate '{text}': {_one_line(oiio.geterror()) or 'unknown error'}: check that it is an image "
@@ -470,6 +479,8 @@ def _resolve_bit_depth(target: Path, format_name: str, bit_depth: Optional[str],
     if bit_depth is None:
         if like is not None and like.format == format_name and like.bit_depth in allowed:
             return like.bit_depth
+        if like is not None and like.is_float and format_name in FLOAT_FORMATS:
+            return _float_bit_depth(format_name, like)
         return DEFAULT_BIT_DEPTHS[format_name]
     if bit_depth not in allowed:
         raise PlateError(
@@ -478,6 +489,16 @@ def _resolve_bit_depth(target: Path, format_name: str, bit_depth: Optional[str],
             path=str(target),
         )
     return bit_depth
+
+
+def _float_bit_depth(format_name: str, like: PlateInfo) -> str:
+    """The depth of a float plate's result in another format that holds float: half in EXR from a half
+    plate, else float. A TIFF is float even from a half plate: OpenImageIO writes a half TIFF as float all
+    the same (unless ``tiff:half``), since few other applications read half TIFFs, and float holds every
+    half value exactly."""
+    if format_name == "tiff" or like.pixel_type in ("float", "double"):
+        return "float"
+    return "half"
 
 
 def _output_spec(image: np.ndarray, format_name: str, depth: str, metadata: Mapping[str, Any]) -> oiio.ImageSpec:

@@ -19,6 +19,8 @@ from .framelist import format_frame_list
 
 logger = logging.getLogger(__name__)
 
+PASS_SEPARATORS = "._-"  # what may stand between a name and its frame number: kept after a pass's name
+
 # Longest forms first within each alternative; each group captures what sets the padding.
 _TOKEN = re.compile(r"(?P<hashes>#+)|(?P<ats>@+)|%(?:0(?P<printf>\d+))?d|\$F(?P<houdini>\d*)")
 
@@ -64,6 +66,16 @@ class FramePattern:
     def extension(self) -> str:
         """The file extension without its dot, as written: ``"exr"``; ``""`` when there is none."""
         return PurePath(self.head + "0" + self.tail).suffix[1:]
+
+    def for_pass(self, name: str) -> FramePattern:
+        """This pattern for the pass ``name`` of a several-pass job: ``_<name>`` ends the head, before the
+        separator in front of the frame number: ``sh010.####.exr`` → ``sh010_depth.####.exr``,
+        ``sh010_####.exr`` → ``sh010_depth_####.exr``, ``####.exr`` → ``depth.####.exr``."""
+        base, separator = self.head, ""
+        if base and base[-1] in PASS_SEPARATORS:
+            base, separator = base[:-1], base[-1]
+        head = f"{base}_{name}{separator}" if base else f"{name}{separator or '.'}"
+        return FramePattern(directory=self.directory, head=head, padding=self.padding, tail=self.tail)
 
     def path(self, frame: int) -> str:
         """The path of ``frame``: ``plate.1001.exr``, and ``plate.-001.exr`` for frame -1."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -24,7 +24,16 @@ from farm_plugin.atomic import atomic_path
 
 from .colour import ColourPolicy, from_working, to_working
 from .errors import MixedResolutionError, PlateError
-from .image_io import PathLike, PlateInfo, probe, read_pixels, write_frame, write_pages
+from .image_io import (
+    FORMATS_WITHOUT_ALPHA,
+    PathLike,
+    PlateInfo,
+    probe,
+    read_pixels,
+    writable_format,
+    write_frame,
+    write_pages,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +106,18 @@ def unstage_pixels(
     source: PlateInfo,
     policy: Optional[ColourPolicy] = None,
     file_format: Optional[str] = None,
+    straight_alpha: bool = False,
 ) -> PlateInfo:
     """Write a full-precision result (working space, RGB or RGBA) as a plate, like ``unstage_result``.
 
-    Alpha is kept where the result has it (a keyer's matte); the plate's own format, depth and header apply.
+    Alpha is kept where the result has it; the plate's own format, depth and header apply. Colour is
+    never multiplied by alpha nor divided by it. ``straight_alpha``: the colour is not multiplied by this
+    alpha (a keyer's plate colour and its matte), so a format that says which (PNG, TIFF) says straight.
     """
     policy = policy or ColourPolicy.default_for(source)
-    plate = from_working(pixels, policy)
+    plate = from_working(_fit_channels(pixels, dest_path, file_format), policy)
     written = write_frame(dest_path, plate, like=source, file_format=file_format,
-                          metadata={"oiio:ColorSpace": policy.plate_space})
+                          metadata=_plate_metadata(policy, straight_alpha and plate.shape[2] == 4))
     logger.debug("unstaged %d-channel result → %s", pixels.shape[2], written.path)
     return written
 
@@ -120,21 +132,39 @@ def unstage_result(
 ) -> PlateInfo:
     """Convert a ComfyUI result from the working space to ``source``'s space and write it to ``dest_path``.
 
-    The result keeps its own resolution (an upscale stays upscaled) and its RGB channels; the format and
+    The result keeps its own resolution (an upscale stays upscaled) and its RGB channels, with its alpha
+    where it has one (an 8-bit RGBA result of a workflow that gives its alpha); the format and
     bit depth default to the source's (``write_frame``), and the source's header (timecode, frame rate,
     …) is carried, with the plate space recorded as ``oiio:ColorSpace``. Returns the written header.
     """
     policy = policy or ColourPolicy.default_for(source)
-    plate = from_working(_rgb(read_pixels(result_path)), policy)
-    written = write_frame(
-        dest_path,
-        plate,
-        like=source,
-        file_format=file_format,
-        metadata={"oiio:ColorSpace": policy.plate_space},
-    )
+    pixels = read_pixels(result_path, straight_alpha=True)  # ComfyUI's RGBA (JoinImageWithAlpha) is straight
+    result = pixels if pixels.shape[2] == 4 else _rgb(pixels)
+    plate = from_working(_fit_channels(result, dest_path, file_format), policy)
+    written = write_frame(dest_path, plate, like=source, file_format=file_format,
+                          metadata=_plate_metadata(policy, plate.shape[2] == 4))
     logger.debug("unstaged %s → %s", os.fspath(result_path), written.path)
     return written
+
+
+def _plate_metadata(policy: ColourPolicy, straight_alpha: bool) -> Dict[str, Any]:
+    metadata: Dict[str, Any] = {"oiio:ColorSpace": policy.plate_space}
+    if straight_alpha:
+        metadata["oiio:UnassociatedAlpha"] = 1  # OpenImageIO would otherwise divide a PNG's colour by alpha
+    return metadata
+
+
+def _fit_channels(pixels: np.ndarray, dest_path: PathLike, file_format: Optional[str]) -> np.ndarray:
+    """``pixels`` without their alpha where the output format holds none (JPEG). A workflow that gives an
+    alpha is refused such an output before it runs (``check_pass_formats``); this drops a plate's alpha
+    carried through, which nobody asked for."""
+    if pixels.shape[2] == 4 and _holds_no_alpha(dest_path, file_format):
+        return pixels[:, :, :3]
+    return pixels
+
+
+def _holds_no_alpha(dest_path: PathLike, file_format: Optional[str]) -> bool:
+    return writable_format(f"x.{file_format}" if file_format else dest_path) in FORMATS_WITHOUT_ALPHA
 
 
 def _working_rgb(info: PlateInfo, policy: Optional[ColourPolicy]) -> np.ndarray:

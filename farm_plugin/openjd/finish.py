@@ -25,7 +25,6 @@ import dataclasses
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -66,8 +65,7 @@ def join_leftovers(record: JobRecord, job_path: Path) -> None:
     join_dir = job_path.parent / "joins"
     if record.workflow.sequence is None or not join_dir.is_dir():
         return
-    with tempfile.TemporaryDirectory(prefix="comfyfarm-joins-") as scratch:
-        written = finish_joins(OutputWriter(record), join_dir, Path(scratch))
+    written = finish_joins(OutputWriter(record), join_dir)
     if written:
         print(f"comfyfarm: cross-faded {format_frame_list(written)}, left by chunks that finished together")
 

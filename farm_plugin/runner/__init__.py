@@ -15,7 +15,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "joins": ("finish_joins",),
     "local": ("LocalRun", "LocalRunReport", "LocalServer"),
     "output": ("OutputWriter",),
-    "preflight": ("check_clip", "check_colour", "check_output"),
+    "preflight": ("check_clip", "check_colour", "check_output", "check_pass_formats"),
     "progress": ("ProgressSink", "parse_progress_line"),
     "units": ("window_budget",),
 }

@@ -9,14 +9,14 @@ On cancel it interrupts ComfyUI, removes its temporary files and leaves finished
 
 from __future__ import annotations
 
-import copy
 import logging
 import secrets
 import shutil
 import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -29,14 +29,14 @@ from farm_plugin.comfyui.errors import (
     PromptExecutionError,
 )
 from farm_plugin.comfyui.events import PromptSession
-from farm_plugin.comfyui.prompts import PromptEvent, PromptResult
+from farm_plugin.comfyui.prompts import OutputFile, PromptEvent, PromptResult
 from farm_plugin.errors import Cancelled, ComfyfarmError
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import PlateInfo
 from farm_plugin.frames.staging import read_frame_file, stage_frame, stage_frame_files, stage_window
 from farm_plugin.jobrecord import JobRecord
-from farm_plugin.runner.binding import LOADER, OFF, SAVER, FramePath, bind_frame_nodes, choose_path
+from farm_plugin.runner.binding import LOADER, OFF, SAVER, FramePath, bind_core_nodes, bind_frame_nodes, choose_path
 from farm_plugin.runner.joins import AFTER, BEFORE, JoinStore, join_edge
 from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.progress import ProgressSink
@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 900.0
 DEFAULT_RESTART_LIMIT = 2
+QUEUE_AHEAD = 2  # prompts staged and queued in ComfyUI behind the one it runs
+WRITE_THREADS = 2  # threads writing results (reading, converting and encoding a frame)
+PENDING_WRITES_PER_THREAD = 2  # units whose results wait for a writer, per thread, before the runner waits
 
 
 class ChunkError(ComfyfarmError):
@@ -118,10 +121,11 @@ class ChunkRunner:
             self.joins = JoinStore(Path(join_dir) if join_dir else self.scratch_dir / "joins",
                                    record.source.frames, sequence.overlap_frames)
         self.restarts = 0
+        self.queue_ahead = QUEUE_AHEAD
+        self.write_threads = WRITE_THREADS
         self.totals = ChunkReport()  # every chunk this runner ran, also those that failed or were cancelled
         # False: the 8-bit path whatever the ComfyUI has (to compare with it, or with a sequence workflow)
         self._path: Optional[FramePath] = None if frame_nodes else FramePath(False, OFF)
-        self._staged: Dict[int, Path] = {}  # source frame -> its frame file, while its prompt runs
 
     # -- the chunk --------------------------------------------------------------------------------
 
@@ -181,7 +185,7 @@ class ChunkRunner:
         if self.joins is None:
             return
         try:
-            written = join_edge(self.joins, boundary, self.writer, self.scratch_dir / "joining", known=infos,
+            written = join_edge(self.joins, boundary, self.writer, known=infos,
                                 on_written=self._joined)
         except FrameError as exc:
             raise ChunkFailed(f"frames after {boundary}: cannot cross-fade the windows: {exc}") from exc
@@ -203,44 +207,88 @@ class ChunkRunner:
     # -- one pass over the remaining units ---------------------------------------------------------
 
     def _run_units(self, units: List[Unit], report: ChunkReport, total: int, attempt_dir: Path) -> List[Unit]:
-        """Queue every unit, collect their results. Returns the units still to do (none on success)."""
+        """Queue the units and collect their results, the frame I/O off ComfyUI's way: the next unit is staged
+        while ComfyUI computes (at most ``queue_ahead`` prompts wait in its queue behind the one it runs) and
+        results are written on worker threads (at most ``PENDING_WRITES`` units' worth at once). Returns the
+        units still to do (none on success)."""
         client = self.server.client()
+        full_precision = self.frame_path(client).full_precision  # asked here, not on a staging thread
         tracker = _StatusTracker(self.progress, total, len(report.skipped) + len(report.written))
         by_prompt: Dict[str, Unit] = {}
         infos: Dict[int, PlateInfo] = {}
         failures: List[PromptExecutionError] = []
         failed_frames: List[int] = []
-        with client.session(on_event=tracker.on_event) as session:
-            try:
-                for unit in units:
-                    self._check_cancel()
-                    prompt_id = self._submit(session, client, unit, attempt_dir, infos)
-                    by_prompt[prompt_id] = unit
-                    tracker.watch(prompt_id, unit)
-                for result in session.results(list(by_prompt), idle_timeout_s=self.idle_timeout_s,
-                                              should_stop=self.cancel.is_set):
-                    unit = by_prompt.pop(result.prompt_id)
-                    if result.ok:
-                        self._collect(client, result, unit, infos, attempt_dir, report, total)
-                        units = [u for u in units if u is not unit]
-                    elif isinstance(result.error, PromptExecutionError):
-                        failures.append(result.error)
-                        failed_frames.extend(unit.outputs)
-                        logger.error("frames %s: %s", unit.label, result.error)
-                    else:
-                        raise result.error or ComfyUIError(f"prompt {result.prompt_id} ended: {result.status}")
-            except (ConnectionLost, ComfyUIUnreachable):
-                raise  # nothing to withdraw from a ComfyUI that is gone
-            except BaseException:
-                self._abandon(client, list(by_prompt))
-                raise
-            if by_prompt:  # stopped early: cancelled
-                self._abandon(client, list(by_prompt))
-                self._check_cancel()
+        waiting = list(units)
+        staged: Dict[str, Dict[int, Path]] = {}  # unit label -> its frame files by source frame
+        io = _FrameIO(self.write_threads)
+        try:
+            with client.session(on_event=tracker.on_event) as session:
+                staging: Optional[Tuple[Unit, Future]] = None
+                try:
+                    while waiting or staging is not None or by_prompt:
+                        self._check_cancel()
+                        if staging is None and waiting:
+                            unit = waiting.pop(0)
+                            staging = unit, io.stage(self._prepare, client, unit, attempt_dir, full_precision)
+                        if staging is not None and (not by_prompt or (staging[1].done()
+                                                                       and len(by_prompt) <= self.queue_ahead)):
+                            unit, prepared = staging[0], staging[1].result()
+                            staging = None
+                            infos.update(prepared.infos)
+                            staged[unit.label] = prepared.files
+                            prompt_id = session.submit(prepared.graph).prompt_id
+                            by_prompt[prompt_id] = unit
+                            tracker.watch(prompt_id, unit)
+                            continue
+                        self._settle(io, report, total)
+                        result = self._next_result(session, by_prompt, staging)
+                        if result is None:
+                            continue  # staged meanwhile, or cancelled: the loop's head decides
+                        unit = by_prompt.pop(result.prompt_id)
+                        if result.ok:
+                            self._collect(client, result, unit, infos, attempt_dir, report, total, io,
+                                          staged.pop(unit.label, {}))
+                            units = [u for u in units if u is not unit]
+                        elif isinstance(result.error, PromptExecutionError):
+                            failures.append(result.error)
+                            failed_frames.extend(unit.outputs)
+                            logger.error("frames %s: %s", unit.label, result.error)
+                        else:
+                            raise result.error or ComfyUIError(f"prompt {result.prompt_id} ended: {result.status}")
+                    self._settle(io, report, total, wait=True)
+                except (ConnectionLost, ComfyUIUnreachable):
+                    raise  # nothing to withdraw from a ComfyUI that is gone
+                except BaseException:
+                    self._abandon(client, list(by_prompt))
+                    raise
+        finally:
+            for frame in io.close():  # writes under way finish whole, and count
+                self._written(frame, report, total)
         if failures:
             first = failures[0]
             raise ChunkFailed(f"{first} (frames {', '.join(map(str, failed_frames))})", frames=failed_frames)
         return []
+
+    def _settle(self, io: _FrameIO, report: ChunkReport, total: int, *, wait: bool = False) -> None:
+        """Count the frames the writers have finished (all of them: ``wait``); raise a writer's error."""
+        frames, error = io.harvest(wait=wait)
+        for frame in frames:
+            self._written(frame, report, total)
+        if error is not None:
+            raise error
+
+    def _next_result(self, session: PromptSession, by_prompt: Dict[str, Unit],
+                     staging: Optional[Tuple[Unit, Future]]) -> Optional[PromptResult]:
+        """The next prompt to end; None when the wait stopped early: cancelled, or the next unit is staged
+        and ComfyUI's queue has room for it."""
+
+        def stop() -> bool:
+            return self.cancel.is_set() or (staging is not None and staging[1].done()
+                                            and len(by_prompt) <= self.queue_ahead)
+
+        for result in session.results(list(by_prompt), idle_timeout_s=self.idle_timeout_s, should_stop=stop):
+            return result
+        return None
 
     def frame_path(self, client: ComfyUIClient) -> FramePath:
         """Full precision or 8-bit (``binding``), decided once per runner and said in the log and status."""
@@ -257,28 +305,26 @@ class ChunkRunner:
             self._path = path
         return self._path
 
-    def _submit(self, session: PromptSession, client: ComfyUIClient, unit: Unit, attempt_dir: Path,
-                infos: Dict[int, PlateInfo]) -> str:
+    def _prepare(self, client: ComfyUIClient, unit: Unit, attempt_dir: Path, full_precision: bool) -> _Prepared:
+        """Stage ``unit``'s frames and bind them into the graph (on a staging thread: touches nothing shared)."""
         workflow = self.record.workflow
         stage_dir = attempt_dir / "stage"
         stage_dir.mkdir(parents=True, exist_ok=True)
         policy = self.writer.policy
         sources = [self.source.path(frame) for frame in unit.window]
-        if self.frame_path(client).full_precision:
+        if full_precision:
             try:
                 files, window_infos = stage_frame_files(sources, stage_dir, unit.label, policy)
             except FrameError as exc:
                 raise ChunkFailed(f"frames {unit.label}: cannot stage the source: {exc}", frames=unit.outputs) from exc
-            infos.update(zip(unit.window, window_infos))
-            self._staged.update(zip(unit.window, files))
             graph = bind_frame_nodes(workflow, [str(file) for file in files], str(attempt_dir / "results"),
                                      unit.label)
-            return session.submit(graph).prompt_id
+            return _Prepared(graph, dict(zip(unit.window, window_infos)), dict(zip(unit.window, files)))
+        infos: Dict[int, PlateInfo] = {}
         try:
             if workflow.mode == "sequence":
                 staged = stage_dir / f"{unit.label}.tif"
-                for frame, info in zip(unit.window, stage_window(sources, staged, policy)):
-                    infos[frame] = info
+                infos.update(zip(unit.window, stage_window(sources, staged, policy)))
             else:
                 staged = stage_dir / f"{unit.label}.png"
                 infos[unit.frames[0]] = stage_frame(sources[0], staged, policy)
@@ -287,80 +333,101 @@ class ChunkRunner:
         subfolder = f"comfyfarm/{self.record.job_id}"
         uploaded = client.upload_image(staged, name=f"{attempt_dir.name}-{staged.name}", subfolder=subfolder)
         staged.unlink()
-        graph = copy.deepcopy(workflow.graph)
-        graph[workflow.input_node]["inputs"][workflow.input_name] = f"{uploaded.subfolder}/{uploaded.filename}"
-        if workflow.output_prefix_input:
-            # A fresh prefix per attempt: SaveImage always writes a new file, never a stale cached one.
-            graph[workflow.output_node]["inputs"][workflow.output_prefix_input] = (
-                f"{subfolder}/{attempt_dir.name}/{unit.label}"
-            )
-        return session.submit(graph).prompt_id
+        graph = bind_core_nodes(workflow, f"{uploaded.subfolder}/{uploaded.filename}",
+                                f"{subfolder}/{attempt_dir.name}/{unit.label}")
+        return _Prepared(graph, infos, {})
 
     def _collect(self, client: ComfyUIClient, result: PromptResult, unit: Unit, infos: Dict[int, PlateInfo],
-                 attempt_dir: Path, report: ChunkReport, total: int) -> None:
-        files = result.output_files(self.record.workflow.output_node)
-        if len(files) != len(unit.results):
-            sequence = self.record.workflow.sequence
-            expected = (f"{len(unit.results)} for a window of {len(unit.window)} frame(s) at ratio "
-                        f"{sequence.ratio:g}" if sequence is not None and sequence.ratio != 1.0
-                        else f"one image per frame ({len(unit.window)})")
-            raise ChunkFailed(
-                f"frames {unit.label}: the workflow's output node {self.record.workflow.output_node} gave "
-                f"{len(files)} image(s), expected {expected}",
-                frames=unit.outputs,
-            )
+                 attempt_dir: Path, report: ChunkReport, total: int, io: _FrameIO, staged: Dict[int, Path]) -> None:
+        """Check ``unit``'s result and hand its frames to the writers (the joins take a sequence's faded
+        frames here, in order). ``staged``: the unit's frame files, by source frame."""
+        workflow = self.record.workflow
+        outputs: Dict[str, List[OutputFile]] = {}
+        for spec in workflow.passes:
+            files = result.output_files(spec.node)
+            if len(files) != len(unit.results):
+                sequence = workflow.sequence
+                expected = (f"{len(unit.results)} for a window of {len(unit.window)} frame(s) at ratio "
+                            f"{sequence.ratio:g}" if sequence is not None and sequence.ratio != 1.0
+                            else f"one image per frame ({len(unit.window)})")
+                node = (f"the {spec.name} pass's output node" if workflow.several_passes
+                        else "the workflow's output node")
+                raise ChunkFailed(f"frames {unit.label}: {node} {spec.node} gave {len(files)} image(s), expected "
+                                  f"{expected}", frames=unit.outputs)
+            outputs[spec.name] = files
         report.busy_seconds += result.busy_seconds or 0.0
         self.totals.busy_seconds += result.busy_seconds or 0.0
         download_dir = attempt_dir / "results"
         download_dir.mkdir(parents=True, exist_ok=True)
-        settled = set(report.written) | set(report.skipped)
+        settled = set(report.written) | set(report.skipped) | io.writing
         direct = set(unit.direct)
-        for frame, output in zip(unit.results, files):
+        frames: List[Tuple[int, int]] = []  # (output frame, index in the result)
+        for index, frame in enumerate(unit.results):
             side = AFTER if frame in unit.fade_in else BEFORE if frame in unit.handoff else None
             if frame in settled or (frame not in direct and side is None):
                 continue  # already there, or a handle frame nobody fades: the neighbour writes it
-            self._check_cancel()
-            if output.path:  # full precision: comfyfarm's saver wrote the frame file here, on this machine
-                self._write_pixels(frame, Path(output.path), infos, report, total)
+            if side is not None and self.joins is not None:  # a sequence workflow's faded frame: one pass
+                self._check_cancel()
+                (name, files), = outputs.items()
+                self._write_output(client, frame, files[index], name, side, unit, infos, download_dir, staged)
                 continue
-            local = download_dir / f"{frame}.png"
-            try:
-                local.write_bytes(client.view(output))
-            except OSError as exc:  # a full scratch disk: the frame fails, the run goes on and says so
-                local.unlink(missing_ok=True)
-                raise ChunkFailed(f"frame {frame}: cannot save ComfyUI's result in the scratch folder {download_dir} "
-                                  f"({exc.strerror or exc}): free some space there, or set scratch_dir to another "
-                                  "folder", frames=[frame]) from exc
-            try:
-                if side is not None and self.joins is not None:
-                    if side == AFTER:
-                        assert unit.boundary is not None  # a unit has fade_in frames only after a boundary
-                        fade_boundary = unit.boundary
-                    else:
-                        fade_boundary = unit.handoff[0]
-                    self.joins.put(fade_boundary, frame, side, local)
-                    continue
-                self.writer.write(frame, local, self.writer.source_info(frame, infos))
-            except (FrameError, OSError) as exc:
-                raise ChunkFailed(f"frame {frame}: cannot write the result: {exc}", frames=[frame]) from exc
-            finally:
-                local.unlink(missing_ok=True)
-            self._written(frame, report, total)
+            frames.append((frame, index))
+
+        def write() -> List[int]:
+            for frame, index in frames:
+                for name, files in outputs.items():
+                    self._check_cancel()
+                    self._write_output(client, frame, files[index], name, None, unit, infos, download_dir, staged)
+            for path in staged.values():  # the plate's alpha was read from them: the unit is done with them
+                path.unlink(missing_ok=True)
+            return [frame for frame, _ in frames]
+
+        io.write([frame for frame, _ in frames], write)
         for boundary in (unit.boundary, unit.handoff[0] if unit.handoff else None):
             if boundary is not None:
                 self._join(boundary, report, infos)
         self._report(report, total)
 
-    def _write_pixels(self, frame: int, result: Path, infos: Dict[int, PlateInfo], report: ChunkReport,
-                      total: int) -> None:
+    def _write_output(self, client: ComfyUIClient, frame: int, output: OutputFile, pass_name: str,
+                      side: Optional[str], unit: Unit, infos: Dict[int, PlateInfo], download_dir: Path,
+                      staged: Mapping[int, Path]) -> None:
+        """Write one pass of output ``frame`` from ComfyUI's ``output``, or hand it to the joins (``side``, a
+        sequence workflow's faded frame: one pass). ``staged``: the unit's frame files by source frame (the
+        plate's alpha is read there)."""
+        boundary = None
+        if side is not None and self.joins is not None:
+            boundary = unit.handoff[0] if side == BEFORE else unit.boundary
+            assert boundary is not None  # a unit has fade_in frames only after a boundary
         try:
-            pixels = self._with_plate_alpha(frame, read_frame_file(result))
-            self.writer.write_pixels(frame, pixels, self.writer.source_info(frame, infos))
+            if output.path:  # full precision: comfyfarm's saver wrote the frame file here, on this machine
+                result = Path(output.path)
+                try:
+                    pixels = self._with_plate_alpha(staged.get(self.writer.retime.source_of(frame)),
+                                                    read_frame_file(result))
+                    if boundary is not None and side is not None and self.joins is not None:
+                        self.joins.put_pixels(boundary, frame, side, pixels)
+                    else:
+                        self.writer.write_pixels(frame, pixels, self.writer.source_info(frame, infos), pass_name)
+                finally:
+                    result.unlink(missing_ok=True)
+                return
+            local = download_dir / f"{frame}.{pass_name}.png"
+            try:
+                local.write_bytes(client.view(output))
+            except OSError as exc:  # a full scratch disk: the frame fails, the run goes on and says so
+                raise ChunkFailed(f"frame {frame}: cannot save ComfyUI's result in the scratch folder "
+                                  f"{download_dir} ({exc.strerror or exc}): free some space there, or set scratch_dir "
+                                  "to another folder", frames=[frame]) from exc
+            try:
+                if boundary is not None and side is not None and self.joins is not None:
+                    self.joins.put(boundary, frame, side, local)
+                else:
+                    self.writer.write(frame, local, self.writer.source_info(frame, infos), pass_name)
+            finally:
+                local.unlink(missing_ok=True)
         except (FrameError, OSError) as exc:
-            raise ChunkFailed(f"frame {frame}: cannot write the result: {exc}", frames=[frame]) from exc
-        finally:
-            result.unlink(missing_ok=True)
-        self._written(frame, report, total)
+            what = f"the {pass_name} result" if self.record.workflow.several_passes else "the result"
+            raise ChunkFailed(f"frame {frame}: cannot write {what}: {exc}", frames=[frame]) from exc
 
     def _written(self, frame: int, report: ChunkReport, total: int) -> None:
         """Output ``frame`` is on disk and verified: count it and say so."""
@@ -369,9 +436,9 @@ class ChunkRunner:
         self.progress.frame_done(frame)
         self._report(report, total)
 
-    def _with_plate_alpha(self, frame: int, pixels: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _with_plate_alpha(staged: Optional[Path], pixels: np.ndarray) -> np.ndarray:
         """A result without alpha, of its plate's size, takes the plate's alpha (a keyer's gives its own)."""
-        staged = self._staged.get(self.writer.retime.source_of(frame))
         if pixels.shape[2] != 3 or staged is None or not staged.is_file():
             return pixels
         plate = np.load(staged, mmap_mode="r")
@@ -417,6 +484,71 @@ class ChunkRunner:
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
             raise ChunkCancelled("cancelled: finished frames are kept, the rest is not written")
+
+
+@dataclass
+class _Prepared:
+    """A unit ready to queue: its bound graph, its plates' headers and its frame files, by source frame."""
+
+    graph: Dict[str, Any]
+    infos: Dict[int, PlateInfo]
+    files: Dict[int, Path]
+
+
+class _FrameIO:
+    """The frame I/O beside ComfyUI: one thread stages the next unit, ``threads`` threads write results.
+
+    Memory: one frame being staged and one being written per writing thread, about three float32 copies each
+    (as read, converted, encoded): about 0.3 GB at 2048x1080 RGBA and 1.2 GB at 3840x2160 with two writing
+    threads. Units waiting for a writer (``PENDING_WRITES_PER_THREAD * threads`` at most) hold no pixels, only
+    their result files. On disk: the frame files of the units staged and queued in ComfyUI (docs/frames.md).
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._stager = ThreadPoolExecutor(1, thread_name_prefix="comfyfarm-stage")
+        self._writers = ThreadPoolExecutor(max(1, threads), thread_name_prefix="comfyfarm-write")
+        self._limit = max(1, threads) * PENDING_WRITES_PER_THREAD
+        self._writes: List[Tuple[List[int], Future]] = []
+        self.writing: Set[int] = set()  # output frames handed to a writer and not counted yet
+
+    def stage(self, prepare: Callable[..., _Prepared], *args: Any) -> Future:
+        return self._stager.submit(prepare, *args)
+
+    def write(self, frames: List[int], job: Callable[[], List[int]]) -> None:
+        """Run ``job`` (it writes ``frames``) on a writer; first wait while too many are under way."""
+        running = [future for _, future in self._writes if not future.done()]
+        if len(running) >= self._limit:
+            wait(running, return_when=FIRST_COMPLETED)
+        self.writing.update(frames)
+        self._writes.append((frames, self._writers.submit(job)))
+
+    def harvest(self, *, wait: bool = False) -> Tuple[List[int], Optional[BaseException]]:
+        """The frames written since the last harvest (every write finished first: ``wait``), and the first
+        error a writer raised."""
+        written: List[int] = []
+        error: Optional[BaseException] = None
+        pending: List[Tuple[List[int], Future]] = []
+        for frames, future in self._writes:
+            if not (wait or future.done()):
+                pending.append((frames, future))
+                continue
+            self.writing.difference_update(frames)
+            exception = future.exception()
+            if exception is None:
+                written.extend(future.result())
+            elif error is None:
+                error = exception
+        self._writes = pending
+        return written, error
+
+    def close(self) -> List[int]:
+        """Let the staging and the writes under way finish; the frames written meanwhile."""
+        self._stager.shutdown(wait=True)
+        written, error = self.harvest(wait=True)
+        self._writers.shutdown(wait=True)
+        if error is not None and not isinstance(error, ChunkCancelled):
+            logger.warning("a result could not be written while the chunk stopped: %s", error)
+        return written
 
 
 class _StatusTracker:

@@ -121,8 +121,7 @@ class LocalRun:
                     pass
         if not self.report.cancelled:
             # Safety net: two instances that finished an edge at once may both have left its fade to the other.
-            self.report.written.extend(finish_joins(OutputWriter(self.record), self.join_dir,
-                                                    self.scratch_dir / "joining"))
+            self.report.written.extend(finish_joins(OutputWriter(self.record), self.join_dir))
         self.report.processing_seconds = time.monotonic() - started
         return self.report
 

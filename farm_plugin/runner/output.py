@@ -18,18 +18,21 @@ from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.frames.staging import unstage_pixels, unstage_result
-from farm_plugin.jobrecord import JobRecord, job_retime
+from farm_plugin.jobrecord import JobRecord, job_retime, pass_patterns
 
 logger = logging.getLogger(__name__)
 
 
 class OutputWriter:
-    """Where and how ``record``'s output frames are written (patterns as this machine sees them)."""
+    """Where and how ``record``'s output frames are written (patterns as this machine sees them): one
+    pattern per pass (``pass_patterns``); ``output`` is the first pass's, and the one a pass-less call uses.
+    An output frame is done when every pass has it."""
 
     def __init__(self, record: JobRecord) -> None:
         self.record = record
         self.source = FramePattern.parse(record.source.pattern, role="input")
-        self.output = FramePattern.parse(record.output.pattern)
+        self.passes = pass_patterns(record)
+        self.output = next(iter(self.passes.values()))
         self.retime = job_retime(record)
 
     @property
@@ -40,29 +43,34 @@ class OutputWriter:
         return ColourPolicy(plate_space=colour.plate_space, config=colour.config,
                             **({"working_space": colour.working_space} if colour.working_space else {}))
 
-    def path(self, frame: int) -> Path:
-        return Path(self.output.path(frame))
+    def path(self, frame: int, pass_name: Optional[str] = None) -> Path:
+        return Path((self.passes[pass_name] if pass_name else self.output).path(frame))
 
     def is_done(self, frame: int) -> bool:
-        """Whether output ``frame`` exists and reads back whole."""
-        path = self.path(frame)
+        """Whether output ``frame`` exists in every pass and reads back whole."""
+        return all(self.pass_done(frame, name) for name in self.passes)
+
+    def pass_done(self, frame: int, pass_name: str) -> bool:
+        """Whether output ``frame`` of pass ``pass_name`` exists and reads back whole."""
+        path = self.path(frame, pass_name)
         if not path.is_file():
             return False
         try:
             info = probe(path)
             verify_frame(path, width=info.width, height=info.height, channels=info.channels)
         except PlateError as exc:
-            logger.warning("frame %d: existing output is unusable, redoing it (%s)", frame, exc)
+            logger.warning("frame %d: existing output %s is unusable, redoing it (%s)", frame, path, exc)
             return False
         return True
 
     def remove_stale_temporaries(self, frames: Sequence[int]) -> None:
         """Remove what an earlier attempt killed mid-write left beside these frames (``.<name>.*.tmp.*``)."""
         for frame in frames:
-            target = self.path(frame)
-            for stale in target.parent.glob(f".{target.name}.*.tmp.*"):
-                logger.info("removing %s, left by an attempt that was stopped mid-write", stale)
-                stale.unlink(missing_ok=True)
+            for name in self.passes:
+                target = self.path(frame, name)
+                for stale in target.parent.glob(f".{target.name}.*.tmp.*"):
+                    logger.info("removing %s, left by an attempt that was stopped mid-write", stale)
+                    stale.unlink(missing_ok=True)
 
     def source_info(self, frame: int, known: Optional[Mapping[int, PlateInfo]] = None) -> PlateInfo:
         """The header of the source frame output ``frame`` comes from (``known`` by source frame, if read)."""
@@ -71,20 +79,24 @@ class OutputWriter:
             return known[source_frame]
         return probe(self.source.path(source_frame))
 
-    def write(self, frame: int, result: Path, source: PlateInfo) -> PlateInfo:
-        """Write ComfyUI's ``result`` image as output ``frame`` and verify it; raises ``FrameError``."""
-        target = self.path(frame)
+    def write(self, frame: int, result: Path, source: PlateInfo, pass_name: Optional[str] = None) -> PlateInfo:
+        """Write ComfyUI's ``result`` image as output ``frame`` (of ``pass_name``) and verify it; raises
+        ``FrameError``."""
+        target = self.path(frame, pass_name)
         target.parent.mkdir(parents=True, exist_ok=True)
         written = unstage_result(result, target, source=source, policy=self.policy,
                                  file_format=self.record.output.file_format)
         return self._verified(target, written)
 
-    def write_pixels(self, frame: int, pixels: np.ndarray, source: PlateInfo) -> PlateInfo:
-        """Write a full-precision result (working space, RGB or RGBA) as output ``frame`` and verify it."""
-        target = self.path(frame)
+    def write_pixels(self, frame: int, pixels: np.ndarray, source: PlateInfo, pass_name: Optional[str] = None
+                     ) -> PlateInfo:
+        """Write a full-precision result (working space, RGB or RGBA) as output ``frame`` (of ``pass_name``)
+        and verify it. The alpha of a pass whose workflow gives one is straight (``unstage_pixels``)."""
+        target = self.path(frame, pass_name)
         target.parent.mkdir(parents=True, exist_ok=True)
+        spec = next((p for p in self.record.workflow.passes if p.name == pass_name), self.record.workflow.passes[0])
         written = unstage_pixels(pixels, target, source=source, policy=self.policy,
-                                 file_format=self.record.output.file_format)
+                                 file_format=self.record.output.file_format, straight_alpha=spec.alpha is not None)
         return self._verified(target, written)
 
     @staticmethod

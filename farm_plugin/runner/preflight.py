@@ -7,18 +7,37 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePath
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from farm_plugin.errors import BadInput
 from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import MissingFramesError, MixedResolutionError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.image_io import PlateInfo, probe, read_pixels, writable_format
+from farm_plugin.frames.image_io import (
+    FLOAT_FORMATS,
+    FORMATS_WITHOUT_ALPHA,
+    PlateInfo,
+    probe,
+    read_pixels,
+    writable_format,
+)
 from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.jobrecord import WorkflowSpec
 
 logger = logging.getLogger(__name__)
 
 PREFLIGHT_READERS = 4
+
+# Each format comfyfarm writes (OpenImageIO's name): how the user names it (--format, a job template's
+# output_format), its usual file ending and how messages call it; in the order fixes offer them.
+_FORMATS = {
+    "openexr": ("exr", ".exr", "EXR"),
+    "tiff": ("tiff", ".tif", "TIFF"),
+    "png": ("png", ".png", "PNG"),
+    "dpx": ("dpx", ".dpx", "DPX"),
+    "jpeg": ("jpeg", ".jpg", "JPEG"),
+}
+_FLOAT_NAMES = {"half": "half-float", "float": "32-bit float", "double": "64-bit float"}
 
 
 class PreflightError(BadInput):
@@ -117,3 +136,56 @@ def check_colour(plate: PlateInfo, *, config: str, plate_space: Optional[str] = 
     policy = ColourPolicy.default_for(plate, config=config)
     ColourPolicy(plate_space=plate_space or policy.plate_space, working_space=working_space or policy.working_space,
                  config=policy.config).validate()
+
+
+def check_pass_formats(workflow: WorkflowSpec, output: FramePattern, plate: PlateInfo, *,
+                       file_format: Optional[str] = None) -> None:
+    """The output format holds what the job writes into it, for every pass of ``workflow``.
+
+    ``output`` is the job's output pattern as the user gave it (each pass of a several-pass job is written
+    beside it under the same extension: ``FramePattern.for_pass``), ``plate`` the header of the clip's first
+    frame, ``file_format`` the format asked for (``--format``, a job template's ``output_format``), which must
+    agree with the extension. Refused, each before anything runs or reaches the farm:
+
+    - a format that cannot hold the alpha a pass gives (a keyer's matte written to JPEG): the matte would be
+      lost. A plate's own alpha carried through to a JPEG is dropped silently instead (``staging``): nobody
+      asked for it;
+    - a float plate (half or float EXR or TIFF) written to a format that cannot hold float (DPX, PNG, JPEG).
+      Such a plate is scene-linear as a rule, with highlights above 1 and values below 0, and so is the
+      result, converted back into the plate's space: an integer format would clip them to 0..1 without a
+      word, and the deliverable would look right in a thumbnail while its highlights could never be graded
+      back. The result's values are not known before the workflow runs, so the plate's type decides;
+      whoever wants an integer deliverable converts the float result where the clipping is a visible
+      choice (Flame's export, a grade).
+    """
+    written = writable_format(output.path(0))
+    if written is None:  # check_output_names says so
+        return
+    name, _, label = _FORMATS[written]
+    if file_format is not None:
+        wanted = writable_format(f"x.{file_format}")
+        if wanted is None:
+            raise PreflightError(f"output format '{file_format}' is not one of "
+                                 f"{', '.join(user for user, _, _ in _FORMATS.values())}: choose one of those, or "
+                                 "none to write the format that the output pattern's extension names")
+        if wanted != written:
+            raise PreflightError(f"output pattern '{output}' ends in .{output.extension} but the output format is "
+                                 f"{file_format}: end it in {_FORMATS[wanted][1]}, or choose the output format {name}")
+    with_alpha = [spec.name for spec in workflow.passes if spec.alpha is not None]
+    if written in FORMATS_WITHOUT_ALPHA and with_alpha:
+        raise PreflightError(
+            f"output pattern '{output}': {label} cannot hold the alpha that the {with_alpha[0]} pass of workflow "
+            f"{workflow.name} gives: end it in {_endings(lambda format_name: format_name not in FORMATS_WITHOUT_ALPHA)}"
+        )
+    if plate.is_float and written not in FLOAT_FORMATS:
+        pixels = _FLOAT_NAMES.get(plate.pixel_type, plate.pixel_type)
+        raise PreflightError(
+            f"output pattern '{output}': {label} cannot hold the {pixels} pixels of the plate {plate.path}: its values "
+            f"outside 0..1 would be clipped: end it in {_endings(lambda format_name: format_name in FLOAT_FORMATS)}"
+        )
+
+
+def _endings(holds: Callable[[str], bool]) -> str:
+    """The endings of the formats that ``holds`` accepts, for a fix: ``.exr, .tif, .png or .dpx``."""
+    endings = [ending for format_name, (_, ending, _) in _FORMATS.items() if holds(format_name)]
+    return ", ".join(endings[:-1]) + f" or {endings[-1]}" if len(endings) > 1 else endings[0]

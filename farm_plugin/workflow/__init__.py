@@ -12,8 +12,9 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "graph": ("Graph",),
     "object_info": ("NodeDefinitions", "ObjectInfoError", "definitions_from_answer", "load_definitions"),
     "package": (
-        "Parameter", "SequenceSettings", "WorkflowPackage", "WorkflowPackageError", "bundled_workflows_dir",
-        "find_package", "list_packages", "load_package", "window_handles",
+        "DEFAULT_PASS", "Link", "OutputBinding", "Parameter", "SequenceSettings", "WorkflowPackage",
+        "WorkflowPackageError", "bundled_workflows_dir", "find_package", "list_packages", "load_package",
+        "window_handles",
     ),
     "params": ("apply_parameters", "parse_assignments", "resolve_parameters"),
     "requirements": (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -30,6 +31,8 @@ MANIFEST_SCHEMA = 1
 MODES = ("per_frame", "sequence")
 PARAMETER_TYPES = ("int", "float", "bool", "string", "choice")
 BLEND_MODES = ("none", "crossfade")
+DEFAULT_PASS = "result"  # the one pass of a manifest that says ``output:``
+PASS_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 class WorkflowPackageError(BadInput):
@@ -42,6 +45,23 @@ class Binding:
 
     node: str
     input: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """One output of one node: ``["3", 1]`` in workflow.json."""
+
+    node: str
+    output: int
+
+
+@dataclass(frozen=True)
+class OutputBinding(Binding):
+    """One pass of the results: its name, the node that saves it (and its file-name input), and the MASK
+    that becomes its alpha, if any."""
+
+    name: str = DEFAULT_PASS
+    alpha: Optional[Link] = None
 
 
 @dataclass(frozen=True)
@@ -96,12 +116,17 @@ class WorkflowPackage:
     mode: str
     graph: Graph
     input: Binding
-    output: Binding
+    outputs: Tuple[OutputBinding, ...]
     parameters: Tuple[Parameter, ...] = ()
     requirements: Requirements = field(default_factory=Requirements)
     sequence: Optional[SequenceSettings] = None
     template: str = "default"
     notes: str = ""
+
+    @property
+    def output(self) -> OutputBinding:
+        """The first pass (the only one of most workflows)."""
+        return self.outputs[0]
 
     @property
     def manifest_path(self) -> Path:
@@ -198,7 +223,7 @@ def load_package(path: str | Path) -> WorkflowPackage:
         mode=mode,
         graph=graph,
         input=_read_binding(reader, data.get("input"), "input", needs_input=True),
-        output=_read_binding(reader, data.get("output"), "output", needs_input=False),
+        outputs=_read_outputs(reader, data, mode),
         parameters=_read_parameters(reader, data.get("parameters")),
         requirements=_read_requirements(reader, data.get("requirements")),
         sequence=sequence,
@@ -247,6 +272,50 @@ def _read_binding(reader: _Reader, raw: Any, key: str, *, needs_input: bool) -> 
     if needs_input and not name:
         raise reader.fail(f"{key}.input", "is required: name the node input that takes the frame file")
     return Binding(node=node, input=str(name) if name else None)
+
+
+def _read_outputs(reader: _Reader, data: Mapping[str, Any], mode: str) -> Tuple[OutputBinding, ...]:
+    """``output: {node, input}`` (one pass, named "result") or ``outputs: {<pass>: {node, input, alpha}}``."""
+    if ("output" in data) == ("outputs" in data):
+        raise reader.fail("outputs", "give either output: (one result) or outputs: (named passes), and only one "
+                                     "of them")
+    if "output" in data:
+        single = _read_binding(reader, data["output"], "output", needs_input=False)
+        alpha = _read_link(reader, reader.mapping(data["output"], "output").get("alpha"), "output.alpha")
+        return (OutputBinding(node=single.node, input=single.input, alpha=alpha),)
+    passes = reader.mapping(data["outputs"], "outputs")
+    if not passes:
+        raise reader.fail("outputs", "names no pass: give at least one, e.g. depth: {node: \"4\"}")
+    if mode == "sequence" and len(passes) > 1:
+        raise reader.fail("outputs", f"a sequence workflow writes one pass in this comfyfarm, not {len(passes)}: "
+                                     "keep one, or make the workflow per_frame")
+    outputs = []
+    for name, raw in passes.items():
+        where = f"outputs.{name}"
+        if not isinstance(name, str) or not PASS_NAME.fullmatch(name):
+            raise reader.fail(where, f"'{name}' is not a pass name: use lower-case letters, digits, _ and - "
+                                     "(up to 32, starting with a letter), e.g. depth, normals, matte")
+        binding = _read_binding(reader, raw, where, needs_input=False)
+        alpha = _read_link(reader, reader.mapping(raw, where).get("alpha"), f"{where}.alpha")
+        outputs.append(OutputBinding(node=binding.node, input=binding.input, name=name, alpha=alpha))
+    nodes = [output.node for output in outputs]
+    for node in nodes:
+        if nodes.count(node) > 1:
+            names = ", ".join(output.name for output in outputs if output.node == node)
+            raise reader.fail("outputs", f"passes {names} are all saved by node {node}: give each pass its own save "
+                                         "node")
+    return tuple(outputs)
+
+
+def _read_link(reader: _Reader, raw: Any, key: str) -> Optional[Link]:
+    """``{node: "3", output: 1}``: the MASK output that is a pass's alpha."""
+    if raw is None:
+        return None
+    data = reader.mapping(raw, key)
+    output = data.get("output", 0)
+    if isinstance(output, bool) or not isinstance(output, int) or output < 0:
+        raise reader.fail(f"{key}.output", f"expected the index of the node's MASK output (0, 1, …), got {output!r}")
+    return Link(node=reader.text(data, "node", f"{key}."), output=output)
 
 
 def _read_parameters(reader: _Reader, raw: Any) -> Tuple[Parameter, ...]:

@@ -13,6 +13,9 @@ from farm_plugin.workflow.graph import find_cycle, is_link
 from farm_plugin.workflow.object_info import InputSpec, NodeDefinitions, looks_like_model_input
 from farm_plugin.workflow.package import Parameter, WorkflowPackage
 
+SAVE_FRAMES = "ComfyFarmSaveFrames"
+SAVE_NODES = ("SaveImage", SAVE_FRAMES)  # nodes that write what a job delivers
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -108,11 +111,27 @@ def _check_bindings(report: _Report) -> None:
     elif is_link(graph[package.input.node]["inputs"][package.input.input]):
         report.add("bad_binding", "the bound input is a link; bind the loader's file input", package.input.node,
                    package.input.input)
-    if package.output.node not in graph:
-        report.add("bad_binding", f"output.node {package.output.node} is not a node of workflow.json")
-    elif package.output.input and package.output.input not in graph[package.output.node]["inputs"]:
-        report.add("bad_binding", "output binding names an input this node does not have", package.output.node,
-                   package.output.input)
+    for output in package.outputs:
+        what = f"output {output.name}" if len(package.outputs) > 1 else "output"
+        if output.node not in graph:
+            report.add("bad_binding", f"{what}: node {output.node} is not a node of workflow.json")
+            continue
+        node = graph[output.node]
+        if output.input and output.input not in node["inputs"]:
+            report.add("bad_binding", f"{what} binding names an input this node does not have", output.node,
+                       output.input)
+        if node["class_type"] == SAVE_FRAMES and node["inputs"].get("pass_name") not in (None, output.name):
+            report.add("bad_binding", f"saves the pass '{node['inputs']['pass_name']}', which the manifest does not "
+                       f"declare (it binds this node to the pass '{output.name}'): name them alike", output.node,
+                       "pass_name")
+        if output.alpha is not None and output.alpha.node not in graph:
+            report.add("bad_binding", f"{what}: its alpha comes from node {output.alpha.node}, which is not a node "
+                       "of workflow.json")
+    bound = {output.node for output in package.outputs}
+    for node_id, node in graph.items():
+        if node["class_type"] in SAVE_NODES and node_id not in bound:
+            report.add("unbound_output", "saves images that no pass of the manifest binds: ComfyUI would compute "
+                       "them and comfyfarm would not deliver them; add the node to outputs: or remove it", node_id)
 
 
 def _check_parameters(report: _Report) -> None:
@@ -187,6 +206,24 @@ def _check_against_definitions(report: _Report, definitions: NodeDefinitions, *,
                 _check_link(report, definitions, node_id, declared, value)
             elif not bound:
                 _check_literal(report, node_id, declared, value, check_models=check_models)
+    _check_alphas(report, definitions)
+
+
+def _check_alphas(report: _Report, definitions: NodeDefinitions) -> None:
+    """Each pass's alpha is a MASK output that exists."""
+    for output in report.package.outputs:
+        link = output.alpha
+        node = report.package.graph.get(link.node) if link else None
+        definition = definitions.get(node["class_type"]) if node else None
+        if link is None or definition is None:
+            continue  # no alpha, or reported already (no such node, an unknown class)
+        if link.output >= len(definition.outputs):
+            report.add("bad_binding", f"output {output.name}: its alpha is output {link.output} of node {link.node}, "
+                       f"which has {len(definition.outputs)} output(s)", link.node)
+        elif not _types_match(definition.outputs[link.output], "MASK"):
+            report.add("bad_binding", f"output {output.name}: its alpha must be a MASK, and output {link.output} of "
+                       f"node {link.node} is {definition.outputs[link.output]}: give the index of a MASK output",
+                       link.node)
 
 
 def _check_link(report: _Report, definitions: NodeDefinitions, node_id: str, spec: InputSpec, value: list) -> None:

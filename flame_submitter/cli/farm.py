@@ -14,7 +14,7 @@ from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.workflow.params import parse_assignments, resolve_parameters
 from flame_submitter.config import Config, load_config
 from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
-from flame_submitter.deadline.jobs import recent_jobs, state_of, task_counts
+from flame_submitter.deadline.jobs import job_outputs, recent_jobs, state_of, task_counts
 from flame_submitter.deadline.submit import (
     ClipRequest,
     deadline_client,
@@ -180,6 +180,7 @@ def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]]) -> List[str]:
         f"errors: {job.get('Errs', 0)}",
         f"  user: {props.get('User', '')}    frames: {props.get('Frames', '')}    workflow: {props.get('Ex0', '')}",
     ]
+    lines += [f"  {name or 'output'}: {path}" for name, path in job_outputs(job)]
     for task in tasks:
         if task.get("Stat") in (4, 6):
             status = task.get("RndStat") or ""

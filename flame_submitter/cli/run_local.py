@@ -24,9 +24,9 @@ from farm_plugin.comfyui.server import (
 from farm_plugin.errors import EXIT_CANCELLED, EXIT_FAILED, ComfyfarmError, UsageError, exit_code
 from farm_plugin.frames.framelist import chunk_frames, format_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import JobRecord, output_frames, read_job_record
+from farm_plugin.jobrecord import JobRecord, output_frames, pass_patterns, read_job_record
 from farm_plugin.runner.local import LocalRun, LocalRunReport, LocalServer
-from farm_plugin.runner.preflight import check_clip, check_colour
+from farm_plugin.runner.preflight import check_clip, check_colour, check_pass_formats
 from farm_plugin.workflow.params import parse_assignments, resolve_parameters
 from flame_submitter.cli.progress_bar import ProgressBar
 from flame_submitter.config import Config, load_config
@@ -93,13 +93,15 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
                          f"output *.{FORMAT_EXTENSIONS[args.format][0]}, or leave out --format")
     frames = requested_frames(args.frames, source)
     plate = check_clip(source, output, frames)
+    workflow = workflow_spec(package, values)
+    check_pass_formats(workflow, output, plate, file_format=args.format)
     colour = colour_spec(config.ocio_config, config.working_space, user_ocio_config=args.ocio_config,
                          user_plate_space=args.plate_space, user_working_space=args.working_space)
     check_colour(plate, config=colour.config, plate_space=args.plate_space, working_space=args.working_space)
     clip = source_clip(clip_name(source, package), args.input, frames, args.output, plate,
                        colourspace=args.plate_space)
     return job_record(clip, job_id=f"{package.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
-                      name=f"{clip.name} {package.title}", workflow=workflow_spec(package, values), colour=colour,
+                      name=f"{clip.name} {package.title}", workflow=workflow, colour=colour,
                       file_format=args.format)
 
 
@@ -239,20 +241,34 @@ def execute(record: JobRecord, servers: Sequence[LocalServer], chunks: List[List
 
 
 def summarise(record: JobRecord, report: LocalRunReport) -> int:
-    output = FramePattern.parse(record.output.pattern)
-    missing = output.missing_frames(output_frames(record))
+    """The run's last lines: what was written where (each pass of a several-pass job), and what is missing."""
+    wanted = output_frames(record)
+    passes = pass_patterns(record)
+    missing_by_pass = {name: pattern.missing_frames(wanted) for name, pattern in passes.items()}
+    missing = sorted(set().union(*missing_by_pass.values()))
     for failure in report.failures:
         print(f"comfyfarm run-local: {failure}", file=sys.stderr)
     rate = len(report.written) / report.processing_seconds if report.processing_seconds else 0.0
-    print(f"comfyfarm: {len(report.written)} frame(s) written, {len(report.skipped)} already there, to "
-          f"{output.to_hashes()} in {report.processing_seconds:.1f} s ({rate:.1f} frames/s)"
-          + (f"; ComfyUI restarted {report.restarts} time(s)" if report.restarts else ""), file=sys.stderr)
+    restarts = f"; ComfyUI restarted {report.restarts} time(s)" if report.restarts else ""
+    if not record.workflow.several_passes:
+        (output,) = passes.values()
+        print(f"comfyfarm: {len(report.written)} frame(s) written, {len(report.skipped)} already there, to "
+              f"{output.to_hashes()} in {report.processing_seconds:.1f} s ({rate:.1f} frames/s){restarts}",
+              file=sys.stderr)
+        missing_detail = format_frame_list(missing)
+    else:
+        print(f"comfyfarm: {len(report.written)} frame(s) written, {len(report.skipped)} already there, in "
+              f"{report.processing_seconds:.1f} s ({rate:.1f} frames/s){restarts}; {len(passes)} passes:\n"
+              + "\n".join(f"  {name}: {pattern.to_hashes()} ({len(wanted) - len(missing_by_pass[name])} frames)"
+                          for name, pattern in passes.items()), file=sys.stderr)
+        missing_detail = "; ".join(f"{name}: {format_frame_list(frames)}"
+                                   for name, frames in missing_by_pass.items() if frames)
     if report.cancelled:
         print(f"comfyfarm run-local: interrupted; {len(missing)} frame(s) not written "
-              f"({format_frame_list(missing)}): run the same command again to finish them", file=sys.stderr)
+              f"({missing_detail}): run the same command again to finish them", file=sys.stderr)
         return EXIT_CANCELLED
     if missing:
-        print(f"comfyfarm run-local: {len(missing)} frame(s) not written ({format_frame_list(missing)}): "
+        print(f"comfyfarm run-local: {len(missing)} frame(s) not written ({missing_detail}): "
               "run the same command again to finish only those", file=sys.stderr)
         return EXIT_FAILED
     return 0

@@ -12,7 +12,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "client": ("DeadlineClient", "JOB_STATES", "TASK_STATES"),
     "connection": ("try_deadline_connection",),
     "errors": ("DeadlineAuthError", "DeadlineError", "DeadlineTimeout", "DeadlineUnreachable"),
-    "jobs": ("recent_jobs", "state_of", "task_counts"),
+    "jobs": ("job_outputs", "recent_jobs", "state_of", "task_counts"),
     "submit": (
         "submit", "ClipRequest", "SubmitError", "check_shared", "deadline_client", "dry_run_document", "plan",
         "preflight_farm", "submitting_user",

@@ -23,5 +23,26 @@ def task_counts(job: Mapping[str, Any]) -> Tuple[int, int]:
     return int(job.get("CompletedChunks", 0) or 0), total
 
 
+def job_outputs(job: Mapping[str, Any]) -> List[Tuple[str, str]]:
+    """``(pass, path)`` of each output the job names (``OutDir``/``OutFile``, from JobInfo's ``OutputDirectory<i>``
+    and ``OutputFilename<i>``, in the farm's paths): the pass names of a several-pass job from its
+    ``comfyfarm_passes`` extra info, ``""`` for a one-pass job's only output."""
+    folders, files = list(job.get("OutDir") or []), list(job.get("OutFile") or [])
+    listed = str(((job.get("Props") or {}).get("ExDic") or {}).get("comfyfarm_passes") or "")
+    names = [name for name in listed.split(",") if name]
+    paths = [_joined(str(folder), str(name)) for folder, name in zip(folders, files)]
+    if len(paths) == 1 and not names:
+        return [("", paths[0])]
+    return [(names[index] if index < len(names) else f"output {index}", path) for index, path in enumerate(paths)]
+
+
+def _joined(folder: str, name: str) -> str:
+    """A farm folder and a file name, with the folder's own separator (a Windows farm's ``\\server\\out``)."""
+    if not folder:
+        return name
+    separator = "\\" if "\\" in folder and "/" not in folder else "/"
+    return f"{folder.rstrip(separator)}{separator}{name}"
+
+
 def state_of(job: Mapping[str, Any]) -> str:
     return JOB_STATES.get(job.get("Stat"), "?")

@@ -16,15 +16,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from farm_plugin.errors import BadInput
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import RelinkIdentity
+from farm_plugin.jobrecord import RelinkIdentity, WorkflowSpec
 from farm_plugin.paths import is_mapped, under_any
-from farm_plugin.runner.preflight import check_clip, check_output
+from farm_plugin.runner.preflight import check_clip, check_output, check_pass_formats
 from farm_plugin.workflow.package import WorkflowPackage
 from flame_submitter.config import Config
 from flame_submitter.deadline.client import DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError, DeadlineTimeout
 from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, plan_jobs
-from flame_submitter.jobs.record import SourceClip, check_workflow, colour_spec, source_clip
+from flame_submitter.jobs.record import SourceClip, check_workflow, colour_spec, source_clip, workflow_spec
 from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
@@ -87,8 +87,10 @@ class ClipRequest:
     relink: RelinkIdentity = RelinkIdentity()
 
 
-def preflight_clips(requests: Sequence[ClipRequest], config: Config) -> List[SourceClip]:
-    """Check each clip's frames and output; returns the clips with what their plates' headers say."""
+def preflight_clips(requests: Sequence[ClipRequest], config: Config, *, workflow: WorkflowSpec,
+                    file_format: Optional[str] = None) -> List[SourceClip]:
+    """Check each clip's frames and output, and that the output format holds what ``workflow`` writes (in
+    ``file_format``, the job template's); returns the clips with what their plates' headers say."""
     clips = []
     for request in requests:
         source = FramePattern.parse(request.pattern, role="input")
@@ -96,6 +98,7 @@ def preflight_clips(requests: Sequence[ClipRequest], config: Config) -> List[Sou
         check_shared(request.pattern, "the input", config)
         check_shared(request.output_pattern, "the output", config)
         plate = check_clip(source, output, request.frames, read_whole=False)
+        check_pass_formats(workflow, output, plate, file_format=file_format)
         clips.append(source_clip(request.name, request.pattern, request.frames, request.output_pattern, plate,
                                  relink=request.relink))
     return clips
@@ -125,7 +128,8 @@ def plan(
     check_workflow(workflow)
     paths = farm_paths(config)
     check_shared(str(paths.jobs_root), "the jobs root", config)
-    clips = preflight_clips(requests, config)
+    clips = preflight_clips(requests, config, workflow=workflow_spec(workflow, parameters),
+                            file_format=template.output_format)
     check_writable_folder(paths.jobs_root, "the jobs root")
     if paths.inbox_root is not None:
         check_shared(str(paths.inbox_root), "the inbox", config)

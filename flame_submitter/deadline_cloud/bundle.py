@@ -26,6 +26,12 @@ The template, per job (one clip):
 - A ``Finish`` step after the render steps (farm_plugin/openjd/finish.py): cross-fades sequence
   workflows' chunk joins, verifies the frames, and writes the completion record beside the frames, in the
   job folder and, with an inbox, into the inbox for Flame.
+
+Every pass of a several-pass workflow goes into ``OutputDir`` beside the others
+(``farm_plugin.jobrecord.pass_patterns``: ``sh010.####.exr`` → ``sh010_depth.####.exr``, same folder): the
+tasks and the Finish step get the job's pattern in ``OutputDir`` and derive each pass's from it, so the OUT data
+flow, job attachments and ``deadline job download-output`` carry every pass, and the completion record lists
+each (flame/bundle_import.py imports them all).
 """
 
 from __future__ import annotations

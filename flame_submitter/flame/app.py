@@ -107,7 +107,7 @@ class FlameApp:
         from flame_submitter.dialog import SubmitDialog, flame_main_window
         from flame_submitter.dialog.model import SubmitResult
         from flame_submitter.flame.media import SelectionError, describe
-        from flame_submitter.flame.relink import import_render
+        from flame_submitter.flame.relink import import_render, passes_at
         from flame_submitter.flame.submit import clip_summary, local_requests, run_locally
 
         try:
@@ -126,7 +126,9 @@ class FlameApp:
             except Exception as exc:  # an export or a selection problem: shown in the dialog, in words
                 dialog.show_result(SubmitResult(error=str(exc)))
                 return
-            title = load_package(choice.workflow_path).title
+            package = load_package(choice.workflow_path)
+            title, pass_names = package.title, [output.name for output in package.outputs]
+            rendered = [(r.name, passes_at(r.output_pattern, pass_names, r.frames)) for r in requests]
             answers: queue.Queue[Any] = queue.Queue()
             gpus = tuple(self.config.gpus)
             threading.Thread(target=lambda: answers.put(run_locally(requests, choice, progress=dialog.post_progress,
@@ -140,14 +142,16 @@ class FlameApp:
                     self.flame.schedule_idle_event(finish, RESULT_POLL_SECONDS)
                     return
                 if result.ok:
+                    names: List[str] = []
                     try:
-                        names = [import_render(self.flame, self.config.flame_library, workflow=choice.workflow,
-                                               workflow_title=title, clip_name=r.name,
-                                               output_pattern=r.output_pattern, frames=list(r.frames))
-                                 for r in requests]
+                        for name, passes in rendered:
+                            names += import_render(self.flame, self.config.flame_library, workflow=choice.workflow,
+                                                   workflow_title=title, clip_name=name, passes=passes)
                     except Exception as exc:  # the frames are on disk: say where, in words
+                        where = ", ".join(item.output_pattern for item in passes)
+                        done = f"; {', '.join(names)} imported before it" if names else ""
                         result = SubmitResult(error=f"Rendered, but Flame could not import it ({exc}): the frames "
-                                                    f"are in {requests[0].output_pattern}")
+                                                    f"are in {where}{done}")
                     else:
                         result = SubmitResult(
                             message=f"Imported {', '.join(names)} into {self.config.flame_library}")

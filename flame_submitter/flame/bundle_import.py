@@ -5,9 +5,12 @@ Finish step writing the completion record beside the frames (``<name>.comfyfarm.
 (``completion.json``), and into the inbox when the job had one (farm_plugin/openjd/finish.py). When the
 farm cannot reach the artist's inbox, the frames and their record still come back to the output folder (with
 job attachments, ``deadline job download-output`` brings both). So the artist picks that folder, or the job
-folder, or the bundle folder, and its verified frames are imported as the relink watcher imports them: the
-next ``<clip>_<workflow>_vNNN`` in the "ComfyUI Renders" library. A failed or incomplete job imports nothing
-and says why in Flame's console. Everything here runs on Flame's main thread.
+folder, or the bundle folder, and its verified frames are imported as the relink watcher imports them: every
+pass the record lists, as the next ``<clip>_<workflow>_vNNN`` (``<clip>_<workflow>_<pass>_vNNN`` for each pass
+of a several-pass job, one version for all) in the "ComfyUI Renders" library. A failed or incomplete job (a
+frame missing from any pass, on the farm or in the picked folder) imports nothing and says why in Flame's
+console; so does a job one of whose passes Flame cannot import (the passes imported before it are deleted
+again). Everything here runs on Flame's main thread.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from farm_plugin.completion.record import HANDLED_FOLDER, CompletionRecord, read_completion
 from farm_plugin.errors import BadInput
@@ -23,7 +26,7 @@ from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.openjd.finish import COMPLETION_SUFFIX, JOB_FOLDER_COMPLETION
 from flame_submitter.deadline_cloud.bundle import job_record_of
-from flame_submitter.flame.relink import import_render
+from flame_submitter.flame.relink import PassImportError, import_render, missing_text, passes_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +60,25 @@ def completion_records_in(folder: Path) -> List[Path]:
 
 
 def read_for_import(path: Path) -> CompletionRecord:
-    """The record, with its frames found where they are on this machine: a record beside the frames names
-    the farm's folder, which the frames may have been downloaded from."""
+    """The record, with each pass's frames found where they are on this machine: a record beside the frames
+    names the farm's folder, which the frames may have been downloaded from (every pass with them)."""
     record = read_completion(path)
     if not path.name.endswith(COMPLETION_SUFFIX) or not record.frames:
         return record
-    pattern = FramePattern.parse(record.output_pattern)
-    here = FramePattern(str(path.parent), pattern.head, pattern.padding, pattern.tail)
-    if here.directory != pattern.directory and Path(here.path(record.frames[0])).is_file():
-        return replace(record, output_pattern=here.to_hashes())
-    return record
+    passes = tuple(replace(item, output_pattern=_here(path.parent, item.output_pattern, item.frames))
+                   for item in record.passes)
+    if not passes:
+        return replace(record, output_pattern=_here(path.parent, record.output_pattern, record.frames))
+    return replace(record, passes=passes, output_pattern=passes[0].output_pattern)
+
+
+def _here(folder: Path, output_pattern: str, frames: Sequence[int]) -> str:
+    """``output_pattern`` moved into ``folder`` when its first frame is there, else as it is."""
+    pattern = FramePattern.parse(output_pattern)
+    here = FramePattern(str(folder), pattern.head, pattern.padding, pattern.tail)
+    if frames and here.directory != pattern.directory and Path(here.path(frames[0])).is_file():
+        return here.to_hashes()
+    return output_pattern
 
 
 def import_folder(flame: Any, folder: Path, *, library: str, inbox: Optional[Path] = None) -> List[str]:
@@ -75,25 +87,38 @@ def import_folder(flame: Any, folder: Path, *, library: str, inbox: Optional[Pat
     for path in completion_records_in(folder):
         record = read_for_import(path)
         source = record.relink.get("clip_name") or "clip"
+        job = f"{source} · {record.workflow_title}"
         if record.status != "completed":
-            say(flame, f"comfyfarm: {source} · {record.workflow_title} failed (job {record.deadline_job_id}): "
-                       f"{record.reason}; nothing imported", "error")
+            say(flame, f"comfyfarm: {job} failed (job {record.deadline_job_id}): {record.reason}; nothing imported",
+                "error")
             continue
-        if record.missing_frames or not record.frames:
-            say(flame, f"comfyfarm: {source} · {record.workflow_title} is incomplete (job {record.deadline_job_id}): "
-                       f"{len(record.missing_frames)} frame(s) missing ({format_frame_list(record.missing_frames)}); "
-                       "nothing imported: rerun the job's failed tasks", "warning")
-            continue
-        missing = FramePattern.parse(record.output_pattern).missing_frames(record.frames)
+        missing = missing_text(record)
         if missing:
-            say(flame, f"comfyfarm: {len(missing)} frame(s) of {source} · {record.workflow_title} are not in "
-                       f"{Path(record.output_pattern).parent} ({format_frame_list(missing)}): download the job's "
-                       "output first (deadline job download-output); nothing imported", "warning")
+            say(flame, f"comfyfarm: {job} is incomplete (job {record.deadline_job_id}): {missing}; nothing "
+                       "imported: rerun the job's failed tasks", "warning")
             continue
-        name = import_render(flame, library, workflow=record.workflow, workflow_title=record.workflow_title,
-                             clip_name=source, output_pattern=record.output_pattern, frames=list(record.frames))
-        names.append(name)
-        say(flame, f"comfyfarm: imported {name} ({format_frame_list(record.frames)}) into {library}", "info")
+        passes = passes_of(record)
+        absent = [(item, FramePattern.parse(item.output_pattern).missing_frames(list(item.frames)))
+                  for item in passes]
+        absent = [(item, frames) for item, frames in absent if frames]
+        if absent:
+            where = "; ".join(
+                (f"{len(frames)} frame(s) of {job} are not in {Path(item.output_pattern).parent}" if len(passes) == 1
+                 else f"{len(frames)} frame(s) of the {item.name} pass of {job} are not in "
+                      f"{Path(item.output_pattern).parent}") + f" ({format_frame_list(frames)})"
+                for item, frames in absent)
+            say(flame, f"comfyfarm: {where}: download the job's output first (deadline job download-output); "
+                       "nothing imported", "warning")
+            continue
+        try:
+            imported = import_render(flame, library, workflow=record.workflow, workflow_title=record.workflow_title,
+                                     clip_name=source, passes=passes)
+        except PassImportError as exc:
+            say(flame, f"comfyfarm: {job} (job {record.deadline_job_id}): {exc}", "error")
+            continue
+        names += imported
+        say(flame, f"comfyfarm: imported {', '.join(imported)} ({format_frame_list(record.frames)}) into {library}",
+            "info")
         _mark_inbox_copy_handled(inbox, record)
     return names
 

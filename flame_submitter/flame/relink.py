@@ -4,15 +4,24 @@ Started from the hook's ``app_initialized``, it looks at the inbox on Flame's id
 (``schedule_idle_event``), handles at most one completion record per tick, and never calls ``flame``
 off the main thread. For each record of the current project and user it:
 
-- imports the verified frames with ``flame.import_clips`` into the library "ComfyUI Renders"
-  (configurable), in a folder per workflow;
-- names the clip ``<source>_<workflow>_v<NNN>``, the next free version (never overwriting), gives it the
-  source's start frame (the frames carry the source timecode in their headers) and marks it with a
-  colour so artists see what came from the farm;
+- imports the verified frames of every pass the record lists with ``flame.import_clips`` into the library
+  "ComfyUI Renders" (configurable), in a folder per workflow, one clip per pass;
+- names the clip ``<source>_<workflow>_v<NNN>`` (one-pass job), or each pass's clip
+  ``<source>_<workflow>_<pass>_v<NNN>`` (several-pass job), with one version NNN for all passes of the job:
+  the next free one across the passes' names (never overwriting); gives each clip the source's start frame
+  (the frames carry the source timecode in their headers) and marks it with a colour so artists see what
+  came from the farm;
 - moves the record to ``<inbox>/imported/``, so that it is imported once, also across Flame restarts.
 
-A failure record, or a record with missing frames, becomes a message in Flame's console and imports
-nothing. Records that arrive while Flame is closed are there at the next start.
+A failure record, or a record with a frame missing from any pass, becomes a message in Flame's console
+(naming the passes and frames) and imports nothing. Records that arrive while Flame is closed are there at
+the next start.
+
+A job's passes come in together or not at all: when Flame cannot import one pass, the clips of the passes
+imported before it are deleted again (so no version is half there and its number stays free), the console
+says which pass failed and why, and the record stays in the inbox, skipped by the idle loop until the
+artist asks again ("Import finished renders", which retries it) or Flame restarts. A clip that cannot be
+deleted again is named in the message.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, List, Optional, Sequence, Set, Tuple
 
 from farm_plugin.completion.record import HANDLED_FOLDER, CompletionRecord, read_completion
+from farm_plugin.errors import ServiceError
 from farm_plugin.frames.framelist import format_frame_list
+from farm_plugin.frames.pattern import FramePattern
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +62,67 @@ def sequence_path(output_pattern: str, first: int, last: int) -> str:
 
 
 @dataclass(frozen=True)
+class RenderedPass:
+    """One pass of a finished render on disk: its name, its frames as a ``####`` pattern, and which frames."""
+
+    name: str
+    output_pattern: str
+    frames: Tuple[int, ...]
+
+
+def passes_of(record: CompletionRecord) -> List[RenderedPass]:
+    """The passes a completion record lists (a record built without ``passes``: its top-level output)."""
+    listed = record.passes or ()
+    if not listed:
+        return [RenderedPass("result", record.output_pattern, tuple(record.frames))]
+    return [RenderedPass(item.name, item.output_pattern, tuple(item.frames)) for item in listed]
+
+
+def passes_at(output_pattern: str, pass_names: Sequence[str], frames: Sequence[int]) -> List[RenderedPass]:
+    """Where a job writes its passes (as the farm does, ``pass_patterns``): a one-pass job at its output
+    pattern, each pass of a several-pass job at ``FramePattern.for_pass`` of it."""
+    if len(pass_names) <= 1:
+        return [RenderedPass(pass_names[0] if pass_names else "result", output_pattern, tuple(frames))]
+    pattern = FramePattern.parse(output_pattern)
+    return [RenderedPass(name, pattern.for_pass(name).to_hashes(), tuple(frames)) for name in pass_names]
+
+
+def missing_text(record: CompletionRecord) -> Optional[str]:
+    """None when every pass of ``record`` has all its frames; else what is missing, e.g. ``2 frame(s) missing
+    (1010-1011)``, or for a several-pass job ``… (depth: 1010-1011; normals: 1011)``."""
+    listed = record.passes or ()
+    missing = sorted(set(record.missing_frames).union(*(item.missing_frames for item in listed)))
+    empty = [item.name for item in listed if not item.frames]
+    if not missing and record.frames and not empty:
+        return None
+    if len(listed) <= 1:
+        return f"{len(missing)} frame(s) missing ({format_frame_list(missing)})"
+    detail = "; ".join(f"{item.name}: {format_frame_list(item.missing_frames) if item.missing_frames else 'none'}"
+                       for item in listed if item.missing_frames or not item.frames)
+    return f"{len(missing)} frame(s) missing ({detail})"
+
+
+class PassImportError(ServiceError):
+    """Flame could not import one pass of a render. The passes imported before it were deleted again;
+    ``left`` names those Flame would not delete."""
+
+    def __init__(self, pass_name: Optional[str], reason: str, left: Sequence[str] = ()) -> None:
+        self.pass_name = pass_name  # None for a one-pass job
+        self.reason = reason
+        self.left = tuple(left)
+        what = f"the {pass_name} pass" if pass_name else "the render"
+        text = f"{what} could not be imported ({reason})"
+        if left:
+            text += f"; {', '.join(left)} stayed in the library: delete it by hand"
+        elif pass_name:
+            text += "; none of its passes was imported"
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
 class Outcome:
     record: str
-    imported: Optional[str] = None  # the clip's name
+    imported: Tuple[str, ...] = ()  # the clips' names, one per pass
     message: str = ""
 
 
@@ -69,6 +138,7 @@ class RelinkWatcher:
         self.poll_s = poll_s
         self.running = False
         self._foreign: Set[str] = set()  # records of other projects or users, read once
+        self._held: Set[str] = set()  # records Flame could not import: retried when the artist asks, not per tick
 
     # -- the idle loop -------------------------------------------------------------------------------
 
@@ -103,7 +173,7 @@ class RelinkWatcher:
             return []
         found = []
         for path in sorted(self.inbox.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name)):
-            if path.name in self._foreign:
+            if path.name in self._foreign or path.name in self._held:
                 continue
             try:
                 relink = json.loads(path.read_text(encoding="utf-8")).get("relink") or {}
@@ -121,7 +191,9 @@ class RelinkWatcher:
         return self.handle(pending[0]) if pending else None
 
     def import_all(self) -> List[Outcome]:
-        """Handle every pending record now (the "Import finished renders" menu action)."""
+        """Handle every pending record now (the "Import finished renders" menu action), and try again the
+        records Flame could not import before."""
+        self._held.clear()
         outcomes: List[Outcome] = []
         while True:
             outcome = self.import_next()
@@ -132,25 +204,35 @@ class RelinkWatcher:
     def handle(self, path: Path) -> Outcome:
         record = read_completion(path)
         source = record.relink.get("clip_name") or "clip"
+        job = f"{source} · {record.workflow_title}"
+        missing = missing_text(record) if record.status == "completed" else None
         if record.status != "completed":
-            outcome = Outcome(path.name, message=f"comfyfarm: {source} · {record.workflow_title} failed on the farm "
+            outcome = Outcome(path.name, message=f"comfyfarm: {job} failed on the farm "
                                                  f"(job {record.deadline_job_id}): {record.reason}")
             self.say(outcome.message, "error")
-        elif record.missing_frames or not record.frames:
+        elif missing:
             outcome = Outcome(path.name, message=(
-                f"comfyfarm: {source} · {record.workflow_title} came back incomplete (job {record.deadline_job_id}): "
-                f"{len(record.missing_frames)} frame(s) missing ({format_frame_list(record.missing_frames)}); "
+                f"comfyfarm: {job} came back incomplete (job {record.deadline_job_id}): {missing}; "
                 "nothing imported: requeue the failed tasks in Deadline Monitor"))
             self.say(outcome.message, "warning")
         elif record.part == "preview":
             outcome = Outcome(path.name, message=(
-                f"comfyfarm: the preview of {source} · {record.workflow_title} is ready "
+                f"comfyfarm: the preview of {job} is ready "
                 f"({len(record.frames)} frames in {Path(record.output_pattern).parent}); the whole clip follows"))
             self.say(outcome.message, "info")
         else:
-            name = self.import_clip(record)
-            outcome = Outcome(path.name, imported=name, message=(
-                f"comfyfarm: imported {name} ({format_frame_list(record.frames)}) into {self.library_name}"))
+            try:
+                names = self.import_clip(record)
+            except PassImportError as exc:
+                self._held.add(path.name)
+                outcome = Outcome(path.name, message=(
+                    f"comfyfarm: {job} (job {record.deadline_job_id}): {exc}; the record stays in the inbox: use "
+                    "Import finished renders to try again"))
+                self.say(outcome.message, "error")
+                return outcome
+            outcome = Outcome(path.name, imported=tuple(names), message=(
+                f"comfyfarm: imported {', '.join(names)} ({format_frame_list(record.frames)}) into "
+                f"{self.library_name}"))
             self.say(outcome.message, "info")
         self.mark_handled(path)
         return outcome
@@ -166,27 +248,63 @@ class RelinkWatcher:
 
     # -- importing -----------------------------------------------------------------------------------
 
-    def import_clip(self, record: CompletionRecord) -> str:
+    def import_clip(self, record: CompletionRecord) -> List[str]:
         return import_render(self.flame, self.library_name, workflow=record.workflow,
                              workflow_title=record.workflow_title, clip_name=record.relink.get("clip_name") or "clip",
-                             output_pattern=record.output_pattern, frames=list(record.frames))
+                             passes=passes_of(record))
 
 
 def import_render(flame: Any, library_name: str, *, workflow: str, workflow_title: str, clip_name: str,
-                  output_pattern: str, frames: List[int]) -> str:
-    """Import a finished render into ``library_name`` / ``workflow_title`` as the next
-    ``<clip>_<workflow>_vNNN``, with the first frame as start frame and the farm colour. Main thread only."""
-    folder = destination(flame, library_name, workflow_title or workflow)
-    name = next_name(folder, f"{clip_name}_{workflow}")
-    clips = flame.import_clips(sequence_path(output_pattern, frames[0], frames[-1]), folder)
+                  passes: Sequence[RenderedPass]) -> List[str]:
+    """Import a finished render into ``library_name`` / ``workflow_title``, one clip per pass, as the next
+    ``<clip>_<workflow>_vNNN`` (one pass) or ``<clip>_<workflow>_<pass>_vNNN`` (several passes, one NNN for
+    all), each with its first frame as start frame and the farm colour; returns the clips' names. All or
+    nothing: raises PassImportError, after deleting the clips of the passes already imported. Main thread only."""
+    several = len(passes) > 1
+    bases = [f"{clip_name}_{workflow}_{rendered.name}" if several else f"{clip_name}_{workflow}"
+             for rendered in passes]
+    try:
+        folder = destination(flame, library_name, workflow_title or workflow)
+        version = next_version(folder, bases)
+    except Exception as exc:  # e.g. a library Flame will not open or write to: nothing was imported
+        logger.exception("comfyfarm: the library %s cannot take the render", library_name)
+        raise PassImportError(None, f"the library {library_name} cannot take it: {exc}") from exc
+    imported: List[Tuple[str, Any]] = []
+    for base, rendered in zip(bases, passes):
+        name = f"{base}_v{version:03d}"
+        try:
+            clip = _import_pass(flame, folder, rendered)
+            imported.append((name, clip))
+            clip.name = name
+            if clip.start_frame != rendered.frames[0]:
+                clip.change_start_frame(rendered.frames[0])
+            clip.colour = FARM_COLOUR
+        except Exception as exc:  # Flame's own errors have no common type: each is turned into words here
+            logger.exception("comfyfarm: importing %s failed", rendered.output_pattern)
+            left = take_back(flame, imported)
+            raise PassImportError(rendered.name if several else None, str(exc) or type(exc).__name__, left) from exc
+    return [name for name, _ in imported]
+
+
+def _import_pass(flame: Any, folder: Any, rendered: RenderedPass) -> Any:
+    """The clip of one pass's frames, imported into ``folder``."""
+    frames = rendered.frames
+    clips = flame.import_clips(sequence_path(rendered.output_pattern, frames[0], frames[-1]), folder)
     if not clips:
-        raise RuntimeError(f"Flame imported nothing from {output_pattern}")
-    clip = clips[0]
-    clip.name = name
-    if clip.start_frame != frames[0]:
-        clip.change_start_frame(frames[0])
-    clip.colour = FARM_COLOUR
-    return name
+        raise RuntimeError(f"Flame imported nothing from {rendered.output_pattern}")
+    return clips[0]
+
+
+def take_back(flame: Any, imported: Sequence[Tuple[str, Any]]) -> List[str]:
+    """Delete clips just imported; returns the names of those Flame would not delete."""
+    left = []
+    for name, clip in imported:
+        try:
+            flame.delete(clip, confirm=False)
+        except Exception:  # reported by name: the artist deletes it by hand
+            logger.exception("comfyfarm: could not delete %s after a failed import", name)
+            left.append(name)
+    return left
 
 
 def destination(flame: Any, library_name: str, workflow: str) -> Any:
@@ -198,11 +316,13 @@ def destination(flame: Any, library_name: str, workflow: str) -> Any:
     return folder if folder is not None else library.create_folder(workflow)
 
 
-def next_name(folder: Any, base: str) -> str:
-    """``<base>_vNNN``, one above the highest version already in ``folder``."""
-    taken: Dict[int, str] = {}
+def next_version(folder: Any, bases: Sequence[str]) -> int:
+    """One above the highest version any of ``bases`` has in ``folder`` (``<base>_vNNN``): a version free for
+    all of them, so the passes of one job share it."""
+    taken: Set[int] = set()
     for clip in folder.clips:
-        match = re.fullmatch(re.escape(base) + r"_v(\d{3,})", text_of(clip.name))
-        if match:
-            taken[int(match.group(1))] = text_of(clip.name)
-    return f"{base}_v{max(taken, default=0) + 1:03d}"
+        for base in bases:
+            match = re.fullmatch(re.escape(base) + r"_v(\d{3,})", text_of(clip.name))
+            if match:
+                taken.add(int(match.group(1)))
+    return max(taken, default=0) + 1

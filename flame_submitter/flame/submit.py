@@ -23,6 +23,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from farm_plugin.errors import BadInput, ComfyfarmError
 from farm_plugin.frames.framelist import format_frame_list
+from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.paths import is_mapped, under_any
 from farm_plugin.workflow.package import load_package
@@ -32,6 +33,8 @@ from flame_submitter.dialog.model import ClipSummary, SubmitChoice, SubmitResult
 from flame_submitter.flame.media import FlameSource, SelectionError, direct_pattern, export_source
 
 logger = logging.getLogger(__name__)
+
+OUTPUT_EXTENSIONS = {"exr": "exr", "dpx": "dpx", "png": "png", "tiff": "tif"}  # by the dialog's format choice
 
 RESULT_POLL_SECONDS = 1
 
@@ -50,6 +53,15 @@ def clip_summary(source: FlameSource) -> ClipSummary:
 def shared_check(config: Config) -> Callable[[str], bool]:
     return lambda path: under_any(path, config.shared_roots, config.workstation_os) or is_mapped(
         path, config.path_mappings, config.workstation_os)
+
+
+def output_extension(choice: SubmitChoice, source_pattern: str) -> str:
+    """The output's extension: the chosen format's, or for "source" the plate's own (EXR for an exported one,
+    or for a movie or any format comfyfarm does not write)."""
+    if choice.output_format:
+        return OUTPUT_EXTENSIONS[choice.output_format]
+    extension = FramePattern.parse(source_pattern, role="input").extension.lower()
+    return extension if extension in OUTPUT_EXTENSIONS.values() or extension == "tiff" else "exr"
 
 
 def frames_on_disk(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice,
@@ -74,7 +86,7 @@ def frames_on_disk(flame: Any, sources: Sequence[FlameSource], choice: SubmitCho
             exported = dataclasses.replace(source, marks=relative, frames=tuple(range(frames[0], frames[-1] + 1)))
             pattern = export_source(flame, exported, root / "input" / f"{stamp}_{source.name}")
         render = f"{source.name}_{choice.workflow}"
-        output = root / "output" / f"{stamp}_{render}" / f"{render}.####.exr"
+        output = root / "output" / f"{stamp}_{render}" / f"{render}.####.{output_extension(choice, pattern)}"
         relink = RelinkIdentity(project=project, library=config.flame_library, clip_name=source.name,
                                 clip_uid=source.uid or source.wiretap_id, user=config.deadline_user or None)
         requests.append(ClipRequest(source.name, pattern, frames, str(output), relink))

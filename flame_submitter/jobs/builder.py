@@ -23,8 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from farm_plugin import __version__
 from farm_plugin.errors import ServiceError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import ColourSpec, JobRecord, output_frames
+from farm_plugin.jobrecord import ColourSpec, JobRecord, output_frames, pass_patterns
 from farm_plugin.paths import PathMapping, map_path
 from farm_plugin.runner.units import window_budget
 from farm_plugin.workflow.package import WorkflowPackage
@@ -177,7 +176,6 @@ def _split_preview(frames: List[int], every: int) -> List[Tuple[str, List[int]]]
 def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames: List[int], *, user: str,
               comment: str, batch: Optional[str], farm_record: str, part: str, preview: int,
               paths: FarmPaths) -> Dict[str, str]:
-    output = FramePattern.parse(record.output.pattern)
     name = record.name if part == "main" else f"{record.name} [preview: every {preview}th frame]"
     info: Dict[str, str] = {
         "Plugin": template.plugin,
@@ -193,8 +191,7 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
         "MachineLimit": str(template.machine_limit),
         "OnJobComplete": template.on_complete,
         "InitialStatus": template.initial_status,
-        "OutputDirectory0": output.directory,
-        "OutputFilename0": f"{output.head}{'#' * output.padding}{output.tail}",
+        **output_keys(record),
         "EventOptIns": RELINK_EVENT,
         "ExtraInfo0": record.workflow.name,
         "ExtraInfo1": clip.name,
@@ -227,6 +224,7 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
         "flame_clip_uid": clip.relink.clip_uid,
         "flame_user": clip.relink.user or user,
         "flame_host": clip.relink.host,
+        "comfyfarm_passes": ",".join(p.name for p in record.workflow.passes) if record.workflow.several_passes else "",
     }
     if record.workflow.sequence is not None and record.workflow.sequence.ratio != 1.0:
         relink["comfyfarm_output_frames"] = format_frame_list(output_frames(record, frames))
@@ -236,6 +234,16 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
             info[f"ExtraInfoKeyValue{index}"] = f"{key}={value}"
             index += 1
     return info
+
+
+def output_keys(record: JobRecord) -> Dict[str, str]:
+    """``OutputDirectory<i>`` / ``OutputFilename<i>`` (``#`` padding) for each pass, i = 0…N-1 in the manifest's
+    order, in the farm's paths: Deadline Monitor's output actions and the job's ``OutDir``/``OutFile`` lists."""
+    keys: Dict[str, str] = {}
+    for index, pattern in enumerate(pass_patterns(record).values()):
+        keys[f"OutputDirectory{index}"] = pattern.directory
+        keys[f"OutputFilename{index}"] = f"{pattern.head}{'#' * pattern.padding}{pattern.tail}"
+    return keys
 
 
 def _plugin_info(farm_record: str, template: JobTemplate, part: str) -> Dict[str, str]:

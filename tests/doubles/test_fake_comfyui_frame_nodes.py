@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+import OpenImageIO as oiio
 import pytest
 import requests
 import websocket
@@ -473,6 +474,53 @@ def test_the_saver_refuses_a_mask_that_does_not_fit_and_a_bad_name(session, tmp_
         error = run_failing(session, prompt)
         assert (error["exception_type"], error["exception_message"]) == ("ValueError", message + "\n")
     assert not out.exists()  # refused before anything is written
+
+
+def test_a_matte_becomes_alpha_on_both_paths(comfy, session, tmp_path):
+    """What the runner binds for a pass with an alpha (farm_plugin/runner/binding.py), on a keyer-like graph:
+    the matte is the red channel (core ``ImageToMask``). Full precision: the saver's ``mask`` is the matte,
+    float as it is. 8-bit: core ``JoinImageWithAlpha`` takes a ComfyUI mask (1 - alpha, hence ``InvertMask``)
+    and ``SaveImage`` writes RGBA, 255 * x clipped and truncated (nodes.py ``SaveImage``); ``MaskToImage``
+    gives the matte as grey RGB. comfy_extras/nodes_compositing.py ``JoinImageWithAlpha.execute`` and
+    nodes_mask.py ``ImageToMask``/``MaskToImage`` (0.3.64)."""
+    frames = rgba_frames(1, seed=9)
+    source = write_frame(tmp_path / "key.npy", frames[0])
+    matte = {"class_type": "ImageToMask", "inputs": {"image": ["1", 0], "channel": "red"}}
+    full = {"1": load(str(source)), "2": matte, "3": save(["1", 0], tmp_path / "full", pass_name="rgba", mask=["2", 0])}
+    saved(session.run(full))
+    written = np.load(tmp_path / "full" / "frame.rgba.00000.npy")
+    assert np.array_equal(written[..., :3], frames[0][..., :3]) and np.array_equal(written[..., 3], frames[0][..., 0])
+
+    prefix = f"comfyfarm-contract/alpha-{uuid.uuid4().hex[:8]}"
+    eight = {"1": load(str(source)), "2": matte,
+             "4": {"class_type": "InvertMask", "inputs": {"mask": ["2", 0]}},
+             "5": {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["1", 0], "alpha": ["4", 0]}},
+             "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": prefix}},
+             "7": {"class_type": "MaskToImage", "inputs": {"mask": ["2", 0]}},
+             "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": prefix + "-matte"}}}
+    messages = session.run(eight)
+    executed = {m["node"]: m["output"]["images"][0] for m in of_type(messages, "executed")}
+
+    def png(node: str) -> np.ndarray:
+        answer = requests.get(f"{comfy.url}/view", params=executed[node], timeout=30)
+        assert answer.status_code == 200
+        path = tmp_path / f"{node}.png"
+        path.write_bytes(answer.content)
+        config = oiio.ImageSpec()
+        config.attribute("oiio:UnassociatedAlpha", 1)  # the colour as the PNG stores it, straight
+        image = oiio.ImageBuf(str(path), 0, 0, config)
+        return image.get_pixels(oiio.UINT8)
+
+    def eight_bit(values: np.ndarray) -> np.ndarray:
+        return np.clip(255.0 * values, 0, 255).astype(np.uint8)
+
+    one = np.float32(1.0)
+    rgba = png("6")
+    assert rgba.shape == (H, W, 4)
+    assert np.array_equal(rgba[..., :3], eight_bit(frames[0][..., :3]))
+    assert np.abs(rgba[..., 3].astype(int) - eight_bit(one - (one - frames[0][..., 0])).astype(int)).max() <= 1
+    grey = png("8")
+    assert grey.shape == (H, W, 3) and np.array_equal(grey, np.repeat(eight_bit(frames[0][..., :1]), 3, axis=2))
 
 
 def test_a_failed_write_leaves_no_partial_file(session, tmp_path):

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional
 import pytest
 import yaml
 
+from farm_plugin.frames.image_io import read_pixels, write_frame
 from flame_submitter.cli.demo_plate import write_demo_plate
 from tests.doubles.comfyui.harness import make_fake_comfyui_dir
 from tests.flame_submitter import test_submit
@@ -250,8 +251,12 @@ def test_demo_into_a_folder_that_cannot_be_written(local_config: Path, tmp_path:
 
 
 def test_run_local_onto_a_full_disk_leaves_no_partial_frame(fake_comfyui, tmp_path: Path) -> None:
-    plate = tmp_path / "plate"
-    pattern = write_demo_plate(plate, frame_count=3, width=64, height=64)
+    demo = write_demo_plate(tmp_path / "demo", frame_count=3, width=64, height=64)
+    plate = tmp_path / "plate"  # 16-bit PNG: a half-float plate is refused DPX (values outside 0..1 would clip)
+    plate.mkdir()
+    for frame in range(1001, 1004):
+        write_frame(plate / f"plate.{frame}.png", read_pixels(demo.replace("####", str(frame))), bit_depth="uint16")
+    pattern = str(plate / "plate.####.png")
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"scratch_dir": str(tmp_path / "scratch")}))
     out = tmp_path / "out"

@@ -153,3 +153,22 @@ def test_run_locally_starts_one_comfyui_per_configured_gpu(monkeypatch, tmp_path
     assert command[command.index("--gpus") + 1] == "0,1"
     flame_submit.run_locally([request], choice([], local=True), progress=lambda *_: None, stop=threading.Event())
     assert "--gpus" not in commands[1]  # none configured: run-local's instances apply
+
+
+def test_the_chosen_format_names_the_output_and_a_float_plate_is_refused_dpx(studio, fake_deadline,
+                                                                             tmp_path: Path) -> None:
+    session, shared, clips = studio
+    config = config_for(tmp_path, shared, fake_deadline.url)
+    sources = describe(clips[:1], session.flame, use_marks=False)
+    results: List[SubmitResult] = []
+    start_submission(session.flame, sources, choice([clip_summary(s) for s in sources], output_format="tiff"), config,
+                     results.append)
+    assert wait_for(session, results).error == ""
+    record = read_job_record(fake_deadline.submissions()[0]["PluginInfo"]["JobRecord"])
+    assert record.output.pattern.endswith("/sh010_plate_blur.####.tif")
+    refused: List[SubmitResult] = []
+    start_submission(session.flame, sources, choice([clip_summary(s) for s in sources], output_format="dpx"), config,
+                     refused.append)
+    error = wait_for(session, refused).error
+    assert "DPX cannot hold the half-float pixels of the plate" in error and error.endswith("end it in .exr or .tif")
+    assert len(fake_deadline.submissions()) == 1

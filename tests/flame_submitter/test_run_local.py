@@ -236,12 +236,14 @@ def test_format_must_agree_with_the_output_extension(plate: str, tmp_path: Path)
                        "*.dpx, or leave out --format")
 
 
-def test_dpx_output_from_an_exr_plate(plate: str, tmp_path: Path) -> None:
+def test_dpx_output_from_an_integer_plate(tmp_path: Path) -> None:
+    """DPX's usual 10 bits from a plate of another format. (A float plate is refused DPX: see below.)"""
+    plate = integer_plate(tmp_path / "plate", "png", "uint16")
     result = run_local(write_config(tmp_path), "--workflow", "invert", "--input", plate, "--frames", "1001-1002",
                        "--output", str(tmp_path / "dpx" / "inv.####.dpx"), "--format", "dpx")
     assert result.returncode == 0, result.stderr
     info = probe(tmp_path / "dpx" / "inv.1002.dpx")
-    assert (info.format, info.bit_depth, info.timecode) == ("dpx", "uint10", "01:00:00:01")
+    assert (info.format, info.bit_depth, info.channels) == ("dpx", "uint10", 3)
 
 
 def foreign_plate(folder: Path, frame_rate: str, timecode_at: Callable[[int], str]) -> str:
@@ -432,8 +434,9 @@ def test_a_comfyui_without_the_frame_nodes_falls_back_to_8_bit_and_says_so(tmp_p
         fake.stop()
     assert result.returncode == 0, result.stderr
     assert (f"WARNING farm_plugin.runner.chunk: 8-bit path: the ComfyUI at {fake.url} lacks comfyfarm's frame nodes "
-            "(ComfyFarmLoadFrames, ComfyFarmSaveFrames): values are clipped to 0..1 and alpha is dropped; start it "
-            "with comfyfarm's custom-nodes folder (farm_plugin/ComfyUINodes) to keep float and alpha") \
+            "(ComfyFarmLoadFrames, ComfyFarmSaveFrames): values are clipped to 0..1 and quantised to 8 bits, and the "
+            "plate's alpha is dropped; start it with comfyfarm's custom-nodes folder (farm_plugin/ComfyUINodes) to "
+            "keep float and alpha") \
         in result.stderr.splitlines()
     written = read_pixels(tmp_path / "o" / "o.1001.exr")
     assert written.shape[2] == 3 and written.max() <= 1.0 + 1e-3
@@ -493,3 +496,92 @@ def test_a_2x_interpolation_writes_the_in_betweens_under_their_own_numbers(plate
     assert "20 frame(s) in 4 chunk(s) on 2 ComfyUI instance(s), 39 frame(s) out" in result.stderr
     assert frame_names(out, "rife") == [f"rife.{f}.exr" for f in range(1001, 1040)]
     assert probe(out / "rife.1004.exr").timecode == "01:00:00:01"  # the in-between after source 1002
+
+
+# -- output formats: what each holds of a float plate and of an alpha --------------------------------
+
+
+def integer_plate(folder: Path, ending: str, bit_depth: str, *, channels: int = 3, frames: int = 2) -> str:
+    """Frames of an integer format, a smooth ramp in 0..1 (colour no brighter than the alpha, where there is one,
+    as OpenImageIO holds RGBA)."""
+    folder.mkdir(parents=True)
+    ramp = np.linspace(0.0, 1.0, 27 * 48, dtype=np.float32).reshape(27, 48, 1)
+    rgb = np.concatenate([ramp, ramp[::-1], np.full_like(ramp, 0.25)], axis=2)
+    pixels = np.concatenate([rgb * ramp[:, ::-1], ramp[:, ::-1]], axis=2) if channels == 4 else rgb
+    for frame in range(1001, 1001 + frames):
+        write_frame(folder / f"plate.{frame}.{ending}", pixels, bit_depth=bit_depth)
+    return str(folder / f"plate.####.{ending}")
+
+
+def keyer_package(folder: Path) -> Path:
+    """The passthrough package whose one pass gives an alpha (the loader's MASK), as a keyer's matte."""
+    passthrough_package(folder)
+    manifest = yaml.safe_load((folder / "workflow.yaml").read_text())
+    manifest["output"]["alpha"] = {"node": "1", "output": 1}
+    (folder / "workflow.yaml").write_text(yaml.safe_dump(manifest))
+    return folder
+
+
+def test_a_keyers_alpha_into_jpeg_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    plate = integer_plate(tmp_path / "plate", "png", "uint8")
+    output = tmp_path / "o" / "key.####.jpg"
+    message = bad_input(tmp_path, plate, "--workflow", str(keyer_package(tmp_path / "keyer")), "--output",
+                        str(output))
+    assert message == (f"comfyfarm run-local: output pattern '{output}': JPEG cannot hold the alpha that the result "
+                       "pass of workflow keyer gives: end it in .exr, .tif, .png or .dpx")
+    assert fake_processes(tmp_path / "ComfyUI") == []
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("ending", "label", "file_format"), [("dpx", "DPX", "dpx"), ("png", "PNG", None),
+                                                              ("jpg", "JPEG", None)])
+def test_a_float_plate_into_a_format_that_would_clip_it_is_refused(plate: str, tmp_path: Path, ending: str,
+                                                                   label: str, file_format: Optional[str]) -> None:
+    output = tmp_path / "o" / f"blur.####.{ending}"
+    message = bad_input(tmp_path, plate, "--output", str(output), *(["--format", file_format] if file_format else []))
+    assert message == (f"comfyfarm run-local: output pattern '{output}': {label} cannot hold the half-float pixels "
+                       f"of the plate {plate.replace('####', '1001')}: its values outside 0..1 would be clipped: end "
+                       "it in .exr or .tif")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_half_exr_plate_into_tiff_gives_a_float_tiff_with_its_alpha(tmp_path: Path) -> None:
+    plate = scene_linear_rgba_plate(tmp_path / "plate", frames=2)
+    result = run_local(write_config(tmp_path), "--workflow", str(passthrough_package(tmp_path / "passthrough")),
+                       "--input", plate, "--output", str(tmp_path / "o" / "o.####.tif"), "--format", "tiff")
+    assert result.returncode == 0, result.stderr
+    for frame in (1001, 1002):
+        info = probe(tmp_path / "o" / f"o.{frame}.tif")
+        assert (info.format, info.pixel_type, info.channel_names) == ("tiff", "float", ("R", "G", "B", "A"))
+        source = read_pixels(plate.replace("####", str(frame)))
+        # -0.5 and 4.0 come back, within half precision (the colour conversions run in float32)
+        assert np.abs(read_pixels(info.path) - source).max() <= 4.0 * 2.0 ** -11
+
+
+@pytest.mark.parametrize(("ending", "bit_depth", "tolerance"), [("dpx", "uint10", 1.0 / 1023 + 1e-6),
+                                                                ("tif", "uint16", 1e-6), ("png", "uint16", 1e-6),
+                                                                ("exr", "half", 2.0 ** -11)])
+def test_an_rgba_plate_keeps_its_alpha_in_dpx_tiff_png_and_exr(tmp_path: Path, ending: str, bit_depth: str,
+                                                               tolerance: float) -> None:
+    plate = integer_plate(tmp_path / "plate", "tif", "uint16", channels=4)
+    result = run_local(write_config(tmp_path), "--workflow", str(passthrough_package(tmp_path / "passthrough")),
+                       "--input", plate, "--output", str(tmp_path / "o" / f"o.####.{ending}"))
+    assert result.returncode == 0, result.stderr
+    info = probe(tmp_path / "o" / f"o.1001.{ending}")
+    assert (info.channel_names, info.bit_depth) == (("R", "G", "B", "A"), bit_depth)
+    assert np.abs(read_pixels(info.path) - read_pixels(plate.replace("####", "1001"))).max() <= tolerance
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_jpeg_from_an_rgb_plate_and_from_an_rgba_plate_whose_workflow_gives_no_alpha(tmp_path: Path,
+                                                                                    channels: int) -> None:
+    """JPEG holds no alpha: the plate's own alpha, which the workflow only carries, is left out."""
+    plate = integer_plate(tmp_path / "plate", "png", "uint16", channels=channels)
+    result = run_local(write_config(tmp_path), "--workflow", str(passthrough_package(tmp_path / "passthrough")),
+                       "--input", plate, "--output", str(tmp_path / "o" / "o.####.jpg"))
+    assert result.returncode == 0, result.stderr
+    assert frame_names(tmp_path / "o", "o") == ["o.1001.jpg", "o.1002.jpg"]
+    info = probe(tmp_path / "o" / "o.1001.jpg")
+    assert (info.format, info.channel_names, info.bit_depth) == ("jpeg", ("R", "G", "B"), "uint8")
+    source = read_pixels(plate.replace("####", "1001"))[..., :3]
+    assert np.abs(read_pixels(info.path) - source).mean() < 0.01

@@ -20,15 +20,6 @@ from tests.farm_plugin.frames.foreign_exr import write_exr
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def studio(tmp_path: Path) -> Path:
-    """Shared storage: plates, outputs and jobs under one root the farm reaches."""
-    root = tmp_path / "projects"
-    write_demo_plate(root / "sh010" / "plate", frame_count=24, width=16, height=16)
-    (root / "comfyfarm" / "jobs").mkdir(parents=True)
-    return root
-
-
 def write_config(tmp_path: Path, studio: Path, url: str, **extra) -> Path:
     config = {"deadline_url": url, "deadline_user": "ann", "jobs_root": str(studio / "comfyfarm" / "jobs"),
               "shared_roots": [str(studio)], "deadline_timeout_s": 5, **extra}
@@ -145,6 +136,41 @@ def test_preflight_failures_submit_nothing(fake_deadline, tmp_path: Path, studio
     assert result.stderr.strip().splitlines()[-1].startswith(message.format(plate=plate)), result.stderr
     assert fake_deadline.submissions() == []
     assert job_folders(studio) == []
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"--farm": "output_format=dpx"}, "output pattern '{out}/blur.####.exr' ends in .exr but the output format is dpx: "
+                                      "end it in .dpx, or choose the output format exr"),
+    ({"--output": "{out}/blur.####.dpx"}, "output pattern '{out}/blur.####.dpx': DPX cannot hold the half-float pixels "
+                                          "of the plate {plate}: its values outside 0..1 would be clipped: end it in "
+                                          ".exr or .tif"),
+    ({"--workflow": "{keyer}", "--output": "{out}/key.####.jpg", "--set": None},
+     "output pattern '{out}/key.####.jpg': JPEG cannot hold the alpha that the result pass of workflow keyer gives: "
+     "end it in .exr, .tif, .png or .dpx"),
+])
+def test_an_output_format_that_cannot_hold_the_result_submits_nothing(fake_deadline, tmp_path: Path, studio: Path,
+                                                                      change: Dict[str, Optional[str]],
+                                                                      message: str) -> None:
+    """Refused before anything reaches the farm, where each frame's write would fail (or clip) on a worker."""
+    from tests.flame_submitter.test_run_local import keyer_package
+
+    names = {"out": studio / "sh010" / "comfy", "plate": studio / "sh010" / "plate" / "plate.1001.exr",
+             "keyer": keyer_package(tmp_path / "keyer") if "--workflow" in change else None}
+    args = submit_args(studio)
+    for option, value in change.items():
+        if value is None:  # the option goes
+            del args[args.index(option):args.index(option) + 2]
+        elif option in args:
+            args[args.index(option) + 1] = value.format(**names)
+        else:
+            args += [option, value.format(**names)]
+    result = comfyfarm(write_config(tmp_path, studio, fake_deadline.url), *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"comfyfarm: {message.format(**names)}"
+    assert fake_deadline.submissions() == []
+    assert job_folders(studio) == []
+    assert not names["out"].exists()
 
 
 def test_a_plate_with_text_headers_submits_its_rate_and_timecode(fake_deadline, tmp_path: Path,

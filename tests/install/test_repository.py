@@ -9,6 +9,7 @@ from pathlib import Path
 
 from farm_plugin import __version__
 from farm_plugin.installation.manifest import file_sha256
+from farm_plugin.jobrecord import SCHEMA_VERSION
 from tests.doubles.deadline.store import JobStore
 from tests.doubles.deadline_runtime import SITE_DIR
 from tests.doubles.deadline_runtime.repository import StoreBackend
@@ -219,11 +220,12 @@ def run_one_task(studio: Studio, tmp_path: Path, record: dict):
 def test_the_installed_plugin_refuses_a_job_record_from_an_incompatible_comfyfarm(repository: Studio,
                                                                                    tmp_path: Path) -> None:
     assert install(repository)[0] == 0
-    record, outcome = run_one_task(repository, tmp_path, {"schema": 2, "created_by": "0.2.0"})
+    record, outcome = run_one_task(repository, tmp_path, {"schema": SCHEMA_VERSION + 1, "created_by": "0.2.0"})
     assert outcome.state == "failed"
-    assert (f"the job record {record} was written by comfyfarm 0.2.0 (job record schema 2), newer than this farm's "
-            f"comfyfarm {__version__} reads (schema 1): upgrade the farm to comfyfarm 0.2.0 (install/install.sh "
-            "repository, and install/install.sh worker on each GPU node), or resubmit the job from comfyfarm "
+    assert (f"the job record {record} was written by comfyfarm 0.2.0 (job record schema {SCHEMA_VERSION + 1}), newer "
+            f"than this farm's comfyfarm {__version__} reads (schema {SCHEMA_VERSION}): upgrade the farm to comfyfarm "
+            "0.2.0 (install/install.sh repository, and install/install.sh worker on each GPU node), or resubmit the "
+            "job from comfyfarm "
             f"{__version__}") in outcome.error
     assert "starting ComfyUI" not in outcome.log  # refused before any ComfyUI started
 

@@ -572,6 +572,44 @@ class InvertMask(Node):
         return ((1.0 - np.asarray(mask, dtype=np.float32)).astype(np.float32, copy=False),)
 
 
+class ImageToMask(Node):
+    """comfy_extras/nodes_mask.py ImageToMask: one channel of the images as the mask."""
+
+    CLASS_TYPE = "ImageToMask"
+
+    def run(self, image, channel):
+        return (np.asarray(image, dtype=np.float32)[:, :, :, ["red", "green", "blue", "alpha"].index(channel)],)
+
+
+class MaskToImage(Node):
+    """comfy_extras/nodes_mask.py MaskToImage: the mask repeated in three channels."""
+
+    CLASS_TYPE = "MaskToImage"
+
+    def run(self, mask):
+        masks = np.asarray(mask, dtype=np.float32)
+        masks = masks.reshape((-1, masks.shape[-2], masks.shape[-1]))
+        return (np.repeat(masks[:, :, :, None], 3, axis=3),)
+
+
+class JoinImageWithAlpha(Node):
+    """comfy_extras/nodes_compositing.py JoinImageWithAlpha (0.3.64): ``1 - alpha`` (a ComfyUI mask) becomes
+    the fourth channel, the mask resized bilinearly to the images; as many images as the shorter batch."""
+
+    CLASS_TYPE = "JoinImageWithAlpha"
+
+    def run(self, image, alpha):
+        images = np.asarray(image, dtype=np.float32)
+        masks = np.asarray(alpha, dtype=np.float32)
+        masks = masks.reshape((-1, 1, masks.shape[-2], masks.shape[-1]))
+        if masks.shape[2:] != images.shape[1:3]:
+            masks = interpolate(masks, images.shape[2], images.shape[1], "bilinear")
+        opacity = (1.0 - masks[:, 0]).astype(np.float32)
+        count = min(len(images), len(opacity))
+        return (np.stack([np.concatenate([images[i][:, :, :3], opacity[i][:, :, None]], axis=2)
+                          for i in range(count)]),)
+
+
 class ImageBlur(Node):
     CLASS_TYPE = "ImageBlur"
 
@@ -815,7 +853,8 @@ class ComfyFarmTemporalMean(Node):
 NODE_CLASS_MAPPINGS: Dict[str, type] = {
     cls.CLASS_TYPE: cls
     for cls in (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy, ImageBatch, RepeatImageBatch,
-                ImageFromBatch, SaveImage, PreviewImage, InvertMask, RIFEVFI, ComfyFarmTemporalMean)
+                ImageFromBatch, SaveImage, PreviewImage, InvertMask, ImageToMask, MaskToImage, JoinImageWithAlpha,
+                RIFEVFI, ComfyFarmTemporalMean)
 }
 
 

@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 
 from farm_plugin.comfyui.server import ExternalServer
+from farm_plugin.frames.colour import ColourPolicy, from_working, to_working
 from farm_plugin.frames.framelist import chunk_frames
+from farm_plugin.frames.image_io import probe, read_pixels, write_frame
 from farm_plugin.jobrecord import JobRecord
 from farm_plugin.runner.chunk import ChunkRunner
 from farm_plugin.runner.joins import fade_weight, finish_joins
 from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.units import plan_units
+from tests.doubles.comfyui.harness import comfyfarm_nodes_args
 
 from .temporal import REPO, codes, make_mean_package, noise_plate, package_record, smooth_plate, write_png_plate
 
@@ -90,6 +93,52 @@ def test_chunked_equals_unchunked_away_from_the_fades_and_is_the_stated_crossfad
         assert np.abs(result - expected).max() <= 1.5, frame
         # the stated tolerance against the unchunked run
         assert (np.abs(result - reference[frame]) <= (1.0 - w) * np.abs(before - reference[frame]) + 1.5).all()
+
+
+def test_a_crossfaded_float_sequence_keeps_values_above_1_and_its_alpha(fake_comfyui_factory, tmp_path: Path
+                                                                         ) -> None:
+    """Full precision across windows (a double with comfyfarm's frame nodes): the parts at an edge are float
+    frame files, the fade is computed in the working space, and what is written is that, nothing clipped,
+    with the plate's alpha."""
+    fake = fake_comfyui_factory(extra_args=comfyfarm_nodes_args(tmp_path / "extra_model_paths.yaml"))
+    frames, overlap, radius = CLIP[:24], 2, 1
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for frame in frames:
+        pixels = rng.uniform(-0.25, 4.0, size=(6, 8, 4)).astype(np.float32)
+        pixels[..., 3] = rng.uniform(0.0, 1.0, size=(6, 8))
+        write_frame(folder / f"plate.{frame}.exr", pixels)
+    plate = str(folder / "plate.####.exr")
+    package = make_mean_package(tmp_path / "pkg", context=12, overlap=overlap, radius=radius)
+    record = package_record(package, plate, str(tmp_path / "out" / "m.####.exr"), frames)
+    chunks = chunk_frames(frames, 8)
+    run_chunks(record, fake.url, chunks, tmp_path / "run")
+
+    policy = ColourPolicy.default_for(probe(plate.replace("####", str(frames[0]))))
+    working = {f: to_working(read_pixels(plate.replace("####", str(f))), policy) for f in frames}
+    units = [u for c in chunks for u in plan_units(c, "sequence", record.workflow.sequence, frames)]
+
+    def mean_in(window: List[int], frame: int) -> np.ndarray:
+        i = window.index(frame)
+        lo, hi = max(0, i - radius), min(len(window) - 1, i + radius)
+        return np.stack([working[f][..., :3] for f in window[lo:hi + 1]]).astype(np.float64).mean(axis=0)
+
+    own = {f: u for u in units for f in u.outputs}
+    fades = {f: (before, fade_weight(k, overlap)) for before, after in zip(units, units[1:])
+             for k, f in enumerate(after.fade_in)}
+    assert len(fades) == overlap * (len(units) - 1) > 0
+    for frame in frames:
+        written = read_pixels(tmp_path / "out" / f"m.{frame}.exr")
+        assert written.shape[2] == 4, frame
+        assert np.allclose(written[..., 3], working[frame][..., 3], atol=1e-3)  # the plate's alpha, carried
+        result = mean_in(list(own[frame].window), frame)
+        if frame in fades:
+            before, w = fades[frame]
+            result = (1 - w) * mean_in(list(before.window), frame) + w * result
+        expected = from_working(np.concatenate([result.astype(np.float32), working[frame][..., 3:]], axis=2), policy)
+        assert np.allclose(written[..., :3], expected[..., :3], rtol=2e-3, atol=2e-3), frame
+    assert max(read_pixels(tmp_path / "out" / f"m.{f}.exr")[..., :3].max() for f in frames) > 1.5
 
 
 def second_difference(frames: Dict[int, np.ndarray]) -> np.ndarray:
@@ -168,7 +217,7 @@ def test_both_parts_left_by_chunks_that_finished_together_are_joined_at_the_end(
         shutil.copy(part, joins / "1017" / part.name)
     assert not any((tmp_path / "out" / f"m.{f}.png").exists() for f in range(1017, 1021))
 
-    assert finish_joins(OutputWriter(record), joins, tmp_path / "scratch") == [1017, 1018, 1019, 1020]
+    assert finish_joins(OutputWriter(record), joins) == [1017, 1018, 1019, 1020]
     assert not joins.exists()  # every output is there: the join folder goes
     for frame in CLIP[:32]:
         assert np.array_equal(codes(tmp_path / "out" / f"m.{frame}.png"), codes(tmp_path / "normal" / f"m.{frame}.png"))
@@ -223,7 +272,7 @@ def test_real_comfyui_windows_with_handles_and_crossfade_equal_per_frame(real_co
     windows = package_record(folder, plate, str(tmp_path / "seq" / "i.####.png"), frames)
     single = package_record(REPO / "workflows" / "invert", plate, str(tmp_path / "one" / "i.####.png"), frames)
     run_chunks(windows, real_comfyui.url, chunk_frames(frames, 7)[::-1], tmp_path / "run")
-    # the same path as the windows (sequence workflows stay 8-bit): the joins are what is compared
-    ChunkRunner(single, real_comfyui.server, scratch_dir=tmp_path / "single", frame_nodes=False).run(frames)
+    # the same path as the windows: the joins are what is compared
+    ChunkRunner(single, real_comfyui.server, scratch_dir=tmp_path / "single").run(frames)
     for frame in frames:
         assert np.array_equal(codes(tmp_path / "seq" / f"i.{frame}.png"), codes(tmp_path / "one" / f"i.{frame}.png"))

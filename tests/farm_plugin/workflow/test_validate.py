@@ -76,6 +76,8 @@ def test_unknown_class_missing_input_wrong_types_and_ranges(make_package, core) 
     assert lines(folder, core) == [
         f"{folder}: node 3 (SaveImage) input 'filename_prefix': output binding names an input this node does not "
         "have [bad_binding]",
+        f"{folder}: node 5 (SaveImage): saves images that no pass of the manifest binds: ComfyUI would compute them "
+        "and comfyfarm would not deliver them; add the node to outputs: or remove it [unbound_output]",
         f"{folder}: node 2 (ImageBlurr): class 'ImageBlurr' is not a node ComfyUI knows (not in "
         f"{OBJECT_INFO / 'core.json'}): install its pack or fix the name [unknown_class]",
         f"{folder}: node 3 (SaveImage) input 'filename_prefix': required input is missing (type STRING) "

@@ -154,13 +154,24 @@ def test_frame_ratio_and_templates_follow_the_workflow() -> None:
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)
-def test_bindings_are_core_loadimage_and_the_only_output_node(name: str, recorded: NodeDefinitions) -> None:
+def test_bindings_are_core_loadimage_and_a_pass_for_every_output_node(name: str, recorded: NodeDefinitions) -> None:
     package = PACKAGES[name]
     assert package.graph[package.input.node]["class_type"] == "LoadImage" and package.input.input == "image"
-    assert package.graph[package.output.node]["class_type"] == "SaveImage"
-    assert package.output.input == "filename_prefix"
+    for output in package.outputs:
+        assert package.graph[output.node]["class_type"] == "SaveImage"
+        assert output.input == "filename_prefix"
+        if output.alpha is not None:
+            source = package.graph[output.alpha.node]["class_type"]
+            assert recorded.get(source).outputs[output.alpha.output] == "MASK", output.name
     outputs = [node_id for node_id, node in package.graph.items() if recorded.get(node["class_type"]).output_node]
-    assert outputs == [package.output.node], "the runtime reads one output node; another would write stray files"
+    assert sorted(outputs) == sorted(o.node for o in package.outputs), "an output node no pass binds writes stray files"
+
+
+PASSES = {
+    "depth_normal_ao_maps": ["depth", "normals", "ao"],
+    "matte_depth_normal": ["rgba", "depth", "normals"],
+}
+KEYERS = ("advanced_chroma_key", "inspyrenet_matte", "rembg_matte", "matte_depth_normal")
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)
@@ -186,10 +197,12 @@ def test_every_parameter_points_at_an_existing_input_within_its_bounds(name: str
             assert set(parameter.choices) <= set(spec.options), parameter.key
 
 
-def test_multi_pass_packages_say_which_pass_they_write() -> None:
-    for name in ("depth_normal_ao_maps", "matte_depth_normal"):
-        notes = PACKAGES[name].notes
-        assert "Output pass:" in notes and "multi-output" in notes, name
+def test_multi_pass_packages_deliver_every_pass_the_original_wrote_and_keyers_rgba() -> None:
+    for name, passes in PASSES.items():
+        assert [output.name for output in PACKAGES[name].outputs] == passes, name
+    for name in KEYERS:
+        keyed = PACKAGES[name].outputs[0]
+        assert keyed.alpha is not None and PACKAGES[name].graph[keyed.node]["inputs"]["images"] == ["1", 0], name
 
 
 def _graph_file(name: str) -> Path:
@@ -201,3 +214,5 @@ def test_output_prefix_names_the_package(name: str) -> None:
     graph = json.loads(_graph_file(name).read_text(encoding="utf-8"))
     package = PACKAGES[name]
     assert graph[package.output.node]["inputs"]["filename_prefix"] == f"comfyfarm/{name}"
+    for output in package.outputs[1:]:
+        assert graph[output.node]["inputs"]["filename_prefix"] == f"comfyfarm/{name}_{output.name}"
