@@ -44,10 +44,10 @@ BadInput (a URL written wrong), ``DeadlineCloudMissing`` a DeadlineCloudError an
 CLI). The numbers are the ``comfyfarm`` command's exit status for each category; the installer
 (``install.sh``) keeps its own: 1 for any installation that cannot be done, whatever the category.
 
-Outside the tree, on purpose: the Deadline plugin files (``farm_plugin/ComfyUI/ComfyUI.py``,
-``farm_plugin/ComfyUIRelink/ComfyUIRelink.py``), which run in Deadline's own Python and import nothing of
-comfyfarm; the ComfyUI custom-node pack (``farm_plugin/ComfyUINodes/comfyfarm_frames``), which runs inside
-ComfyUI and reports bad input as ``ValueError`` (ComfyUI shows its text); the Flame hook
+Outside the tree, on purpose: the Deadline plugin file (``farm_plugin/ComfyUI/ComfyUI.py``), which runs in
+Deadline's own Python and imports nothing of comfyfarm; the ComfyUI custom-node pack
+(``farm_plugin/ComfyUINodes/comfyfarm_frames``), which runs inside ComfyUI and reports bad input as
+``ValueError`` (ComfyUI shows its text); the Flame hook
 (``flame_submitter/hooks/comfyfarm_hooks.py``), which imports nothing heavy when Flame starts; and
 ``install/comfyui_setup.py`` (its ``SetupError``), which runs on any Python, standard library only, before
 comfyfarm is installed. They raise standard exceptions or keep their own.

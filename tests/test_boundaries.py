@@ -1,9 +1,9 @@
 """What the files outside the packages may import. import-linter (``[tool.importlinter]`` in pyproject.toml)
 sees packages only; these files are loaded by other programs, each with its own Python:
 
-- The Deadline plugin files (``farm_plugin/ComfyUI/ComfyUI.py``, ``farm_plugin/ComfyUIRelink/ComfyUIRelink.py``)
-  run in Deadline's own Python, where comfyfarm is not installed: they import the standard library and
-  Deadline's runtime (``Deadline``, ``FranticX``) and run comfyfarm as a process (``python -m …``).
+- The Deadline plugin file (``farm_plugin/ComfyUI/ComfyUI.py``) runs in Deadline's own Python, where comfyfarm
+  is not installed: it imports the standard library and Deadline's runtime (``Deadline``, ``FranticX``) and
+  runs comfyfarm as a process (``python -m …``).
 - The Flame hook (``flame_submitter/hooks/comfyfarm_hooks.py``) is imported by Flame when it starts: at module
   level it imports the standard library only; ``flame`` and comfyfarm (through ``flame_submitter.flame``) are
   imported inside the functions Flame calls.
@@ -26,8 +26,7 @@ from typing import Iterator, List, Set, Tuple
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGIN_FILES = (REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py",
-                REPO / "farm_plugin" / "ComfyUIRelink" / "ComfyUIRelink.py")
+PLUGIN_FILES = (REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py",)
 HOOK_FILE = REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py"
 COMFYUI_NODES = REPO / "farm_plugin" / "ComfyUINodes"
 COMFYUI_PACK = COMFYUI_NODES / "comfyfarm_frames"

@@ -3,15 +3,30 @@
 An Advanced plugin (Deadline 10, Python 3), thin over comfyfarm's worker runtime:
 
 - StartJob (once per job per Worker thread): refuse a job record from an incompatible comfyfarm (its
-  ``schema`` outside ``JOB_RECORD_SCHEMAS``: record_refusal), choose the GPU(s) the Redshift way, derive the
-  port, start ComfyUI as a monitored managed process bound to 127.0.0.1 with ``CUDA_VISIBLE_DEVICES`` (or
-  attach to ``ExternalServerURL``) and wait until it answers. Models then stay loaded for every task of the
-  job.
-- RenderTasks (per task): run ``python -m farm_plugin.runner`` for the task's frames against that
-  ComfyUI; its progress lines become SetProgress / SetStatusMessage; a ComfyUI that died is restarted
-  (``RestartLimit``) and the chunk goes on; cancel interrupts ComfyUI; failures become FailRender with
-  ComfyUI's node, class and exception text.
+  ``schema`` outside ``JOB_RECORD_SCHEMAS``: record_refusal), set the environment of the processes it starts
+  (child_environment), choose the GPU(s) the Redshift way, derive the port, start ComfyUI as a monitored
+  managed process bound to 127.0.0.1 with ``CUDA_VISIBLE_DEVICES`` (or attach to ``ExternalServerURL``) and
+  wait until it answers, or until the task is canceled. A ComfyUI that does not come up is stopped before
+  the task fails. Models then stay loaded for every task of the job.
+- RenderTasks (per task): make sure ComfyUI runs (a StartJob that was canceled left none; one that exited
+  since is restarted), then run ``python -m farm_plugin.runner`` for the task's frames against it; its
+  progress lines (stdout) become SetProgress / SetStatusMessage; a ComfyUI that died is restarted
+  (``RestartLimit``) and the chunk goes on; failures become FailRender with ComfyUI's node, class and
+  exception text. Cancel kills the runner at once (no SIGTERM), so the plugin withdraws the chunk: ComfyUI's
+  queue is cleared and interrupted, and half-written output files of every pass are removed.
+- MonitoredManagedProcessExit: a ComfyUI that exits on its own is logged; the next step that needs it
+  restarts it (above) or fails the task with its log. Without this handler Deadline fails the task at once.
 - EndJob: shut ComfyUI down.
+- Hand-back jobs (PluginInfo ``Mode=finish``, one task, submitted with every render job and waiting for it
+  however it ends): no ComfyUI; the task runs ``python -m farm_plugin.completion.cli`` for the job named by
+  ``FinishesJob``, which Deadline says is Completed, Failed (a cancel too), or no longer there (deleted):
+  the frames on disk are checked and the completion record is written into the inbox, once (hand_back_arguments).
+  It replaces the ComfyUIRelink event, which ran that command inside the event, wherever the event fired.
+
+Manners a Worker expects (Thinkbox's stock plugins, see tests/doubles/test_deadline_runtime_contract.py):
+both processes are started with ``UseProcessTree`` and ``TerminateOnExit`` (a custom node's helper process dies
+with ComfyUI), without Deadline's library folders in ``LD_LIBRARY_PATH``/``DYLD_*`` (Nuke.py's scrubLibPaths),
+and with loopback added to ``no_proxy``: this plugin's own calls to ComfyUI never use a proxy.
 
 Configure Plugins (``ComfyUI.param``) says where ComfyUI and the runtime's Python are; Job Properties
 (``ComfyUI.options``) hold the job record and the GPU settings. Only the standard library is used here:
@@ -21,17 +36,20 @@ the runtime runs in the Python named by ``PythonExecutable``, not in Deadline's.
 from __future__ import annotations
 
 import collections
+import glob
 import json
+import os
 import re
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from Deadline.Plugins import DeadlinePlugin, PluginType
-from Deadline.Scripting import FileUtils, RepositoryUtils
+from Deadline.Scripting import FileUtils, RepositoryUtils, SystemUtils
 from FranticX.Processes import ManagedProcess
 
 COMFYFARM_VERSION = "0.1.0"  # the product version (farm_plugin.__version__), shown in every job's log
@@ -47,10 +65,18 @@ FRAME_NODES_PROBE_SECONDS = 60  # asking the runtime's Python where comfyfarm's 
 FRAME_NODES_PROBE = ("import os, farm_plugin; "
                      "print(os.path.join(os.path.dirname(os.path.abspath(farm_plugin.__file__)), 'ComfyUINodes'))")
 EXTRA_PATHS_FILE = "comfyfarm_extra_model_paths.yaml"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# What Thinkbox's Nuke.py (scrubLibPaths) removes Deadline's folders from before it starts a process
+LIBRARY_PATH_VARIABLES = ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "DYLD_FALLBACK_LIBRARY_PATH", "DYLD_FRAMEWORK_PATH",
+                          "DYLD_FALLBACK_FRAMEWORK_PATH")
+FRAME_TOKEN = re.compile(r"#+|@+|%0?(\d*)d|\$F(\d*)")
+PASS_SEPARATORS = "._-"  # farm_plugin.frames.pattern's: what may stand between a name and its frame number
 
 EXIT_OK = 0
 EXIT_COMFYUI_LOST = 3
 EXIT_CANCELLED = 130
+# A hand-back job (flame_submitter/jobs/builder.py: HAND_BACK_MODE, FINISHED_JOB_KEY, FINISHED_FRAMES_KEY)
+FINISH_MODE = "finish"
 
 
 def GetDeadlinePlugin():  # noqa: N802 (Deadline's entry point)
@@ -142,7 +168,7 @@ def frame_list_text(frames):
 
 def frame_path(pattern, frame):
     """``pattern``'s path for ``frame`` (``####``, ``%04d``, ``$F4`` or ``@@@@`` padding)."""
-    token = re.search(r"#+|@+|%0?(\d*)d|\$F(\d*)", pattern)
+    token = FRAME_TOKEN.search(pattern)
     if token is None:
         return pattern
     text = token.group(0)
@@ -181,10 +207,121 @@ def record_refusal(record, path, version=COMFYFARM_VERSION, schemas=JOB_RECORD_S
     return None
 
 
+def pass_pattern(pattern, name):
+    """``pattern`` for the pass ``name`` of a several-pass job (farm_plugin.frames.pattern.FramePattern.for_pass,
+    which Deadline's Python cannot import): ``_<name>`` before the separator in front of the frame number:
+    ``/o/sh010.####.exr`` → ``/o/sh010_depth.####.exr``, ``/o/sh010_####.exr`` → ``/o/sh010_depth_####.exr``,
+    ``/o/####.exr`` → ``/o/depth.####.exr``."""
+    name_start = max(pattern.rfind("/"), pattern.rfind("\\")) + 1
+    token = FRAME_TOKEN.search(pattern, name_start)
+    if token is None:
+        return pattern
+    base, separator = pattern[name_start:token.start()], ""
+    if base and base[-1] in PASS_SEPARATORS:
+        base, separator = base[:-1], base[-1]
+    head = f"{base}_{name}{separator}" if base else f"{name}{separator or '.'}"
+    return pattern[:name_start] + head + pattern[token.start():]
+
+
+def output_patterns(record, output):
+    """The output pattern of each pass the job writes: ``output`` (the record's pattern as this Worker sees
+    it) for a one-pass job (or a record without ``passes``), ``pass_pattern`` of it for each of several."""
+    passes = (record.get("workflow") or {}).get("passes") or []
+    if len(passes) <= 1:
+        return [output]
+    return [pass_pattern(output, str(spec["name"])) for spec in passes]
+
+
+def task_output_frames(record, frames):
+    """The output frames a task's source ``frames`` own (farm_plugin.frames.retime.Retime.outputs_of): the same
+    frames, unless the workflow's ``sequence.ratio`` adds frames (k: each frame owns itself and the k - 1 made
+    after it; the job's last frame only itself) or drops them (1/m: every m-th frame of the job is kept)."""
+    ratio = float(((record.get("workflow") or {}).get("sequence") or {}).get("ratio") or 1)
+    source = [int(f) for f in (record.get("source") or {}).get("frames") or []]
+    if abs(ratio - 1) < 1e-6 or not source:
+        return list(frames)
+    k, m = (round(ratio), 1) if ratio > 1 else (1, round(1 / ratio))
+    position = {frame: index for index, frame in enumerate(source)}
+    first, last = source[0], len(source) - 1
+    owned = []
+    for frame in frames:
+        index = position.get(int(frame))
+        if index is None:
+            continue
+        if m > 1:
+            if index % m == 0:
+                owned.append(first + index // m)
+        elif index == last:
+            owned.append(first + index * k)
+        else:
+            owned.extend(first + index * k + j for j in range(k))
+    return owned
+
+
+def hand_back_arguments(record, record_path, job_id, part, state, frames, mapped):
+    """The arguments of ``python -m farm_plugin.completion.cli`` that hand back the job ``job_id`` (``part``)
+    whose job record is ``record`` (at ``record_path`` on this Worker). ``state`` is its JobStatus, None when
+    Deadline no longer has it; ``frames`` its frame list for a preview ("" for a main job, which checks the
+    whole clip); ``mapped`` maps a farm path for this Worker (RepositoryUtils.CheckPathMapping).
+
+    Completed: the record says completed (or which frames are missing). Failed (a cancel fails the job too):
+    failed, with the frames that exist. Gone (deleted; or deleted as it completed, by OnJobComplete), or in
+    any other state: completed only if every frame is on disk."""
+    arguments = ["-m", "farm_plugin.completion.cli", "--job", record_path, "--deadline-job-id", job_id,
+                 "--part", part, "--output-pattern", mapped(record["output"]["pattern"])]
+    if frames:
+        arguments += ["--frames", frames]
+    if record.get("inbox"):
+        arguments += ["--inbox", mapped(record["inbox"])]
+    if state == "Failed":
+        arguments += ["--failed", "--reason", f"the Deadline job {job_id} failed or was cancelled: see its error "
+                      "reports in Deadline Monitor"]
+    elif state is None:
+        arguments += ["--failed-unless-complete", "--reason", f"the Deadline job {job_id} was deleted"]
+    elif state != "Completed":
+        arguments += ["--failed-unless-complete", "--reason", f"the Deadline job {job_id} is {state}, not finished"]
+    return arguments
+
+
+def without_deadline_folders(value):
+    """A ``:`` path list without the folders of Deadline's own install: Thinkbox's Nuke.py (scrubLibPaths) drops
+    every entry naming "Deadline", whose libraries (an IlmImf among them) break EXR writers. Empty entries (the
+    current folder, to the loader) go too."""
+    return ":".join(entry for entry in value.split(":") if entry and "Deadline" not in entry)
+
+
+def with_hosts(no_proxy, hosts):
+    """A ``no_proxy`` value with ``hosts`` appended where missing, the entries already there kept."""
+    entries = [entry.strip() for entry in (no_proxy or "").split(",") if entry.strip()]
+    return ",".join(entries + [host for host in hosts if host not in entries])
+
+
+def child_environment(environ, extra_hosts=(), windows=False):
+    """The variables this plugin changes for every process it starts, from the Worker's ``environ``:
+
+    - ``LD_LIBRARY_PATH`` and the ``DYLD_*`` paths without Deadline's folders (not on Windows, like Nuke.py);
+    - ``no_proxy``/``NO_PROXY`` with loopback (and ``extra_hosts``) appended: urllib and websocket-client would
+      otherwise send the runner's calls to its ComfyUI on 127.0.0.1 to the studio's ``http_proxy``, which is
+      kept for everything else (ComfyUI's downloads)."""
+    changes = {}
+    if not windows:
+        for name in LIBRARY_PATH_VARIABLES:
+            value = environ.get(name)
+            if value and without_deadline_folders(value) != value:
+                changes[name] = without_deadline_folders(value)
+    no_proxy = with_hosts(environ.get("no_proxy") or environ.get("NO_PROXY"), LOOPBACK_HOSTS + tuple(extra_hosts))
+    changes["no_proxy"] = changes["NO_PROXY"] = no_proxy
+    return changes
+
+
 def http_json(url, timeout_s, body=None):
+    """One JSON call to ComfyUI, never through a proxy: urllib sends even 127.0.0.1 to ``http_proxy`` (only
+    ``no_proxy`` exempts a host), and this plugin's ComfyUI is its own (like the runner's, whose HTTP client
+    does not read the environment's proxies)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (loopback URLs)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=timeout_s) as response:
         text = response.read().decode("utf-8", "replace")
     return json.loads(text) if text.strip() else None
 
@@ -199,19 +336,22 @@ class ComfyUIPlugin(DeadlinePlugin):
         self.StartJobCallback += self.StartJob
         self.RenderTasksCallback += self.RenderTasks
         self.EndJobCallback += self.EndJob
+        self.MonitoredManagedProcessExitCallback += self.MonitoredManagedProcessExit
         self.comfyui = None  # ComfyUIProcess while we own one
+        self.external = False  # attached to ExternalServerURL: nothing of ours to start or stop
         self.url = ""
         self.restarts = 0
         self.scratch = ""
+        self.environment_changes = None  # child_environment's, once set on this plugin's processes
 
     def Cleanup(self):  # noqa: N802
-        for process in (self.comfyui,):
-            if process is not None:
-                process.Cleanup()
+        if self.comfyui is not None:
+            self.comfyui.Cleanup()
         del self.InitializeProcessCallback
         del self.StartJobCallback
         del self.RenderTasksCallback
         del self.EndJobCallback
+        del self.MonitoredManagedProcessExitCallback
 
     def InitializeProcess(self):  # noqa: N802
         self.PluginType = PluginType.Advanced
@@ -241,6 +381,24 @@ class ComfyUIPlugin(DeadlinePlugin):
                 pairs[key.strip()] = value
         return pairs
 
+    def startup_timeout_s(self):
+        return self.GetIntegerConfigEntryWithDefault("StartupTimeoutSeconds", 300)
+
+    def prepare_environment(self, external_url=""):
+        """Set child_environment's changes for every process this plugin starts (once per loaded plugin)."""
+        if self.environment_changes is not None:
+            return
+        host = urllib.parse.urlsplit(external_url).hostname if external_url else None
+        self.environment_changes = child_environment(os.environ, [host] if host else [],
+                                                     windows=SystemUtils.IsRunningOnWindows())
+        for name, value in self.environment_changes.items():
+            self.SetProcessEnvironmentVariable(name, value)
+        scrubbed = [name for name in LIBRARY_PATH_VARIABLES if name in self.environment_changes]
+        if scrubbed:
+            self.LogInfo(f"comfyfarm: Deadline's own library folders removed from {', '.join(scrubbed)} for "
+                         "ComfyUI and the runner")
+        self.LogInfo(f"comfyfarm: no_proxy for ComfyUI and the runner: {self.environment_changes['no_proxy']}")
+
     # -- StartJob: one ComfyUI per Worker thread per job -------------------------------------------
 
     def job_record(self):
@@ -260,14 +418,17 @@ class ComfyUIPlugin(DeadlinePlugin):
         _path, record = self.job_record()  # refuse an incompatible job before any ComfyUI starts
         self.LogInfo(f"comfyfarm {COMFYFARM_VERSION}: ComfyUI plugin starting job {self.GetJob().JobName} (job "
                      f"record written by comfyfarm {record.get('created_by') or '?'}, schema {record['schema']})")
-        timeout_s = self.GetIntegerConfigEntryWithDefault("StartupTimeoutSeconds", 300)
-        external = self.GetConfigEntryWithDefault("ExternalServerURL", "").strip().rstrip("/")
-        if external:
-            self.url = external
-            self.LogInfo(f"comfyfarm: attaching to the ComfyUI at {external}")
-            self.wait_until_healthy(timeout_s, owned=False)
+        if self.is_hand_back():
+            self.LogInfo(f"comfyfarm: hand-back job of job {self.GetPluginInfoEntry('FinishesJob')}: no ComfyUI")
             return
-        self.start_comfyui(timeout_s)
+        external = self.GetConfigEntryWithDefault("ExternalServerURL", "").strip().rstrip("/")
+        self.prepare_environment(external)
+        if external:
+            self.url, self.external = external, True
+            self.LogInfo(f"comfyfarm: attaching to the ComfyUI at {external}")
+            self.wait_until_healthy(self.startup_timeout_s(), owned=False)
+            return
+        self.start_comfyui(self.startup_timeout_s())
 
     def gpus(self):
         try:
@@ -290,6 +451,7 @@ class ComfyUIPlugin(DeadlinePlugin):
         if not comfyui_dir or not (Path(comfyui_dir) / "main.py").is_file():
             self.FailRender(f"ComfyUIDirectory '{comfyui_dir}' is not a ComfyUI folder (no main.py) on "
                             f"{self.GetSlaveName()}: set it in Configure Plugins > ComfyUI")
+        self.prepare_environment()
         gpus = self.gpus()
         base_port = self.GetIntegerConfigEntryWithDefault("BasePort", 8188)
         port = choose_port(base_port, gpus, self.GetThreadNumber())
@@ -299,8 +461,7 @@ class ComfyUIPlugin(DeadlinePlugin):
                 return
             # Another process took the port between our check and ComfyUI's bind: the next free one.
             self.LogWarning(f"comfyfarm: port {port} was taken as ComfyUI started: trying the next free port")
-            self.ShutdownMonitoredManagedProcess(COMFYUI_PROCESS)
-            self.comfyui = None
+            self.stop_comfyui()
             port = choose_port(port + 1, [], 0)
         self.FailRender(f"ComfyUI found no free port from {base_port} on {LOOPBACK} after {PORT_ATTEMPTS} tries: "
                         "change BasePort in Configure Plugins > ComfyUI")
@@ -314,6 +475,10 @@ class ComfyUIPlugin(DeadlinePlugin):
         environment = self.extra_environment()
         if gpus:
             environment["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+        if "CUDA_VISIBLE_DEVICES" in environment or "CUDA_VISIBLE_DEVICES" in os.environ:
+            # CUDA numbers GPUs fastest first unless told otherwise; Deadline's GPU affinity, nvidia-smi and
+            # these indices count in PCI bus order.
+            environment.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
         arguments = [
             "main.py", "--listen", LOOPBACK, "--port", str(port),
             "--input-directory", str(Path(self.scratch) / "input"),
@@ -336,7 +501,8 @@ class ComfyUIPlugin(DeadlinePlugin):
         status that frames take the 8-bit path."""
         try:
             done = subprocess.run([self.python(), "-c", FRAME_NODES_PROBE], capture_output=True, text=True,
-                                  timeout=FRAME_NODES_PROBE_SECONDS, stdin=subprocess.DEVNULL)
+                                  timeout=FRAME_NODES_PROBE_SECONDS, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, **(self.environment_changes or {})})
             folder = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else ""
         except (OSError, subprocess.TimeoutExpired) as exc:
             folder, done = "", None
@@ -353,9 +519,15 @@ class ComfyUIPlugin(DeadlinePlugin):
         return ["--extra-model-paths-config", str(config)]
 
     def wait_until_healthy(self, timeout_s, owned):
-        """True once ComfyUI answers; False when an owned ComfyUI lost its port to another process."""
+        """True once ComfyUI answers; False when an owned ComfyUI lost its port to another process. A cancel
+        (a requeue, the job failed or suspended) or the timeout stops the ComfyUI we started and fails the
+        task."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if self.IsCanceled():
+                if owned:
+                    self.stop_comfyui()
+                self.FailRender("comfyfarm: task canceled while waiting for ComfyUI to start")
             self.flush_comfyui_output()
             if owned and not self.MonitoredManagedProcessIsRunning(COMFYUI_PROCESS):
                 tail = self.comfyui_log_tail()
@@ -372,8 +544,12 @@ class ComfyUIPlugin(DeadlinePlugin):
                 return False  # another server answers there, not the ComfyUI this Worker started
             self.LogInfo(f"comfyfarm: ComfyUI is up at {self.url} ({stats['system'].get('comfyui_version', '?')})")
             return True
+        tail = self.comfyui_log_tail()
+        if owned:
+            self.LogWarning(f"comfyfarm: stopping the ComfyUI that did not answer within {timeout_s} s")
+            self.stop_comfyui()
         self.FailRender(f"ComfyUI did not answer at {self.url} within {timeout_s} s: raise StartupTimeoutSeconds "
-                        f"in Configure Plugins > ComfyUI, or see why below\n{self.comfyui_log_tail()}")
+                        f"in Configure Plugins > ComfyUI, or see why below\n{tail}")
         return False
 
     def flush_comfyui_output(self):
@@ -381,26 +557,62 @@ class ComfyUIPlugin(DeadlinePlugin):
         if self.comfyui is not None:
             self.FlushMonitoredManagedProcessStdout(COMFYUI_PROCESS)
 
-    def comfyui_log_tail(self):
+    def comfyui_log_tail(self, flush=True):
         if self.comfyui is None:
             return ""
-        self.flush_comfyui_output()
+        if flush:
+            self.flush_comfyui_output()
         return "last lines of ComfyUI's log:\n" + "\n".join("  " + line for line in self.comfyui.tail)
+
+    def stop_comfyui(self):
+        """Shut down the ComfyUI this plugin started (its whole process tree), if any."""
+        if self.comfyui is not None:
+            self.ShutdownMonitoredManagedProcess(COMFYUI_PROCESS)
+            self.comfyui.Cleanup()
+            self.comfyui = None
 
     def restart_comfyui(self):
         self.restarts += 1
-        self.LogWarning(f"comfyfarm: ComfyUI stopped; restarting it ({self.restarts}/{self.restart_limit()})")
+        self.LogWarning(f"comfyfarm: ComfyUI stopped; restarting it ({self.restarts}/{self.restart_limit()})\n"
+                        f"{self.comfyui_log_tail()}")
         self.SetStatusMessage(f"ComfyUI stopped: restarting it ({self.restarts}/{self.restart_limit()})")
-        self.ShutdownMonitoredManagedProcess(COMFYUI_PROCESS)
-        self.comfyui = None
-        self.start_comfyui(self.GetIntegerConfigEntryWithDefault("StartupTimeoutSeconds", 300))
+        self.stop_comfyui()
+        self.start_comfyui(self.startup_timeout_s())
 
     def restart_limit(self):
         return self.GetIntegerConfigEntryWithDefault("RestartLimit", 2)
 
+    def MonitoredManagedProcessExit(self, name=COMFYUI_PROCESS):  # noqa: N802
+        """Deadline's call (on the plugin's thread) when a monitored process exits on its own; without this
+        handler Deadline fails the task at once (Thinkbox's stock handlers fail it: 3dsmax.py, Fusion.py). The
+        restart stays where the plugin next needs ComfyUI: a chunk that lost it exits 3 and runs again on a
+        restarted one, a task that finds it gone restarts it first (both within RestartLimit), and one that
+        dies while starting fails StartJob with its log. ``name`` has a default: Epic's UnrealEngine5 handler
+        takes none."""
+        self.LogWarning(f"comfyfarm: {name} exited on its own at {self.url}; it is restarted where the job needs "
+                        f"it next (RestartLimit {self.restart_limit()}, {self.restarts} restart(s) so far)\n"
+                        f"{self.comfyui_log_tail(flush=False)}")
+
     # -- RenderTasks: one chunk --------------------------------------------------------------------
 
+    def ensure_comfyui(self):
+        """Before a chunk: the ComfyUI of this Worker thread runs. A StartJob that was canceled left none
+        (Deadline then goes straight to RenderTasks); one that exited since the last task is restarted
+        (RestartLimit)."""
+        if self.external:
+            return
+        if self.comfyui is None:
+            self.start_comfyui(self.startup_timeout_s())
+        elif not self.MonitoredManagedProcessIsRunning(COMFYUI_PROCESS):
+            if self.restarts >= self.restart_limit():
+                self.FailRender(f"ComfyUI at {self.url} stopped and was already restarted {self.restarts} time(s) "
+                                f"(RestartLimit in Configure Plugins > ComfyUI)\n{self.comfyui_log_tail()}")
+            self.restart_comfyui()
+
     def RenderTasks(self):  # noqa: N802
+        if self.is_hand_back():
+            self.hand_back()
+            return
         record_path, record = self.job_record()
         source = RepositoryUtils.CheckPathMapping(record["source"]["pattern"])
         output = RepositoryUtils.CheckPathMapping(record["output"]["pattern"])
@@ -408,20 +620,21 @@ class ComfyUIPlugin(DeadlinePlugin):
         if not frames:
             self.FailRender(f"task {self.GetCurrentTaskId()} holds no frame of the job's frame list "
                             f"({self.GetStartFrame()}-{self.GetEndFrame()})")
+        self.ensure_comfyui()
         scratch = self.CreateTempDirectory("comfyfarm-chunk")
         while True:
             chunk = ChunkProcess(self, self.python(), record_path, frame_list_text(frames), source, output, scratch)
             try:
                 self.RunManagedProcess(chunk)
             except Exception:
-                if self.IsCanceled():  # Deadline stopped the runner: withdraw what it had queued
-                    self.withdraw(output, frames)
+                if self.IsCanceled():  # Deadline killed the runner: it could withdraw nothing itself
+                    self.withdraw(record, output, frames)
                 raise
             finally:
                 chunk.Cleanup()
             code = chunk.exit_code if chunk.exit_code is not None else chunk.ExitCode
             if self.IsCanceled() or code == EXIT_CANCELLED:
-                self.withdraw(output, frames)
+                self.withdraw(record, output, frames)
                 self.FailRender("comfyfarm: task canceled: ComfyUI interrupted, no partial file left")
             if code == EXIT_OK:
                 self.SetProgress(100.0)
@@ -434,27 +647,59 @@ class ComfyUIPlugin(DeadlinePlugin):
             tail = f"\n{self.comfyui_log_tail()}" if lost else ""
             self.FailRender(f"{detail}{tail}")
 
-    def withdraw(self, output, frames):
-        """After a cancel: clear ComfyUI's queue, interrupt it, and remove half-written frames."""
+    def withdraw(self, record, output, frames):
+        """After a cancel: clear ComfyUI's queue, interrupt it, and remove the half-written files of the task's
+        output frames in every pass (``.<name>.<random>.tmp[.<ext>]``, farm_plugin.atomic's names)."""
         for path, body in (("/queue", {"clear": True}), ("/interrupt", {})):
             try:
                 http_json(f"{self.url}{path}", 5.0, body)
             except (OSError, ValueError) as exc:
                 self.LogWarning(f"comfyfarm: could not reach ComfyUI to withdraw the chunk: {exc}")
-        folder = Path(output).parent
-        for frame in frames:
-            name = Path(frame_path(output, frame)).name
-            for stale in folder.glob(f".{name}.*.tmp.*"):
-                stale.unlink()
+        for pattern in output_patterns(record, output):
+            for frame in task_output_frames(record, frames):
+                target = Path(frame_path(pattern, frame))
+                for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp*"):
+                    self.LogInfo(f"comfyfarm: removing {stale}, half-written when the task was canceled")
+                    stale.unlink(missing_ok=True)
+
+    # -- hand-back jobs ----------------------------------------------------------------------------
+
+    def is_hand_back(self):
+        return self.GetPluginInfoEntryWithDefault("Mode", "") == FINISH_MODE
+
+    def hand_back(self):
+        """The one task of a hand-back job: check the finished job's frames and write its completion record
+        (the runtime's ``farm_plugin.completion.cli``, bounded by the job's task timeout)."""
+        record_path, record = self.job_record()
+        job_id = self.GetPluginInfoEntry("FinishesJob")
+        part = self.GetPluginInfoEntryWithDefault("Part", "main")
+        finished = RepositoryUtils.GetJob(job_id, True)
+        state = finished.JobStatus if finished is not None else None
+        self.LogInfo(f"comfyfarm {COMFYFARM_VERSION}: handing back job {job_id} ({part}), "
+                     f"{state or 'no longer in the queue'}: checking its frames")
+        self.SetStatusMessage(f"checking the frames of job {job_id}")
+        self.prepare_environment()
+        arguments = hand_back_arguments(record, record_path, job_id, part, state,
+                                        self.GetPluginInfoEntryWithDefault("FinishesFrames", ""),
+                                        RepositoryUtils.CheckPathMapping)
+        process = HandBackProcess(self, self.python(), arguments)
+        try:
+            self.RunManagedProcess(process)
+        finally:
+            process.Cleanup()
+        code = process.exit_code if process.exit_code is not None else process.ExitCode
+        if code != EXIT_OK:
+            self.FailRender(f"comfyfarm: could not hand job {job_id} back (the runtime exited with code {code}): "
+                            f"{process.said or 'it said nothing'}")
+        self.SetStatusMessage(process.said)
+        self.SetProgress(100.0)
 
     # -- EndJob ------------------------------------------------------------------------------------
 
     def EndJob(self):  # noqa: N802
         if self.comfyui is not None:
             self.LogInfo("comfyfarm: shutting ComfyUI down")
-            self.ShutdownMonitoredManagedProcess(COMFYUI_PROCESS)
-            self.comfyui.Cleanup()
-            self.comfyui = None
+            self.stop_comfyui()
 
 
 class PythonProcess(ManagedProcess):
@@ -479,6 +724,10 @@ class PythonProcess(ManagedProcess):
     def InitializeProcess(self):  # noqa: N802
         self.PopupHandling = False
         self.StdoutHandling = True
+        # As Thinkbox's CommandLine.py does: "Ensure child processes are killed and the parent process is
+        # terminated on exit" (a custom node's helper must not keep the GPU or the port after a cancel).
+        self.UseProcessTree = True
+        self.TerminateOnExit = True
         self.SetEnvironmentVariable("PYTHONUNBUFFERED", "1")
         self.add_handlers()
 
@@ -518,8 +767,27 @@ class ComfyUIProcess(PythonProcess):
         return self.comfyui_dir
 
 
-class ChunkProcess(PythonProcess):
-    """``python -m farm_plugin.runner`` for one task; its progress lines drive Deadline's progress."""
+class ExitCodeProcess(PythonProcess):
+    """A process whose exit code the plugin reads and judges itself (``exit_code``): Deadline's own check
+    would fail the task on any code but 0."""
+
+    def __init__(self, plugin, python, arguments):
+        super().__init__(plugin, python, arguments)
+        self.exit_code = None
+        self.CheckExitCodeCallback += self.CheckExitCode
+
+    def Cleanup(self):  # noqa: N802
+        super().Cleanup()
+        del self.CheckExitCodeCallback
+
+    def CheckExitCode(self, exit_code):  # noqa: N802
+        self.exit_code = exit_code
+
+
+class ChunkProcess(ExitCodeProcess):
+    """``python -m farm_plugin.runner`` for one task; its progress lines (stdout) drive Deadline's progress. Its
+    log lines (stderr, which reaches these handlers too) never start with a protocol word. The plugin decides
+    on its exit code (a lost ComfyUI is restarted, not failed)."""
 
     def __init__(self, plugin, python, record, frames, source, output, scratch):
         super().__init__(plugin, python, " ".join(quote(a) for a in (
@@ -528,22 +796,12 @@ class ChunkProcess(PythonProcess):
             "--idle-timeout-s", plugin.GetIntegerConfigEntryWithDefault("IdleTimeoutSeconds", 900),
         )))
         self.error = ""
-        self.exit_code = None
-        self.CheckExitCodeCallback += self.CheckExitCode
-
-    def Cleanup(self):  # noqa: N802
-        super().Cleanup()
-        del self.CheckExitCodeCallback
 
     def add_handlers(self):
         self.AddStdoutHandlerCallback(r"^PROGRESS ([0-9.]+)").HandleCallback += self.progress
         self.AddStdoutHandlerCallback(r"^STATUS (.*)").HandleCallback += self.status
         self.AddStdoutHandlerCallback(r"^FRAME (-?\d+) (done|skipped)").HandleCallback += self.frame
         self.AddStdoutHandlerCallback(r"^ERROR (.*)").HandleCallback += self.failed
-
-    def CheckExitCode(self, exit_code):  # noqa: N802
-        """Keep the exit code for the plugin, which decides (a lost ComfyUI is restarted, not failed)."""
-        self.exit_code = exit_code
 
     def progress(self):
         self.plugin.SetProgress(float(self.GetRegexMatch(1)))
@@ -557,3 +815,18 @@ class ChunkProcess(PythonProcess):
 
     def failed(self):
         self.error = self.GetRegexMatch(1)
+
+
+class HandBackProcess(ExitCodeProcess):
+    """``python -m farm_plugin.completion.cli`` for a hand-back job; its ``comfyfarm relink:`` line says what it
+    wrote (or why it could not)."""
+
+    def __init__(self, plugin, python, arguments):
+        super().__init__(plugin, python, " ".join(quote(a) for a in arguments))
+        self.said = ""
+
+    def add_handlers(self):
+        self.AddStdoutHandlerCallback(r"comfyfarm relink: (.*)").HandleCallback += self.heard
+
+    def heard(self):
+        self.said = self.GetRegexMatch(1)

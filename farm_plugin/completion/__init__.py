@@ -1,9 +1,10 @@
 """The completion record: ``<inbox>/<deadline job id>.json``, what Flame imports when a farm job ends.
 
-Written by the ComfyUIRelink event (through ``python -m farm_plugin.completion.cli``) on the Worker that
-finished the job: the outputs are checked against the job's frame list on disk, and the record says
-what was verified, in the artist's paths (mapped back through the job record's path mappings). It is
-written atomically (temp file + rename) and never twice: a repeated event finds it and writes nothing.
+Written by the job's Deadline hand-back job (through ``python -m farm_plugin.completion.cli``), on a farm
+Worker, once the job has ended however it ended (or by an OpenJD job's Finish step): the outputs are
+checked against the job's frame list on disk, and the record says what was verified, in the artist's
+paths (mapped back through the job record's path mappings). It is written atomically (temp file + rename)
+and never twice: a repeated hand-back finds it and writes nothing.
 """
 
 from __future__ import annotations

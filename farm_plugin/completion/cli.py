@@ -1,7 +1,12 @@
-"""``python -m farm_plugin.completion.cli``: write a job's completion record (run by the ComfyUIRelink event).
+"""``python -m farm_plugin.completion.cli``: write a job's completion record (run by a Deadline hand-back job:
+the ComfyUI plugin's finish mode, farm_plugin/ComfyUI/ComfyUI.py ``hand_back``).
 
-Exit 0 when the record is written or was already there; 2 when the job record cannot be read or the
-inbox cannot be written. What it did is printed on one line, for the event plugin's log.
+Unless the job failed, what two chunks of a sequence workflow each left to the other is cross-faded first.
+``--failed``: the Deadline job failed (or was cancelled): the record says failed, with the frames that exist.
+``--failed-unless-complete``: Deadline no longer has the job (deleted), or it is in no final state: the record
+says completed when every frame is on disk, else failed with ``--reason`` and the missing frames.
+Exit 0 when the record is written or was already there; 2 when the job record cannot be read or the inbox
+cannot be written. What it did is printed on one line, for the hand-back job's log.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from farm_plugin.completion.record import build_completion, completion_summary, write_completion
+from farm_plugin.completion.record import STATUS_FAILED, build_completion, completion_summary, write_completion
 from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_OK
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
@@ -25,7 +30,11 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m farm_plugin.completion.cli", description=__doc__)
     parser.add_argument("--job", required=True, help="the job record, as this machine sees it")
     parser.add_argument("--deadline-job-id", required=True)
-    parser.add_argument("--failed", action="store_true", help="the Deadline job failed")
+    outcome = parser.add_mutually_exclusive_group()
+    outcome.add_argument("--failed", action="store_true", help="the Deadline job failed (or was cancelled)")
+    outcome.add_argument("--failed-unless-complete", action="store_true",
+                         help="the Deadline job is gone or unfinished: failed (with --reason) unless every frame is "
+                              "there")
     parser.add_argument("--reason", default="", help="why it failed")
     parser.add_argument("--part", default="main")
     parser.add_argument("--frames", help="the Deadline job's frames (default: the record's)")
@@ -37,16 +46,19 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     except JobRecordError as exc:
         print(f"comfyfarm relink: {exc}")
         return EXIT_BAD_INPUT
+    if not args.failed:
+        _finish_joins(record, args.job, args.output_pattern)
     inbox = args.inbox or record.inbox
     if not inbox:
         print(f"comfyfarm relink: job {args.deadline_job_id} has no inbox in its record: nothing to hand back")
         return EXIT_OK
     frames = parse_frame_list(args.frames) if args.frames else None
-    if not args.failed:
-        _finish_joins(record, args.job, args.output_pattern)
     completion = build_completion(record, deadline_job_id=args.deadline_job_id, job_failed=args.failed,
-                                  reason=args.reason, part=args.part, frames=frames,
+                                  reason=args.reason if args.failed else "", part=args.part, frames=frames,
                                   output_pattern=args.output_pattern)
+    if args.failed_unless_complete and completion.missing_frames:
+        reason = "; ".join(text for text in (args.reason, completion.reason) if text)
+        completion = dataclasses.replace(completion, status=STATUS_FAILED, reason=reason)
     try:
         written = write_completion(completion, inbox)
     except OSError as exc:

@@ -10,17 +10,19 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from farm_plugin import __version__
 from farm_plugin.atomic import write_text_atomic
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.frames.image_io import PlateInfo, probe
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import JobRecord, output_frames, pass_patterns
 from farm_plugin.paths import PathMapping, map_path
 from farm_plugin.workflow.package import DEFAULT_PASS
+
+if TYPE_CHECKING:
+    from farm_plugin.frames.image_io import PlateInfo
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,10 @@ def read_completion(path: str | Path) -> CompletionRecord:
 
 
 def verify_outputs(pattern: FramePattern, frames: List[int]) -> Tuple[List[int], List[int], Optional[PlateInfo]]:
-    """``(present, missing, header of the first present)``: frames whose output exists and whose header reads."""
+    """``(present, missing, header of the first present)``: frames whose output exists and whose header reads.
+    OpenImageIO is imported here, not with the module: Flame's relink reads records without it."""
+    from farm_plugin.frames.image_io import probe
+
     present, missing = [], []
     first: Optional[PlateInfo] = None
     for frame in frames:

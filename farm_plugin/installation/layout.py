@@ -5,7 +5,9 @@
   because Flame scans the hook folder's subfolders for hooks and skips only dot-folders. The prefix is
   ``/opt/Autodesk/shared/python/comfyfarm`` by default (Flame's shared hook folder), and the ``comfyfarm``
   command goes into ``/usr/local/bin``.
-- ``repository``: ``<repository>/custom/plugins/ComfyUI/`` and ``<repository>/custom/events/ComfyUIRelink/``.
+- ``repository``: ``<repository>/custom/plugins/ComfyUI/`` (render jobs and their hand-back jobs). The
+  ``custom/events/ComfyUIRelink/`` event plugin of older comfyfarms is gone: an upgrade removes the copy its
+  manifest lists, and ``comfyfarm doctor`` warns about one put there by hand.
 - ``worker``: ``<prefix>/lib/`` (comfyfarm, and ``lib/python3.X`` for what ComfyUI's environment lacks),
   ``<prefix>/bin/comfyfarm``, and one ``comfyfarm.pth`` in the environment's site-packages that appends them
   to its ``sys.path`` (after the environment's own packages, which always win).
@@ -39,9 +41,8 @@ COMMAND = "comfyfarm"
 DEFAULT_REPOSITORY = Path("/opt/Thinkbox/DeadlineRepository10")
 REPOSITORY_ENV = "COMFYFARM_DEADLINE_REPOSITORY"
 PLUGIN_DIR = Path("custom") / "plugins" / "ComfyUI"
-EVENT_DIR = Path("custom") / "events" / "ComfyUIRelink"
 PLUGIN_FILES = ("ComfyUI.py", "ComfyUI.param", "ComfyUI.options", "ComfyUI.ico")
-EVENT_FILES = ("ComfyUIRelink.py", "ComfyUIRelink.param")
+RETIRED_EVENT_DIR = Path("custom") / "events" / "ComfyUIRelink"  # comfyfarm 0.1.0's event plugin
 
 DEFAULT_WORKER_PREFIX = Path("/opt/comfyfarm")
 WORKER_LIB = "lib"

@@ -3,7 +3,7 @@
     python -m farm_plugin.openjd finish --job JOB.json --frames 1001-1024 [--output-pattern P] [--inbox DIR]
 
 It runs once, after every chunk of the render step(s) (the step depends on them). What the Deadline 10
-path does in the ComfyUIRelink event, it does here:
+path does in its hand-back jobs (the ComfyUI plugin's finish mode), it does here:
 
 - cross-fades what two chunks of a sequence workflow each left to the other (runner/joins.py);
 - verifies every output frame on disk and builds the completion record (farm_plugin/completion);

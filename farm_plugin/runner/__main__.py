@@ -1,8 +1,9 @@
 """The chunk runner as a process: ``python -m farm_plugin.runner --job JOB.json --frames LIST --comfyui-url URL``.
 
 This is what the Deadline plugin runs for each task, against the ComfyUI it keeps warm for the job. It
-prints the progress protocol (``PROGRESS``/``STATUS``/``FRAME``/``ERROR`` lines, see progress.py) on stdout
-and exits with:
+prints the progress protocol (``PROGRESS``/``STATUS``/``FRAME``/``ERROR`` lines, see progress.py) on stdout,
+and only there; its log goes to stderr in lines that never start with a protocol word (the logger's name
+first), since Deadline hands stderr to the plugin's handlers too, in no order with stdout. It exits with:
 
 - 0: every frame is written and verified (or, for a cross-fading workflow, handed to the join with the
   chunk before, which writes it when that chunk has run);
@@ -10,7 +11,8 @@ and exits with:
 - 2: bad arguments, or a job record this runtime cannot read;
 - 3: ComfyUI stopped, hung or cannot be reached: whoever owns it may restart it and run the chunk again
   (frames already written are skipped);
-- 130: cancelled (SIGTERM or SIGINT): ComfyUI's prompts are withdrawn and no partial file is left.
+- 130: cancelled (SIGTERM or SIGINT): ComfyUI's prompts are withdrawn and no partial file is left. (Deadline
+  itself kills the process outright on a cancel: then the plugin withdraws the chunk.)
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.jobrecord import read_job_record
 from farm_plugin.runner.chunk import DEFAULT_IDLE_TIMEOUT_SECONDS, ChunkCancelled, ChunkFailed, ChunkRunner, ComfyUILost
 from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_FAILED, EXIT_OK
-from farm_plugin.runner.progress import LineProgress
+from farm_plugin.runner.progress import LineProgress, LogLineFormatter
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(LogLineFormatter())
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[log_handler])
     for noisy in ("urllib3", "websocket"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     progress = LineProgress(sys.stdout)

@@ -7,10 +7,15 @@ stdout handlers turn into ``SetProgress`` / ``SetStatusMessage`` / ``FailRender`
     STATUS frame 1012 (3/10) · KSampler 14/20
     FRAME 1012 done          (or: FRAME 1012 skipped, when a rerun finds it already written)
     ERROR ComfyUI node 7 (KSampler) failed: RuntimeError: …
+
+The protocol is on stdout only. The runner's log goes to stderr, which Deadline hands to the same handlers
+(in no order with stdout), so no log line may read as a protocol line: :class:`LogLineFormatter` starts each
+with the logger's name (``farm_plugin.runner.chunk ERROR: …``) and indents the rest of a record (a traceback).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import sys
@@ -62,6 +67,16 @@ class LineProgress(ProgressSink):
 
     def error(self, text: str) -> None:
         self._write(f"ERROR {text}")
+
+
+class LogLineFormatter(logging.Formatter):
+    """Log lines that never read as protocol lines (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s %(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", "\n    ")
 
 
 @dataclass(frozen=True)

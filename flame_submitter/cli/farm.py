@@ -17,11 +17,13 @@ from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineCli
 from flame_submitter.deadline.jobs import job_outputs, recent_jobs, state_of, task_counts
 from flame_submitter.deadline.submit import (
     ClipRequest,
+    SubmissionIncomplete,
+    SubmissionUncertain,
     deadline_client,
     dry_run_document,
     plan,
     preflight_farm,
-    submit,
+    submit_jobs,
     submitting_user,
 )
 from flame_submitter.deadline_cloud.bundle import BundleOptions, build_bundles
@@ -38,7 +40,8 @@ CLOUD_ONLY = (("bundle_dir", "--bundle-dir"), ("cpu", "--cpu"), ("job_param", "-
 def add_parsers(commands: Any) -> None:
     parser = commands.add_parser("submit", help="submit a workflow over a frame sequence to Deadline",
                                  description="Check everything, then submit one Deadline job (two with a preview "
-                                             "template) and print the job id(s).")
+                                             "template), each with a hand-back job that brings its result back to "
+                                             "Flame however it ends, and print the render job id(s).")
     parser.add_argument("--workflow", required=True, metavar="NAME|PATH")
     parser.add_argument("--input", required=True, metavar="PATTERN", help="source frames on shared storage")
     parser.add_argument("--frames", metavar="LIST", help="Deadline frame list; default: every frame on disk")
@@ -120,15 +123,17 @@ def run_submit(args: argparse.Namespace) -> int:
     try:
         client = deadline_client(config)
         preflight_farm(client, template)
-        ids = submit(jobs, client)
-    except BadInput as exc:
+        submitted = submit_jobs(jobs, client)
+    except (BadInput, SubmissionIncomplete, SubmissionUncertain) as exc:  # the last two: say which jobs may exist
         return _fail(exc)
     except (ComfyfarmError, OSError) as exc:
         return _fail(exc, "nothing was submitted: ")
-    for job, job_id in zip(jobs, ids):
-        print(job_id)
-        print(f"comfyfarm: {job.submission.job_info['Name']} → Deadline job {job_id} "
-              f"(frames {job.submission.job_info['Frames']}, record {job.record_path})", file=sys.stderr)
+    for item in submitted:
+        info = item.planned.submission.job_info
+        print(item.job_id)
+        hand_back = f", handed back by job {item.hand_back_id}" if item.hand_back_id else ""
+        print(f"comfyfarm: {info['Name']} → Deadline job {item.job_id} (frames {info['Frames']}{hand_back}, record "
+              f"{item.planned.record_path})", file=sys.stderr)
     return 0
 
 
@@ -234,6 +239,6 @@ def run_cancel(args: argparse.Namespace) -> int:
             client.fail_job(args.job_id)
     except ComfyfarmError as exc:
         return _fail(exc)
-    print(f"comfyfarm: job {args.job_id} {'deleted' if args.delete else 'cancelled (failed); finished frames stay'}",
-          file=sys.stderr)
+    print(f"comfyfarm: job {args.job_id} {'deleted' if args.delete else 'cancelled (failed); finished frames stay'}; "
+          "its hand-back job tells Flame which frames exist", file=sys.stderr)
     return 0

@@ -14,8 +14,9 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "errors": ("DeadlineAuthError", "DeadlineError", "DeadlineTimeout", "DeadlineUnreachable"),
     "jobs": ("job_outputs", "recent_jobs", "state_of", "task_counts"),
     "submit": (
-        "submit", "ClipRequest", "SubmitError", "check_shared", "deadline_client", "dry_run_document", "plan",
-        "preflight_farm", "submitting_user",
+        "submit", "ClipRequest", "SubmissionIncomplete", "SubmissionUncertain", "SubmissionWithdrawn", "SubmitError",
+        "SubmittedJob", "check_shared", "deadline_client", "dry_run_document", "plan", "preflight_farm",
+        "submit_jobs", "submitting_user",
     ),
 }
 __all__, __getattr__ = public_names(__name__, _PUBLIC)

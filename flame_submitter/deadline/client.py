@@ -144,23 +144,14 @@ class DeadlineClient:
     # -- jobs -------------------------------------------------------------------------------------
 
     def submit_job(self, submission: JobSubmission) -> str:
-        """Submit one job; returns its Deadline job id."""
+        """Submit one job (``IdOnly``); returns its Deadline job id. There is no batch call: the Web Service
+        answers a batch (``{"Jobs": [...]}``) with a success message and no ids, and its ``Dependent`` flag
+        chains every job of the batch to the one before it (the Standalone API's ``SubmitJobs``), so each job
+        goes on its own, its dependencies in its JobInfo (``JobDependencies``)."""
         body = {"JobInfo": dict(submission.job_info), "PluginInfo": dict(submission.plugin_info),
                 "AuxFiles": list(submission.aux_files), "IdOnly": True}
         answer = self._post_json("/api/jobs", body)
         return _job_id(answer, "/api/jobs")
-
-    def submit_jobs(self, submissions: Sequence[JobSubmission]) -> List[str]:
-        """Submit several jobs in one call (each may depend on the one before); returns their ids in order."""
-        body = {
-            "Jobs": [{"JobInfo": dict(s.job_info), "PluginInfo": dict(s.plugin_info), "AuxFiles": list(s.aux_files),
-                      "DependsOnPrevious": s.depends_on_previous} for s in submissions],
-            "Dependent": "true" if any(s.depends_on_previous for s in submissions) else "false",
-        }
-        answer = self._post_json("/api/jobs", body)
-        if not isinstance(answer, list) or len(answer) != len(submissions):
-            raise DeadlineUnexpected("POST", "/api/jobs", f"expected {len(submissions)} jobs, got {answer!r:.200}")
-        return [_job_id(item, "/api/jobs") for item in answer]
 
     def _post_json(self, path: str, body: Mapping[str, Any]) -> Any:
         response = self._send("POST", path, body=body)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from flame_submitter.deadline.client import JOB_STATES
+from flame_submitter.jobs.builder import HAND_BACK_MODE
 
 CHUNK_COUNTERS = ("CompletedChunks", "QueuedChunks", "SuspendedChunks", "RenderingChunks", "FailedChunks",
                   "PendingChunks")
 
 
 def recent_jobs(jobs: Sequence[Mapping[str, Any]], user: str, *, all_users: bool = False) -> List[Dict[str, Any]]:
-    """comfyfarm's jobs (those with a job record) of ``user`` (or everyone's), newest first."""
+    """comfyfarm's render jobs (those with a job record, hand-back jobs left out) of ``user`` (or everyone's),
+    newest first."""
     mine = [dict(j) for j in jobs if (all_users or (j.get("Props") or {}).get("User") == user)
-            and (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord")]
+            and (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord")
+            and (j.get("Props") or {}).get("PlugInfo", {}).get("Mode") != HAND_BACK_MODE]
     return sorted(mine, key=lambda j: str(j.get("Date", "")), reverse=True)
 
 

@@ -3,7 +3,13 @@
 Every check runs before anything is written or sent: the workflow validates, the frames exist on shared
 storage the farm can reach, the output and jobs folders are on shared storage and writable, the Web
 Service answers and the credentials work, the pool and group exist. Then the job folders are written and
-the jobs submitted; if the submission fails, the folders are removed again.
+the jobs submitted, one ``POST /api/jobs`` each (client.py says why not a batch): per clip its preview (if
+any) and that one's hand-back job, then its main job, waiting for the preview, and that one's hand-back job.
+
+A submission that fails part-way leaves no job behind that the artist does not know about: what it
+submitted is deleted again, newest first (a hand-back job before the job it waits for, which would release
+it), and the folders are removed; if something cannot be deleted, or a job may exist although its answer
+never came, the error names each job that may exist, and the folders stay.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import getpass
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin.errors import BadInput
 from farm_plugin.frames.pattern import FramePattern
@@ -23,8 +29,9 @@ from farm_plugin.workflow.package import WorkflowPackage
 from flame_submitter.config import Config
 from flame_submitter.deadline.client import DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError, DeadlineTimeout
-from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, plan_jobs
+from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, hand_back_of, plan_jobs, waiting_for
 from flame_submitter.jobs.record import SourceClip, check_workflow, colour_spec, source_clip, workflow_spec
+from flame_submitter.jobs.submission import JobSubmission
 from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
@@ -110,7 +117,7 @@ def preflight_farm(client: DeadlineClient, template: JobTemplate) -> None:
     pools = client.pool_names()
     groups = client.group_names()
     for what, value, known in (("pool", template.pool, pools), ("secondary pool", template.secondary_pool, pools),
-                               ("group", template.group, groups)):
+                               ("group", template.group, groups), ("finish group", template.finish_group, groups)):
         if value and value not in known:
             raise SubmitError(f"{what} '{value}' does not exist on the farm: use one of {', '.join(known)}")
 
@@ -139,64 +146,174 @@ def plan(
                      user=submitting_user(config), comment=comment, colour=colour)
 
 
-def submit(jobs: Sequence[PlannedJob], client: DeadlineClient) -> List[str]:
-    """Write the job folders and submit; returns Deadline job ids.
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A planned job as Deadline has it: its id, and its hand-back job's."""
 
-    When the Web Service refuses or is unreachable the folders are removed: nothing was submitted. When it
-    does not answer in time the jobs may exist all the same, so the folders stay and the jobs are looked
-    for by their record path; if they cannot be found, :class:`SubmissionUncertain` says what to check.
-    """
+    planned: PlannedJob
+    job_id: str
+    hand_back_id: Optional[str] = None
+
+
+def submit(jobs: Sequence[PlannedJob], client: DeadlineClient) -> List[str]:
+    """Write the job folders and submit; returns the Deadline ids of ``jobs`` (their hand-back jobs' are in
+    :func:`submit_jobs`' answer and the log). Raises as :func:`submit_jobs` does."""
+    return [sent.job_id for sent in submit_jobs(jobs, client)]
+
+
+def submit_jobs(jobs: Sequence[PlannedJob], client: DeadlineClient) -> List[SubmittedJob]:
+    """Write the job folders and submit each job, then its hand-back job (see the module docstring).
+
+    A POST that times out may have been carried out all the same: the job is looked for by its PluginInfo
+    (its record, part and mode are unique to it). When a POST fails, what this call submitted is deleted
+    again and the folders removed: the error is the Web Service's (nothing was submitted), with the ids
+    deleted again (:class:`SubmissionWithdrawn`). When a job cannot be deleted
+    (:class:`SubmissionIncomplete`) or may exist unconfirmed (:class:`SubmissionUncertain`), the error names
+    each such job and the folders stay."""
     folders = JobFolders(jobs)
     folders.write()
+    sent: List[Tuple[str, str]] = []  # (Deadline id, name), in submission order
+    ids: Dict[Tuple[str, str], str] = {}
+    submitted: List[SubmittedJob] = []
     try:
-        if len(jobs) == 1:
-            ids = [client.submit_job(jobs[0].submission)]
-        else:
-            ids = client.submit_jobs([job.submission for job in jobs])
+        for job in jobs:
+            submission = job.submission
+            if job.waits_for:
+                submission = waiting_for(submission, ids[(job.key, job.waits_for)])
+            job_id = _send(client, submission, sent)
+            ids[(job.key, job.part)] = job_id
+            hand_back_id = _send(client, hand_back_of(job, job_id), sent) if job.hand_back is not None else None
+            submitted.append(SubmittedJob(job, job_id, hand_back_id))
+    except BaseException as exc:
+        error = _withdraw(exc, sent, client, folders, jobs)
+        if error is exc:
+            raise
+        raise error from exc
+    for item in submitted:
+        logger.info("submitted %s (%s) as Deadline job %s, handed back by job %s", item.planned.key,
+                    item.planned.part, item.job_id, item.hand_back_id or "(none)")
+    return submitted
+
+
+class _Unconfirmed(DeadlineError):
+    """A POST timed out and its job was not found: it may still appear (turned into SubmissionUncertain)."""
+
+    def __init__(self, name: str, cause: DeadlineTimeout) -> None:
+        super().__init__(str(cause))
+        self.name = name
+        self.cause = cause
+
+
+def _send(client: DeadlineClient, submission: JobSubmission, sent: List[Tuple[str, str]]) -> str:
+    """Submit one job and note it in ``sent``; a timed-out POST is looked for before it counts as failed."""
+    name = submission.job_info["Name"]
+    try:
+        job_id = client.submit_job(submission)
     except DeadlineTimeout as exc:
-        found = _find_submitted(jobs, client)
+        found = _find_submitted(submission, client)
         if found is None:
-            raise SubmissionUncertain(jobs, exc) from exc
-        ids = found
-    except BaseException:
-        folders.remove()
-        raise
-    for job, job_id in zip(jobs, ids):
-        logger.info("submitted %s as Deadline job %s", job.key, job_id)
-    return ids
+            raise _Unconfirmed(name, exc) from exc
+        logger.info("the Web Service did not answer in time, but it has '%s' as job %s", name, found)
+        job_id = found
+    sent.append((job_id, name))
+    return job_id
 
 
-class SubmissionUncertain(DeadlineError):
-    """The Web Service did not confirm a submission that it may still carry out."""
-
-    def __init__(self, jobs: Sequence[PlannedJob], cause: Exception) -> None:
-        names = ", ".join(sorted({j.submission.job_info["Name"] for j in jobs}))
-        folders = ", ".join(sorted({str(j.folder) for j in jobs}))
-        super().__init__(
-            f"{cause}; the job(s) may have been submitted all the same: look for '{names}' in Deadline Monitor "
-            f"before submitting again (job folder kept: {folders})"
-        )
-
-
-def _find_submitted(jobs: Sequence[PlannedJob], client: DeadlineClient) -> Optional[List[str]]:
-    """The ids of ``jobs`` if the farm has them (matched by record path and part), else None."""
+def _find_submitted(submission: JobSubmission, client: DeadlineClient) -> Optional[str]:
+    """The id of the one job whose PluginInfo holds ``submission``'s (record, part, mode, finished job), or
+    None when the farm has none, or cannot say."""
     try:
         known = client.get_jobs()
     except DeadlineError:
         return None
-    ids = []
-    for job in jobs:
-        record = job.submission.plugin_info.get("JobRecord")
-        match = [j.get("_id") for j in known
-                 if (j.get("Props") or {}).get("PlugInfo", {}).get("JobRecord") == record
-                 and (j.get("Props") or {}).get("PlugInfo", {}).get("Part") == job.part]
-        if len(match) != 1:
-            return None
-        ids.append(str(match[0]))
-    return ids
+    wanted = dict(submission.plugin_info)
+    match = [str(j.get("_id")) for j in known
+             if all(((j.get("Props") or {}).get("PlugInfo") or {}).get(key) == value for key, value in wanted.items())]
+    return match[0] if len(match) == 1 else None
+
+
+def _withdraw(exc: BaseException, sent: Sequence[Tuple[str, str]], client: DeadlineClient, folders: JobFolders,
+              jobs: Sequence[PlannedJob]) -> BaseException:
+    """After ``exc`` stopped a submission: delete what it submitted, newest first; the error to raise."""
+    unconfirmed = exc if isinstance(exc, _Unconfirmed) else None
+    cause: BaseException = unconfirmed.cause if unconfirmed is not None else exc
+    deleted: List[str] = []
+    left: List[Tuple[str, str]] = []
+    for job_id, name in reversed(sent):
+        try:
+            client.delete_job(job_id)
+            deleted.append(job_id)
+            logger.info("deleted Deadline job %s (%s) again: the submission failed", job_id, name)
+        except DeadlineError as error:
+            logger.warning("could not delete Deadline job %s (%s) again: %s", job_id, name, error)
+            left.append((job_id, name))
+    deleted.reverse()
+    left.reverse()
+    if unconfirmed is None and not left:
+        folders.remove()
+        if not deleted or not isinstance(cause, Exception):  # nothing left behind (or Ctrl-C: it goes on up)
+            return cause
+        return SubmissionWithdrawn(cause, deleted)
+    if unconfirmed is not None:
+        return SubmissionUncertain(jobs, cause, unconfirmed.name, deleted, left)
+    return SubmissionIncomplete(jobs, cause, deleted, left)
+
+
+def _deleted_text(deleted: Sequence[str]) -> str:
+    return f"; the job(s) it had submitted were deleted again ({', '.join(deleted)})" if deleted else ""
+
+
+def _left_text(left: Sequence[Tuple[str, str]]) -> str:
+    return ", ".join(f"{job_id} ('{name}')" for job_id, name in left)
+
+
+def _folders_text(jobs: Sequence[PlannedJob]) -> str:
+    return ", ".join(sorted({str(j.folder) for j in jobs}))
+
+
+class SubmissionWithdrawn(DeadlineError):
+    """A POST failed part-way; everything this submission had sent was deleted again: nothing was submitted."""
+
+    def __init__(self, cause: BaseException, deleted: Sequence[str]) -> None:
+        self.deleted = tuple(deleted)
+        super().__init__(f"{cause}{_deleted_text(deleted)}")
+
+
+class SubmissionIncomplete(DeadlineError):
+    """A POST failed part-way, and jobs this submission had sent could not be deleted again: they exist."""
+
+    def __init__(self, jobs: Sequence[PlannedJob], cause: BaseException, deleted: Sequence[str],
+                 left: Sequence[Tuple[str, str]]) -> None:
+        self.deleted = tuple(deleted)
+        self.left = tuple(job_id for job_id, _name in left)
+        super().__init__(
+            f"{cause}{_deleted_text(deleted)}; these Deadline jobs of the submission exist and could not be deleted "
+            f"again: {_left_text(left)}: delete them in Deadline Monitor before submitting again (job folder kept: "
+            f"{_folders_text(jobs)})"
+        )
+
+
+class SubmissionUncertain(DeadlineError):
+    """The Web Service did not confirm a job that it may still create; what was confirmed was deleted again."""
+
+    def __init__(self, jobs: Sequence[PlannedJob], cause: BaseException, name: str, deleted: Sequence[str] = (),
+                 left: Sequence[Tuple[str, str]] = ()) -> None:
+        self.deleted = tuple(deleted)
+        self.left = tuple(job_id for job_id, _name in left)
+        still = (f"; these Deadline jobs of the submission exist and could not be deleted again: {_left_text(left)}"
+                 if left else "")
+        super().__init__(
+            f"{cause}; the job '{name}' may have been submitted all the same: look for it in Deadline Monitor and "
+            f"delete it before submitting again{_deleted_text(deleted)}{still} (job folder kept: "
+            f"{_folders_text(jobs)})"
+        )
 
 
 def dry_run_document(jobs: Sequence[PlannedJob]) -> Dict[str, Any]:
+    """What ``submit`` would send: each job, the part it waits for (its ``JobDependencies``), and its hand-back
+    job (whose ``JobDependencies`` and PluginInfo ``FinishesJob`` are the job's id, known once it is sent)."""
     return {"jobs": [{"JobInfo": dict(job.submission.job_info), "PluginInfo": dict(job.submission.plugin_info),
-                      "DependsOnPrevious": job.submission.depends_on_previous, "JobRecord": str(job.record_path),
-                      "part": job.part} for job in jobs]}
+                      "WaitsFor": job.waits_for, "JobRecord": str(job.record_path), "part": job.part,
+                      "HandBack": None if job.hand_back is None else {
+                          "JobInfo": dict(job.hand_back.job_info), "PluginInfo": dict(job.hand_back.plugin_info)}}
+                     for job in jobs]}

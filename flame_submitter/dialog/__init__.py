@@ -3,7 +3,8 @@ and the Settings dialog (the artist's own comfyfarm settings: ``settings_dialog`
 
 ``model`` holds the dialog's state without Qt (and is what the tests check most); ``widgets`` generates
 the parameter editors from a workflow manifest; ``submit_dialog`` is the QDialog; ``folders`` asks for a
-folder. Qt is imported here only (through ``qt_compat``), and importing this package does not import it:
+folder; ``qt_binding`` decides PySide2 or PySide6 (from Flame's version, inside Flame) before Qt is imported.
+Qt is imported here only (through ``qt_compat``), and importing this package does not import it:
 ``SubmitDialog``, ``SettingsDialog``, ``flame_main_window``, ``deadline_farm_lists`` and ``choose_folder`` are
 loaded on first use.
 """
@@ -33,10 +34,12 @@ __all__ = [
     "SettingsDialog",
     "SubmitResult",
     "artist_message",
+    "binding_for_flame",
     "choose_folder",
     "deadline_farm_lists",
     "default_choices_path",
     "flame_main_window",
+    "use_flame_binding",
 ]
 
 
@@ -49,6 +52,10 @@ def __getattr__(name: str) -> Any:
         from flame_submitter.dialog import settings_dialog
 
         return settings_dialog.SettingsDialog
+    if name in ("binding_for_flame", "use_flame_binding"):
+        from flame_submitter.dialog import qt_binding
+
+        return getattr(qt_binding, name)
     if name == "choose_folder":
         from flame_submitter.dialog import folders
 

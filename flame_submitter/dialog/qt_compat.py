@@ -4,9 +4,10 @@ Import Qt names from here, never from PySide directly::
 
     from flame_submitter.dialog.qt_compat import QtCore, QtGui, QtWidgets, Signal
 
-Which binding: ``COMFYFARM_QT_BINDING`` (``PySide6`` or ``PySide2``) when set; else the one this process
-has already imported (inside Flame, Flame's own: two Qt bindings in one process do not mix, even if the
-other one is on ``sys.path``); else PySide6, then PySide2.
+Which binding: ``COMFYFARM_QT_BINDING`` (``PySide6`` or ``PySide2``) when set, which inside Flame the Flame
+side sets from Flame's version before the first dialog (``qt_binding.use_flame_binding``); else the one this
+process has already imported; else PySide6, then PySide2. The binding asked for is never swapped for the
+other, and is refused when the other one is already loaded: two Qt bindings in one process do not mix.
 
 Nothing but Qt is imported, and only Qt's own import work happens at import time. Use scoped enum
 names (``QtCore.Qt.AlignmentFlag.AlignLeft``): both bindings accept them, and PySide6 drops the short ones.
@@ -21,12 +22,17 @@ import os
 import sys
 from typing import Any, Optional
 
+from flame_submitter.dialog.qt_binding import BINDING_ENV
+
 logger = logging.getLogger(__name__)
 
-BINDING_ENV = "COMFYFARM_QT_BINDING"
 _WANTED = os.environ.get(BINDING_ENV) or next((n for n in ("PySide6", "PySide2") if n in sys.modules), "")
 if _WANTED not in ("", "PySide6", "PySide2"):
     raise ImportError(f"{BINDING_ENV}={_WANTED!r}: use PySide6 or PySide2, or unset it")
+_OTHER = {"PySide6": "PySide2", "PySide2": "PySide6"}.get(_WANTED)
+if _OTHER is not None and _OTHER in sys.modules:
+    raise ImportError(f"{_WANTED} is asked for ({BINDING_ENV}), but {_OTHER} is already loaded in this process: "
+                      "two Qt bindings do not mix")
 
 if _WANTED == "PySide2":
     from PySide2 import QtCore, QtGui, QtWidgets

@@ -2,7 +2,7 @@
 
 - :mod:`.workstation`: the hook where Flame finds it, importable by each Flame Python, Qt, the command;
 - :mod:`.studio`: the configuration, the shared storage, the Deadline Web Service and its credentials;
-- :mod:`.repository`: the ComfyUI plugin and the ComfyUIRelink event in the repository, at this version;
+- :mod:`.repository`: the ComfyUI plugin in the repository, at this version, and no older ComfyUIRelink event;
 - :mod:`.worker`: the runtime in ComfyUI's Python, ComfyUI starting on each GPU;
 - :mod:`.installed`: an installation's manifest (farm_plugin.installation) against this version;
 - :mod:`.report`: the check lines and the exit status.

@@ -1,4 +1,4 @@
-"""The Deadline repository: the ComfyUI plugin and the ComfyUIRelink event, present and at this version.
+"""The Deadline repository: the ComfyUI plugin present and at this version, and no ComfyUIRelink event left.
 
 Each installed file is compared with this comfyfarm's own copy; the version a differing plugin belongs to
 is read from its ``COMFYFARM_VERSION``.
@@ -55,7 +55,13 @@ def repository_checks(repository_option: Optional[str]) -> List[Check]:
     if not repository.is_dir():
         return [fail("repository", "Deadline repository", f"{repository} is not there (not mounted?)",
                      f"pass --repository DIR, or set {layout.REPOSITORY_ENV}")]
-    return [
-        folder_check(repository, layout.PLUGIN_DIR, layout.PLUGIN_FILES, "ComfyUI plugin"),
-        folder_check(repository, layout.EVENT_DIR, layout.EVENT_FILES, "ComfyUIRelink event"),
-    ]
+    checks = [folder_check(repository, layout.PLUGIN_DIR, layout.PLUGIN_FILES, "ComfyUI plugin")]
+    retired = repository / layout.RETIRED_EVENT_DIR
+    if retired.exists():
+        checks.append(warn("repository", "ComfyUIRelink event", f"{retired} is an older comfyfarm's: comfyfarm "
+                           f"{__version__} hands results back to Flame with a hand-back job per render job, and that "
+                           "event blocks whoever fires it (a Worker, the Web Service, Monitor) while it runs the "
+                           "runtime's Python",
+                           f"{reinstall('repository', repository)} (it removes the copy it installed), or delete "
+                           "the folder"))
+    return checks

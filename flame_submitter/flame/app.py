@@ -2,6 +2,12 @@
 
 Every function here runs on Flame's main thread (a hook callback or an idle event). Work that waits on
 the network runs in a thread that never touches ``flame``; its answer is picked up by an idle event.
+
+One Flame process has one :class:`FlameApp` (:func:`app_for`). It is kept here, in comfyfarm's package, and not
+in the hook file: "Rescan Python Hooks" imports the hook file again (the packages it imported stay loaded), and
+the watcher that was running must stay the only one. Flame calls ``app_initialized`` after each project it
+loads (Autodesk's Python Hooks Reference: appInitialized "is called whenever the project changes"):
+:meth:`FlameApp.project_loaded` then starts the watcher afresh for that project.
 """
 
 from __future__ import annotations
@@ -35,6 +41,21 @@ class FlameApp:
     def user(self) -> str:
         return self.config.deadline_user or getpass.getuser()
 
+    def project_loaded(self, project_name: str) -> None:
+        """``app_initialized``: Flame has started or loaded ``project_name``. The watcher forgets what it knew of
+        the project before (the records it set aside as another project's are that project's now, maybe) and
+        watches for this one."""
+        logger.info("comfyfarm: project %s loaded", project_name)
+        if self.watcher is not None:
+            self.watcher.reset()
+        self.start_relink()
+
+    def resume_relink(self) -> None:
+        """Start the watcher if it is not running and an inbox is configured, without a word otherwise: the hook
+        file was loaded by "Rescan Python Hooks", which calls no app_initialized."""
+        if self.config.inbox_root and (self.watcher is None or not self.watcher.running):
+            self.start_relink()
+
     def start_relink(self) -> None:
         """Start watching the inbox (``app_initialized``); says so in the console if it cannot."""
         self.relink_wanted = True
@@ -49,6 +70,11 @@ class FlameApp:
                                          poll_s=max(1, int(self.config.relink_poll_s)))
         self.watcher.start()
 
+    def close(self) -> None:
+        """This Flame session is over for comfyfarm (another took its place): the watcher stops."""
+        if self.watcher is not None:
+            self.watcher.stop()
+
     def apply_config(self, config: Config) -> None:
         """Use a new configuration from now on (Settings saved); the watcher follows a new inbox or user."""
         before, self.config = self.config, config
@@ -61,7 +87,7 @@ class FlameApp:
 
     def settings_dialog(self) -> Any:
         """The menu action: the artist's settings; saving them applies them to this session."""
-        return open_settings(self.flame, {id(self.flame): self})
+        return open_settings(self.flame)
 
     def import_finished_renders(self) -> int:
         """The menu action: import every pending record now; with none waiting (or no inbox), offer to import a
@@ -103,9 +129,11 @@ class FlameApp:
     def run_locally_dialog(self, selection: Any) -> Any:
         """The menu action: the same dialog in local mode; run-local runs in the background, with progress
         and Stop, and the finished renders are imported into the library."""
+        from farm_plugin.errors import ComfyfarmError
         from farm_plugin.workflow.package import load_package
         from flame_submitter.dialog import SubmitDialog, flame_main_window
         from flame_submitter.dialog.model import SubmitResult
+        from flame_submitter.flame.launch import clean_environment, comfyfarm_command
         from flame_submitter.flame.media import SelectionError, describe
         from flame_submitter.flame.relink import import_render, passes_at
         from flame_submitter.flame.submit import clip_summary, local_requests, run_locally
@@ -121,18 +149,24 @@ class FlameApp:
         dialog.cancel_requested.connect(stop.set)
 
         def start(choice: Any) -> None:
-            try:
+            try:  # main thread: the program that runs comfyfarm, the frames on disk (an export), the passes
+                launcher = comfyfarm_command(str(self.flame.get_version()))
                 requests = local_requests(self.flame, sources, choice, self.config)
-            except Exception as exc:  # an export or a selection problem: shown in the dialog, in words
+                package = load_package(choice.workflow_path)
+            except ComfyfarmError as exc:  # no comfyfarm to run, an export or a selection problem: in words
                 dialog.show_result(SubmitResult(error=str(exc)))
                 return
-            package = load_package(choice.workflow_path)
+            except Exception as exc:  # the dialog must not stay busy: the artist gets words, the log the traceback
+                logger.exception("comfyfarm: Run locally could not start")
+                dialog.show_result(SubmitResult(error=f"Run locally could not start: an unexpected error ({exc!r})"))
+                return
             title, pass_names = package.title, [output.name for output in package.outputs]
             rendered = [(r.name, passes_at(r.output_pattern, pass_names, r.frames)) for r in requests]
             answers: queue.Queue[Any] = queue.Queue()
-            gpus = tuple(self.config.gpus)
+            gpus, env = tuple(self.config.gpus), clean_environment()
             threading.Thread(target=lambda: answers.put(run_locally(requests, choice, progress=dialog.post_progress,
-                                                                    stop=stop, gpus=gpus)),
+                                                                    stop=stop, gpus=gpus, launcher=launcher,
+                                                                    env=env)),
                              name="comfyfarm-local", daemon=True).start()
 
             def finish() -> None:
@@ -176,6 +210,7 @@ class FlameApp:
             return None
         dialog = SubmitDialog.from_config([clip_summary(s) for s in sources], self.config, local=False,
                                           parent=flame_main_window())
+        # start_submission answers every outcome through show_result (a failed export too), never by raising
         dialog.submit_requested.connect(
             lambda choice: start_submission(self.flame, sources, choice, self.config, dialog.show_result))
         dialog.show()
@@ -201,11 +236,13 @@ def describe_jobs(config: Config, user: str) -> str:
     return "\n".join(lines)
 
 
-def open_settings(flame: Any, sessions: dict) -> Any:
+def open_settings(flame: Any) -> Any:
     """The Settings dialog, parented to Flame's window. It opens even when the configuration cannot be read
     (that is where to fix it); once saved, the session's app uses the new configuration, or is created."""
     from flame_submitter.config.settings_model import SettingsModel
-    from flame_submitter.dialog import flame_main_window
+    from flame_submitter.dialog import flame_main_window, use_flame_binding
+
+    use_flame_binding(str(flame.get_version()))
     from flame_submitter.dialog.settings_dialog import SettingsDialog
 
     dialog = SettingsDialog(SettingsModel.load(), parent=flame_main_window())
@@ -216,11 +253,11 @@ def open_settings(flame: Any, sessions: dict) -> Any:
         except ConfigError as exc:
             flame.messages.show_in_console(f"comfyfarm: settings saved in {path}, but {exc}", "error", 15)
             return
-        app = sessions.get(id(flame))
+        app = running_app(flame)
         if app is not None:
             app.apply_config(config)
         else:
-            app = sessions[id(flame)] = FlameApp(flame, config)
+            app = _adopt(FlameApp(flame, config))
             app.start_relink()
         flame.messages.show_in_console(f"comfyfarm: settings saved in {path}", "info", 5)
 
@@ -229,16 +266,35 @@ def open_settings(flame: Any, sessions: dict) -> Any:
     return dialog
 
 
-def app_for(flame: Any, sessions: dict) -> Optional[FlameApp]:
-    """The FlameApp of this Flame session (one per ``flame`` module), or None with a console message."""
-    app = sessions.get(id(flame))
+# The FlameApp of this Flame process. Flame has one ``flame`` module; a new one (a test's next emulated Flame)
+# replaces the app, whose watcher stops. Here and not in the hook file, which a rescan imports again.
+_CURRENT: List[FlameApp] = []
+
+
+def running_app(flame: Any) -> Optional[FlameApp]:
+    """The FlameApp already serving this ``flame`` module, if any."""
+    return next((app for app in _CURRENT if app.flame is flame), None)
+
+
+def _adopt(app: FlameApp) -> FlameApp:
+    for old in _CURRENT:
+        old.close()
+    _CURRENT[:] = [app]
+    return app
+
+
+def app_for(flame: Any) -> Optional[FlameApp]:
+    """The FlameApp of this Flame session, or None with a console message (the configuration cannot be read).
+    Before anything opens a dialog, the Qt binding is set from Flame's version."""
+    from flame_submitter.dialog import use_flame_binding
+
+    app = running_app(flame)
     if app is not None:
         return app
+    use_flame_binding(str(flame.get_version()))
     try:
         config = load_config()
     except ConfigError as exc:
         flame.messages.show_in_console(f"comfyfarm: {exc}", "error", 15)
         return None
-    app = FlameApp(flame, config)
-    sessions[id(flame)] = app
-    return app
+    return _adopt(FlameApp(flame, config))

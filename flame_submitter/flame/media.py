@@ -19,13 +19,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from flame_submitter.flame.segments import describe_segment, export_segment
 from flame_submitter.flame.sources import (
     CollectPaths,
+    ExportError,
     FlameSource,
     SelectionError,
+    clip_length,
     colour_space_of,
     fps_of,
     frame_pattern,
     marks_of,
     text_of,
+    value_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,7 +82,7 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
     if isinstance(clip, flame.PySequence) and len(sizes) > 1:
         listed = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
         raise SelectionError(f"'{name}' mixes resolutions ({listed}): conform its segments to one size first")
-    length = int(clip.duration.frame)
+    length = clip_length(clip)  # all its frames: clip.duration counts only between the marks
     clip_marks = marks_of(clip)
     marks = clip_marks if use_marks else None
     first_rel, end_rel = marks if marks else (1, length + 1)
@@ -90,7 +93,7 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
         if found is not None:
             pattern, first_number = found
     frames = tuple(range(first_number + first_rel - 1, first_number + end_rel - 1))
-    start_time = clip.start_time
+    start_time = value_of(clip.start_time)  # a PyAttribute holding a PyTime
     return FlameSource(
         name=name, frames=frames, width=int(clip.width), height=int(clip.height), fps=fps_of(clip.frame_rate),
         bit_depth=int(clip.bit_depth) if clip.bit_depth else None, start_frame=int(clip.start_frame),
@@ -154,6 +157,8 @@ def export_source(flame: Any, source: FlameSource, folder: Path) -> str:
                 duplicate.out_mark = source.marks[1]
                 exporter.export_between_marks = True
             exporter.export(duplicate or clip, str(preset), str(folder), hooks=hooks)
+        except RuntimeError as exc:  # Flame's refusals (a locked library, a file it will not overwrite, ...)
+            raise ExportError(source.name, str(exc) or type(exc).__name__) from exc
         finally:
             if duplicate is not None:
                 flame.delete(duplicate, confirm=False)

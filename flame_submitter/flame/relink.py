@@ -5,7 +5,8 @@ Started from the hook's ``app_initialized``, it looks at the inbox on Flame's id
 off the main thread. For each record of the current project and user it:
 
 - imports the verified frames of every pass the record lists with ``flame.import_clips`` into the library
-  "ComfyUI Renders" (configurable), in a folder per workflow, one clip per pass;
+  "ComfyUI Renders" (configurable; opened first when the artist closed it), in a folder per workflow, one clip
+  per pass;
 - names the clip ``<source>_<workflow>_v<NNN>`` (one-pass job), or each pass's clip
   ``<source>_<workflow>_<pass>_v<NNN>`` (several-pass job), with one version NNN for all passes of the job:
   the next free one across the passes' names (never overwriting); gives each clip the source's start frame
@@ -15,7 +16,10 @@ off the main thread. For each record of the current project and user it:
 
 A failure record, or a record with a frame missing from any pass, becomes a message in Flame's console
 (naming the passes and frames) and imports nothing. Records that arrive while Flame is closed are there at
-the next start.
+the next start. Records of another project or user are read once and left in the inbox; when the artist
+opens another project (``app_initialized`` calls :meth:`RelinkWatcher.reset`, and the watcher also notices
+the change on its own), the watcher looks at every record again, so a project's records seen while another
+was open are imported when it opens.
 
 A job's passes come in together or not at all: when Flame cannot import one pass, the clips of the passes
 imported before it are deleted again (so no version is half there and its number stays free), the console
@@ -137,8 +141,9 @@ class RelinkWatcher:
         self.library_name = library
         self.poll_s = poll_s
         self.running = False
-        self._foreign: Set[str] = set()  # records of other projects or users, read once
+        self._foreign: Set[str] = set()  # records of other projects or users, read once (for _seen_project)
         self._held: Set[str] = set()  # records Flame could not import: retried when the artist asks, not per tick
+        self._seen_project: Optional[str] = None  # the project _foreign and _held were judged for
 
     # -- the idle loop -------------------------------------------------------------------------------
 
@@ -149,6 +154,12 @@ class RelinkWatcher:
 
     def stop(self) -> None:
         self.running = False
+
+    def reset(self) -> None:
+        """Forget which records were another project's or could not be imported: the project changed."""
+        self._foreign.clear()
+        self._held.clear()
+        self._seen_project = None
 
     def _tick(self) -> None:
         if not self.running:
@@ -165,11 +176,17 @@ class RelinkWatcher:
     # -- records -------------------------------------------------------------------------------------
 
     def project(self) -> str:
-        return text_of(self.flame.projects.current_project.name)
+        """The name of the project open in Flame ("" while none is)."""
+        project = self.flame.projects.current_project
+        return text_of(project.name) if project is not None else ""
 
     def pending(self) -> List[Path]:
-        """Records waiting for this project and user, oldest first."""
-        if not self.inbox.is_dir():
+        """Records waiting for this project and user, oldest first (none while no project is open)."""
+        project = self.project()
+        if project != self._seen_project:  # another project: its records may be among those set aside
+            self.reset()
+            self._seen_project = project
+        if not project or not self.inbox.is_dir():
             return []
         found = []
         for path in sorted(self.inbox.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name)):
@@ -179,7 +196,7 @@ class RelinkWatcher:
                 relink = json.loads(path.read_text(encoding="utf-8")).get("relink") or {}
             except (OSError, ValueError):
                 continue  # being written, or not ours to judge: the writer renames whole files in
-            if relink.get("project") == self.project() and relink.get("user") in (None, "", self.user):
+            if relink.get("project") == project and relink.get("user") in (None, "", self.user):
                 found.append(path)
             else:
                 self._foreign.add(path.name)
@@ -308,10 +325,17 @@ def take_back(flame: Any, imported: Sequence[Tuple[str, Any]]) -> List[str]:
 
 
 def destination(flame: Any, library_name: str, workflow: str) -> Any:
+    """The folder ``workflow`` in the library ``library_name`` of the current workspace, both made when missing.
+    A library the artist closed is opened (a closed library's content can be neither read nor changed: its
+    ``opened`` is False until ``open()``); it stays open, showing the render."""
     workspace = flame.projects.current_project.current_workspace
     library = next((lib for lib in workspace.libraries if text_of(lib.name) == library_name), None)
     if library is None:
         library = workspace.create_library(library_name)
+    if not library.opened:
+        logger.info("comfyfarm: opening the closed library %s to import into it", library_name)
+        if library.open() is False:
+            raise RuntimeError(f"Flame did not open the closed library {library_name}")
     folder = next((f for f in library.folders if text_of(f.name) == workflow), None)
     return folder if folder is not None else library.create_folder(workflow)
 

@@ -24,6 +24,7 @@ from typing import Any, Optional, Tuple
 
 from flame_submitter.flame.sources import (
     CollectPaths,
+    ExportError,
     FlameSource,
     SelectionError,
     colour_space_of,
@@ -31,6 +32,7 @@ from flame_submitter.flame.sources import (
     frame_pattern,
     marks_of,
     text_of,
+    value_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ def _first_frame(clip: Any) -> int:
     segments = [s for v in clip.versions for t in v.tracks for s in t.segments]
     if len(segments) == 1 and segments[0].source_in is not None:
         return int(segments[0].source_in.frame) - int(segments[0].record_in.relative_frame) + 1
-    return int(clip.start_time.frame)
+    return int(value_of(clip.start_time).frame)  # start_time is a PyAttribute holding a PyTime
 
 
 def export_segment(flame: Any, source: FlameSource, exporter: Any, preset: Path, folder: Path,
@@ -153,6 +155,8 @@ def export_segment(flame: Any, source: FlameSource, exporter: Any, preset: Path,
         matched.out_mark = mark_in + len(source.frames)
         exporter.export_between_marks = True
         exporter.export(matched, str(preset), str(folder), hooks=hooks)
+    except RuntimeError as exc:  # Flame refused the export of the matched-out clip
+        raise ExportError(source.name, str(exc) or type(exc).__name__) from exc
     finally:
         flame.delete(matched, confirm=False)
     logger.info("exported segment %s (source frames %s-%s)", source.name, source.frames[0], source.frames[-1])

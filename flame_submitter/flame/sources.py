@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from farm_plugin.errors import BadInput
+from farm_plugin.errors import BadInput, ServiceError
 
 _FRAME_FILE = re.compile(r"^(?P<head>.*?)(?P<number>\d+)(?P<tail>\.[A-Za-z0-9]+)$")
 _FRAME_RANGE = re.compile(r"^(?P<head>.*?)\[(?P<first>\d+)-\d+\](?P<tail>\.[A-Za-z0-9]+)$")
@@ -21,6 +21,17 @@ _FRAME_RANGE = re.compile(r"^(?P<head>.*?)\[(?P<first>\d+)-\d+\](?P<tail>\.[A-Za
 
 class SelectionError(BadInput):
     """The selection cannot be sent to the farm: the message names the clip and the fix."""
+
+
+class ExportError(ServiceError):
+    """Flame refused to export a clip for the farm (``PyExporter.export`` or ``flame.duplicate`` raised):
+    the message names the clip and says what Flame said."""
+
+    def __init__(self, clip_name: str, reason: str) -> None:
+        self.clip_name = clip_name
+        self.reason = reason
+        super().__init__(f"Flame could not export '{clip_name}' for the farm ({reason}): fix it in Flame (render "
+                         "its Timeline FX, make its library writable, free disk space) and submit again")
 
 
 @dataclass(frozen=True)
@@ -48,10 +59,26 @@ class FlameSource:
         return self.pattern is None
 
 
+def value_of(value: Any) -> Any:
+    """A PyAttribute's value (``get_value()``), or a plain value as it is."""
+    return value.get_value() if hasattr(value, "get_value") else value
+
+
 def text_of(value: Any) -> str:
-    if hasattr(value, "get_value"):
-        value = value.get_value()
+    value = value_of(value)
     return "" if value is None else str(value)
+
+
+def clip_length(clip: Any) -> int:
+    """The number of frames of a clip or sequence, marks or not: where its last segment ends (``record_out``,
+    the last frame, relative to the clip's first). Not ``clip.duration``, which counts between the marks when
+    the clip has any (logik-portal's set_in_and_out_plus_one_frame clears the marks before it reads it)."""
+    ends = [int(s.record_out.relative_frame) for v in clip.versions for t in v.tracks for s in t.segments]
+    if ends:
+        return max(ends)
+    if value_of(clip.in_mark) is None and value_of(clip.out_mark) is None:
+        return int(clip.duration.frame)
+    raise SelectionError(f"'{text_of(clip.name)}' has no segments to count its frames from: clear its marks")
 
 
 def fps_of(frame_rate: str) -> Optional[float]:
@@ -85,8 +112,7 @@ def marks_of(clip: Any) -> Optional[Tuple[int, int]]:
     mark_in, mark_out = relative(clip.in_mark), relative(clip.out_mark)
     if mark_in is None and mark_out is None:
         return None
-    length = int(clip.duration.frame)
-    return (mark_in or 1, mark_out or length + 1)
+    return (mark_in or 1, mark_out or clip_length(clip) + 1)
 
 
 def colour_space_of(item: Any) -> Optional[str]:

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from farm_plugin.errors import BadInput, ComfyfarmError
 from farm_plugin.frames.framelist import format_frame_list
@@ -28,7 +26,16 @@ from farm_plugin.jobrecord import RelinkIdentity
 from farm_plugin.paths import is_mapped, under_any
 from farm_plugin.workflow.package import load_package
 from flame_submitter.config import Config
-from flame_submitter.deadline.submit import ClipRequest, SubmitError, deadline_client, plan, preflight_farm, submit
+from flame_submitter.deadline.submit import (
+    ClipRequest,
+    SubmissionIncomplete,
+    SubmissionUncertain,
+    SubmitError,
+    deadline_client,
+    plan,
+    preflight_farm,
+    submit,
+)
 from flame_submitter.dialog.model import ClipSummary, SubmitChoice, SubmitResult
 from flame_submitter.flame.media import FlameSource, SelectionError, direct_pattern, export_source
 
@@ -102,7 +109,7 @@ def submit_in_background(requests: Sequence[ClipRequest], choice: SubmitChoice, 
         client = deadline_client(config)
         preflight_farm(client, template)
         ids = submit(jobs, client)
-    except BadInput as exc:  # the message says what to change
+    except (BadInput, SubmissionIncomplete, SubmissionUncertain) as exc:  # what to change, or which jobs exist
         return SubmitResult(error=str(exc))
     except ComfyfarmError as exc:  # the Web Service, or the job folder on shared storage
         return SubmitResult(error=f"Nothing was submitted: {exc}")
@@ -116,11 +123,20 @@ def submit_in_background(requests: Sequence[ClipRequest], choice: SubmitChoice, 
 def start_submission(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice, config: Config,
                      on_done: Callable[[SubmitResult], None], *,
                      worker: Optional[Callable[..., SubmitResult]] = None) -> Optional[threading.Thread]:
-    """Export on the main thread, submit in a thread, call ``on_done`` from an idle event when it ends."""
+    """Export on the main thread, submit in a thread, call ``on_done`` from an idle event when it ends. Every
+    outcome reaches ``on_done``, a failed export too (the dialog waits for it): nothing here raises."""
     try:
         requests = frames_on_disk(flame, sources, choice, config)
     except BadInput as exc:
         on_done(SubmitResult(error=str(exc)))
+        return None
+    except ComfyfarmError as exc:  # Flame could not export (ExportError), or the input folder cannot be written
+        on_done(SubmitResult(error=f"Nothing was submitted: {exc}"))
+        return None
+    except Exception as exc:  # the artist gets words, the log gets the traceback
+        logger.exception("comfyfarm: the frames for the farm could not be prepared")
+        on_done(SubmitResult(error=f"Nothing was submitted: an unexpected error while preparing the frames "
+                                   f"({exc!r}); see the shell's log"))
         return None
     answers: queue.Queue[SubmitResult] = queue.Queue()
     run = worker or submit_in_background
@@ -151,13 +167,15 @@ def local_requests(flame: Any, sources: Sequence[FlameSource], choice: SubmitCho
 
 
 def run_locally(requests: Sequence[ClipRequest], choice: SubmitChoice, *,
-                progress: Callable[[float, str], None], stop: threading.Event,
-                gpus: Sequence[str] = ()) -> SubmitResult:
+                progress: Callable[[float, str], None], stop: threading.Event, launcher: Sequence[str],
+                env: Optional[Mapping[str, str]] = None, gpus: Sequence[str] = ()) -> SubmitResult:
     """Off the main thread: ``comfyfarm run-local`` for each clip, with progress; ``stop`` interrupts it.
+    ``launcher`` runs the comfyfarm command (``launch.comfyfarm_command``: inside Flame, never
+    ``sys.executable``, which is Flame), in ``env`` (``launch.clean_environment``: without Flame's paths).
     ``gpus`` (the configuration's): one ComfyUI per GPU listed."""
     done: List[str] = []
     for index, request in enumerate(requests):
-        command = [sys.executable, "-m", "flame_submitter.cli", "run-local", "--workflow", choice.workflow_path,
+        command = [*launcher, "run-local", "--workflow", choice.workflow_path,
                    "--input", request.pattern, "--frames", format_frame_list(request.frames),
                    "--output", request.output_pattern, *[a for s in choice.set_arguments() for a in ("--set", s)]]
         if choice.template_overrides.get("chunk_size"):
@@ -166,8 +184,12 @@ def run_locally(requests: Sequence[ClipRequest], choice: SubmitChoice, *,
             command += ["--format", choice.output_format]
         if gpus:
             command += ["--gpus", ",".join(str(g) for g in gpus)]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                       env=dict(env) if env is not None else None, close_fds=True,
+                                       stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            return SubmitResult(error=f"comfyfarm could not be started ({command[0]}): {exc}")
         threading.Thread(target=_interrupt_on, args=(stop, process), daemon=True).start()
         tail: List[str] = []
         assert process.stderr is not None

@@ -10,7 +10,10 @@ from farm_plugin.public import public_names
 # What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
 # imported on first use, so importing one module of this package does not import the others.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
-    "builder": ("FarmPaths", "JobFolders", "PlannedJob", "plan_jobs", "whole_windows"),
+    "builder": (
+        "FarmPaths", "HAND_BACK_MODE", "JobFolders", "PlannedJob", "hand_back_of", "plan_jobs", "waiting_for",
+        "whole_windows",
+    ),
     "record": (
         "SourceClip", "check_workflow", "clip_name", "colour_spec", "job_record", "load_workflow", "requested_frames",
         "source_clip", "workflow_spec",

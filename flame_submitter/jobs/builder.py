@@ -2,8 +2,12 @@
 
 For each clip it plans a job folder on shared storage (``<jobs root>/<job>/job.json``, the job record in
 the farm's paths) and a JobInfo/PluginInfo pair. A template with ``preview_every: N`` makes two jobs per
-clip: every Nth frame first, then the rest, which waits for the preview. Job folders are written all or
-nothing: a failure removes what this build wrote.
+clip: every Nth frame first, then the rest, which waits for the preview (``waits_for``). Each of them has
+its hand-back job (``hand_back``): one task of the ComfyUI plugin in its finish mode, which waits for the job
+however it ends (completed, failed or cancelled, deleted), checks its frames on disk and writes the
+completion record Flame imports. The ids those dependencies name exist only once Deadline has the jobs:
+``waiting_for`` and ``hand_back_of`` complete the submissions then. Job folders are written all or nothing:
+a failure removes what this build wrote.
 
 The record is built by record.py, as for ``run-local``; this module adds only the farm's part: the paths as
 the farm sees them, the relink identity, the job template's settings and the job folders.
@@ -33,8 +37,19 @@ from flame_submitter.jobs.templates import JobTemplate
 
 logger = logging.getLogger(__name__)
 
-RELINK_EVENT = "ComfyUIRelink"
 RECORD_KEY = "comfyfarm_job_record"
+# A hand-back job: the ComfyUI plugin's finish mode (farm_plugin/ComfyUI/ComfyUI.py FINISH_MODE), told which
+# job it hands back in PluginInfo (FINISHED_JOB_KEY), and, for a preview, which frames that job rendered.
+HAND_BACK_MODE = "finish"
+FINISHED_JOB_KEY = "FinishesJob"
+FINISHED_FRAMES_KEY = "FinishesFrames"
+HAND_BACK_TIMEOUT_MINUTES = 15  # it reads every frame's header: minutes for thousands on a slow share
+HAND_BACK_TASK_ERRORS = 3  # a share that hiccups gets two more tries before the hand-back job fails
+HAND_BACK_PRIORITY_BOOST = 10  # one short task the artist waits for: ahead of renders of its own priority
+# Deadline releases a job whose dependencies all ended in a state these accept (JobInfo keys, DOC 10.1
+# manual-submission): the hand-back runs however its job ends.
+HAND_BACK_RESUME = {"ResumeOnCompleteDependencies": "true", "ResumeOnFailedDependencies": "true",
+                    "ResumeOnDeletedDependencies": "true"}
 
 
 @dataclass(frozen=True)
@@ -58,10 +73,26 @@ class PlannedJob:
     record: JobRecord       # paths as the farm sees them
     submission: JobSubmission
     part: str = "main"      # "preview" or "main"
+    waits_for: Optional[str] = None  # the part of this clip's jobs that must complete first (main: "preview")
+    hand_back: Optional[JobSubmission] = None  # runs after this job however it ends; see hand_back_of
 
     @property
     def record_path(self) -> Path:
         return self.folder / "job.json"
+
+
+def waiting_for(submission: JobSubmission, job_id: str) -> JobSubmission:
+    """``submission`` that Deadline keeps Pending until the job ``job_id`` completed (JobInfo
+    ``JobDependencies``)."""
+    return replace(submission, job_info={**submission.job_info, "JobDependencies": job_id})
+
+
+def hand_back_of(job: PlannedJob, job_id: str) -> JobSubmission:
+    """The hand-back job of ``job``, once Deadline named it ``job_id``: it waits for it, and hands it back."""
+    if job.hand_back is None:
+        raise ValueError(f"{job.key} ({job.part}) has no hand-back job")
+    submission = waiting_for(job.hand_back, job_id)
+    return replace(submission, plugin_info={**submission.plugin_info, FINISHED_JOB_KEY: job_id})
 
 
 def _safe(text: str) -> str:
@@ -85,13 +116,11 @@ def plan_jobs(
     reproducible tests."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
     spec = workflow_spec(workflow, parameters)
-    batch = None
     preview = template.preview_every if workflow.mode == "per_frame" else 0
     if template.preview_every and workflow.mode != "per_frame":
         logger.warning("template '%s' asks for a preview every %d frames: ignored for the sequence workflow '%s'",
                        template.name, template.preview_every, workflow.name)
-    if len(clips) > 1 or preview:
-        batch = f"{workflow.title} - {len(clips)} clip(s) - {user} - {stamp}"
+    batch = f"{workflow.title} - {len(clips)} clip(s) - {user} - {stamp}"  # every clip has its hand-back job
     template = sequence_chunk_size(template, workflow)
     jobs: List[PlannedJob] = []
     for clip in clips:
@@ -113,14 +142,15 @@ def plan_jobs(
         )
         for warning in short_chunk_warnings(clip.frames, template.chunk_size, workflow):
             logger.warning("%s: %s", clip.name, warning)
+        farm_record = paths.to_farm(str(folder / "job.json"))
         parts = _split_preview(list(clip.frames), preview)
         for index, (part, frames) in enumerate(parts):
             job_info = _job_info(record, clip, template, frames, user=user, comment=comment, batch=batch,
-                                 farm_record=paths.to_farm(str(folder / "job.json")), part=part,
-                                 preview=preview, paths=paths)
-            plugin_info = _plugin_info(paths.to_farm(str(folder / "job.json")), template, part)
-            submission = JobSubmission(job_info, plugin_info, depends_on_previous=index > 0)
-            jobs.append(PlannedJob(key, folder, record, submission, part))
+                                 farm_record=farm_record, part=part, preview=preview, paths=paths)
+            submission = JobSubmission(job_info, _plugin_info(farm_record, template, part))
+            hand_back = _hand_back(job_info, farm_record, template, part, frames)
+            jobs.append(PlannedJob(key, folder, record, submission, part,
+                                   waits_for=parts[index - 1][0] if index else None, hand_back=hand_back))
     return jobs
 
 
@@ -174,7 +204,7 @@ def _split_preview(frames: List[int], every: int) -> List[Tuple[str, List[int]]]
 
 
 def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames: List[int], *, user: str,
-              comment: str, batch: Optional[str], farm_record: str, part: str, preview: int,
+              comment: str, batch: str, farm_record: str, part: str, preview: int,
               paths: FarmPaths) -> Dict[str, str]:
     name = record.name if part == "main" else f"{record.name} [preview: every {preview}th frame]"
     info: Dict[str, str] = {
@@ -192,15 +222,13 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
         "OnJobComplete": template.on_complete,
         "InitialStatus": template.initial_status,
         **output_keys(record),
-        "EventOptIns": RELINK_EVENT,
         "ExtraInfo0": record.workflow.name,
         "ExtraInfo1": clip.name,
         "ExtraInfo2": user,
         "ExtraInfo3": clip.relink.project or "",
         "ExtraInfo4": f"comfyfarm {__version__}",
+        "BatchName": batch,
     }
-    if batch:
-        info["BatchName"] = batch
     if template.secondary_pool:
         info["SecondaryPool"] = template.secondary_pool
     if template.limit_groups:
@@ -255,6 +283,43 @@ def _plugin_info(farm_record: str, template: JobTemplate, part: str) -> Dict[str
         "ComfyFarmVersion": __version__,
         "Part": part,
     }
+
+
+def _hand_back(job_info: Mapping[str, str], farm_record: str, template: JobTemplate, part: str,
+               frames: List[int]) -> JobSubmission:
+    """The hand-back job of a job whose JobInfo is ``job_info`` (its dependency and the id it hands back are
+    added by ``hand_back_of``): one short task, promptly, on the job's pool and the template's
+    ``finish_group`` (else the job's group), where the runtime is installed. No GPU, no limit groups, no
+    machine limit: it only reads frame headers and writes one file."""
+    info = {
+        "Plugin": template.plugin,
+        "Name": f"{job_info['Name']} [hand back]",
+        "UserName": job_info["UserName"],
+        "Comment": f"comfyfarm {__version__}: checks the frames of '{job_info['Name']}' and hands them back",
+        "BatchName": job_info["BatchName"],
+        "Frames": "0",
+        "ChunkSize": "1",
+        "Pool": template.pool,
+        "Group": template.finish_group or template.group,
+        "Priority": str(min(100, int(job_info["Priority"]) + HAND_BACK_PRIORITY_BOOST)),
+        "OnJobComplete": template.on_complete,
+        "InitialStatus": "Active",  # Pending until its job ends: a suspended job's hand-back waits with it
+        "TaskTimeoutMinutes": str(HAND_BACK_TIMEOUT_MINUTES),
+        "OnTaskTimeout": "Error",
+        "OverrideTaskFailureDetection": "true",
+        "FailureDetectionTaskErrors": str(HAND_BACK_TASK_ERRORS),
+        **HAND_BACK_RESUME,
+        **{f"ExtraInfo{index}": job_info[f"ExtraInfo{index}"] for index in range(5)},
+        "ExtraInfoKeyValue0": f"{RECORD_KEY}={farm_record}",
+        "ExtraInfoKeyValue1": f"comfyfarm_part={part}",
+        "ExtraInfoKeyValue2": f"comfyfarm_version={__version__}",
+    }
+    if template.secondary_pool:
+        info["SecondaryPool"] = template.secondary_pool
+    plugin = {"JobRecord": farm_record, "Mode": HAND_BACK_MODE, "Part": part, "ComfyFarmVersion": __version__}
+    if part == "preview":  # the main job waits for the preview, so its hand-back checks the whole clip
+        plugin[FINISHED_FRAMES_KEY] = format_frame_list(frames)
+    return JobSubmission(info, plugin)
 
 
 class JobFolderError(OSError, ServiceError):

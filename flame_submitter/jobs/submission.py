@@ -1,6 +1,6 @@
 """One Deadline job as the job builder plans it and the Web Service client sends it: JobInfo and PluginInfo.
 
-Plain data: ``builder`` makes it and :meth:`flame_submitter.deadline.client.DeadlineClient.submit_jobs` sends
+Plain data: ``builder`` makes it and :meth:`flame_submitter.deadline.client.DeadlineClient.submit_job` sends
 it. It lives here, below the client, so that building a job needs nothing of the Web Service.
 """
 
@@ -17,4 +17,3 @@ class JobSubmission:
     job_info: Mapping[str, str]
     plugin_info: Mapping[str, str]
     aux_files: Sequence[str] = field(default_factory=tuple)
-    depends_on_previous: bool = False  # in a batch: wait for the job submitted just before

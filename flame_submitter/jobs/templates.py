@@ -53,6 +53,7 @@ class JobTemplate:
     gpus_per_task: int = 1
     output_format: Optional[str] = None
     preview_every: int = 0  # >0: a first job with every Nth frame, then the rest
+    finish_group: str = ""  # the hand-back jobs' group ("": the job's): Workers with comfyfarm's runtime
     path: str = ""
 
     def with_overrides(self, overrides: Mapping[str, Any], *, origin: str = "command line") -> JobTemplate:
@@ -102,7 +103,7 @@ def _check_fields(data: Dict[str, Any], origin: str) -> Dict[str, Any]:
             value = tuple(value)
         elif key == "failure_detection":
             value = _failure_detection(value, origin)
-        elif key in ("plugin", "pool", "secondary_pool", "group", "description"):
+        elif key in ("plugin", "pool", "secondary_pool", "group", "finish_group", "description"):
             if value is None:
                 value = ""
             if not isinstance(value, str):

@@ -90,7 +90,7 @@ def build_plan(role: str, options: Options, version: str, staging: Path, previou
     if role == "workstation":
         return plan_workstation(options, version, staging, previous)
     if role == "repository":
-        return plan_repository(options, version)
+        return plan_repository(options, version, previous)
     return plan_worker(options, version, staging, previous)
 
 

@@ -96,8 +96,7 @@ def plan_worker(options: Options, version: str, staging: Path, previous: Optiona
     pth = f"# comfyfarm {version}: its runtime, after this environment's own packages (install/install.sh worker)\n"
     bundle.add(purelib / layout.PTH_FILE, Source(data=(pth + "\n".join(pth_lines) + "\n").encode()))
     details["command"] = str(command)
-    next_steps = [f"Deadline Monitor > Configure Plugins > ComfyUI and Configure Events > ComfyUIRelink: "
-                  f"Python Executable {target}"]
+    next_steps = [f"Deadline Monitor > Configure Plugins > ComfyUI: Python Executable {target}"]
     label = "comfyfarm's venv" if options.venv else "ComfyUI's Python"
     runtime = [RuntimeTarget(label, target, lib, RUNTIME_MODULES, packages[comfyui.minor])]
     plan = RolePlan("worker", prefix, bundle, details, notes, next_steps, prepare=prepare, runtime=runtime)

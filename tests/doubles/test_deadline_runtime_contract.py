@@ -3,11 +3,44 @@
 Small sample plugins are written into tmp_path and run by :class:`PluginHost` in this process, over an
 in-process Web Service double store (no HTTP, no Worker process: the farm emulator has its own tests). Where
 deadline.md is silent these tests pin the double's documented guesses (tests/doubles/deadline_runtime).
+
+Evidence for how a Worker treats the processes a plugin starts (the "processes" tests):
+
+- A stop is a hard kill. Deadline's Worker is a .NET program; ``System.Diagnostics.Process.Kill`` "immediately
+  stops the associated process" (https://learn.microsoft.com/dotnet/api/system.diagnostics.process.kill; on
+  Unix it sends SIGKILL), so a process gets no SIGTERM to tidy up in: whatever must be undone after a cancel,
+  the plugin undoes. [INFERRED: that Deadline's cancel goes through Process.Kill; no source says otherwise.]
+- ``UseProcessTree``: Thinkbox's stock CommandLine.py (``ShellManagedProcess.InitializeProcess``) sets
+  ``UseProcessTree = True`` and ``TerminateOnExit = True`` under the comment "Ensure child processes are killed
+  and the parent process is terminated on exit"; Epic's UnrealEngine5.py (``UnrealEngineCmdManagedProcess``)
+  copies it, Nuke.py's ``NukeProcess`` and MicroStation.py set ``UseProcessTree = True`` (github
+  applemin/Deadline_Development ``plugins/*``, EpicGamesExt/deadline ``deadline/plugins/UnrealEngine5``). The
+  double kills children only for a process that set it (FranticX.Processes.ManagedProcess, Deadline Scripting
+  Reference 10.1: https://docs.thinkboxsoftware.com/products/deadline/10.1/2_Scripting%20Reference/
+  class_frantic_x_1_1_processes_1_1_managed_process.html).
+- ``MonitoredManagedProcessExit``: the stock handlers take the process name and fail the render with
+  'Monitored managed process "<name>" has exited or been terminated.' (3dsmax.py, 3dsCmd.py, Fusion.py;
+  MicroStation.py fails it too), and Fusion.py calls ``SetMonitoredManagedProcessExitCheckingFlag(name,
+  False)`` for processes it expects to exit: Deadline checks monitored exits. The double reads that a plugin
+  without a handler gets the failure (the stricter reading). Epic's handler takes no name; the double passes
+  it, as Thinkbox's own plugins expect.
+- stdout and stderr: the double reads them as two streams with no order between them and hands both to the
+  stdout handlers [INFERRED: .NET reads the two pipes with separate asynchronous readers; Thinkbox's RVIO.py
+  passes ``-err-to-out`` to bring RV's stderr into its stdout]. A process whose stdout is a line protocol
+  must keep its other output from looking like it.
+- The Worker's environment: Nuke.py's ``scrubLibPaths`` removes the entries naming "Deadline" from
+  ``LD_LIBRARY_PATH``/``DYLD_*`` because "the IlmImf library included with Deadline ... conflicts with the
+  exrWriter": Deadline's library folder is in a Worker's environment. Studios set ``http_proxy``; Python's urllib
+  (https://docs.python.org/3/library/urllib.request.html, ``getproxies``/``proxy_bypass``) and
+  websocket-client send loopback through it unless ``no_proxy`` names it; ``ProxyHandler({})`` disables it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import textwrap
 import threading
@@ -42,7 +75,7 @@ class Rig:
         self.backend = StoreBackend(self.store)
         self.trace_path = tmp_path / "trace.txt"
         self.lines: List[str] = []
-        self.host = PluginHost(WorkerSettings(WORKER, tmp_path / "home", gpu_affinity=gpu_affinity, grace_s=2.0),
+        self.host = PluginHost(WorkerSettings(WORKER, tmp_path / "home", gpu_affinity=gpu_affinity),
                                self.repository, self.backend, log_sink=self.lines.append)
 
     def plugin(self, name: str, source: str, *, param: str = "", files: Optional[Dict[str, str]] = None) -> Path:
@@ -221,6 +254,8 @@ class Script(ManagedProcess):
 
     def InitializeProcess(self):
         self.StdoutHandling = True
+        self.UseProcessTree = self.plugin.GetBooleanPluginInfoEntryWithDefault("ProcessTree", True)
+        self.TerminateOnExit = True
         self.SetEnvironmentVariable("FROM_PROCESS", "m")
         self.AddStdoutHandlerCallback(r"ERROR (.*)").HandleCallback += self.Error
         self.AddStdoutHandlerCallback(r"PROGRESS ([0-9.]+)").HandleCallback += self.Progress
@@ -289,6 +324,8 @@ class ScriptPlugin(DeadlinePlugin):
                 self.RunManagedProcess(process)
                 trace(self, f"exit code {process.ExitCode}")
             finally:
+                for line in process.seen:
+                    trace(self, line)
                 trace(self, f"IsCanceled {self.IsCanceled()}")
                 process.Cleanup()
             return
@@ -318,8 +355,8 @@ class ScriptPlugin(DeadlinePlugin):
     def RenderCanceled(self):
         trace(self, "RenderCanceled")
 
-    def ServerExited(self):
-        trace(self, "MonitoredManagedProcessExit")
+    def ServerExited(self, name):
+        trace(self, f"MonitoredManagedProcessExit {name}")
 '''
 
 SIMPLE = '''
@@ -602,7 +639,7 @@ def test_cancel_kills_the_managed_process_tree(rig: Rig) -> None:
     assert time.monotonic() - started < 15
     assert all(not pid_alive(int(pid)) for pid in pid_file.read_text().split())
     assert rig.traced()[-2:] == ["IsCanceled True", "RenderCanceled"]
-    assert "Deadline canceled the task: stopping the process tree" in outcome.log
+    assert "Deadline canceled the task: killing the process tree of Script" in outcome.log
 
 
 def test_monitored_process_handlers_run_when_the_plugin_flushes(rig: Rig) -> None:
@@ -679,7 +716,8 @@ def test_a_monitored_process_that_exits_calls_the_exit_callback(rig: Rig) -> Non
     rig.submit("Script", Mode="until-exit", Script=script)
     _, outcome = rig.run()
     assert outcome.state == "completed", outcome.error
-    assert rig.traced()[1:] == ["MonitoredManagedProcessExit", "after flush ticks=1 done=False", "running False"]
+    assert rig.traced()[1:] == ["MonitoredManagedProcessExit server", "after flush ticks=1 done=False",
+                                "running False"]
 
 
 def test_verify_fails_the_task_once_the_monitored_process_exited(rig: Rig) -> None:
@@ -690,7 +728,9 @@ class Quick(ManagedProcess):
         self.RenderExecutableCallback += lambda: sys.executable
         self.RenderArgumentCallback += lambda: "-c pass"
 self.StartMonitoredManagedProcess("quick", Quick())
+self.SetMonitoredManagedProcessExitCheckingFlag("quick", False)
 trace(self, "exited " + str(self.WaitForMonitoredManagedProcessToExit("quick", 10000)))
+trace(self, "exit code " + str(self.GetMonitoredManagedProcessExitCode("quick")))
 self.VerifyMonitoredManagedProcess("quick")
 """
     rig.plugin("Sample", ADVANCED)
@@ -698,7 +738,191 @@ self.VerifyMonitoredManagedProcess("quick")
     _, outcome = rig.run()
     assert outcome.state == "failed"
     assert outcome.error == 'Monitored managed process "quick" has exited or been terminated (exit code 0).'
-    assert "exited True" in rig.traced()
+    assert rig.traced()[-4:] == ["exited True", "exit code 0", "EndJob", "Cleanup"]
+
+
+def test_cancel_kills_at_once_without_a_grace_period(rig: Rig) -> None:
+    """.NET's Process.Kill: no SIGTERM, so nothing the process does on SIGTERM happens (module docstring)."""
+    pid_file, termed = rig.tmp / "pid", rig.tmp / "termed"
+    script = rig.script("stubborn.py", f"""
+        import os, signal, sys, time
+        def on_term(signum, frame):
+            open({str(termed)!r}, "w").write("SIGTERM")
+        signal.signal(signal.SIGTERM, on_term)
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        print("PROGRESS 5", flush=True)
+        time.sleep(60)
+    """)
+    rig.plugin("Script", SCRIPT_PROCESS)
+    rig.submit("Script", Mode="run", Script=script)
+    cancel = threading.Event()
+    canceller = threading.Thread(target=lambda: (wait_for(pid_file.is_file), cancel.set()))
+    canceller.start()
+    started = time.monotonic()
+    _, outcome = rig.run(cancel=cancel)
+    canceller.join()
+
+    assert outcome.state == "canceled"
+    assert time.monotonic() - started < 10
+    assert not pid_alive(int(pid_file.read_text()))
+    assert not termed.exists()  # it never saw a SIGTERM
+
+
+@pytest.mark.parametrize("process_tree", [True, False])
+def test_use_process_tree_decides_whether_children_die_with_a_killed_process(rig: Rig, process_tree: bool) -> None:
+    """Stock plugins set UseProcessTree so that the children die too (module docstring); without it they
+    outlive the process Deadline kills, and keep what they hold (a GPU, a port)."""
+    pid_file = rig.tmp / "pids"
+    script = rig.script("parent.py", f"""
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        open({str(pid_file)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
+        time.sleep(60)
+    """)
+    rig.plugin("Script", SCRIPT_PROCESS)
+    rig.submit("Script", Mode="run", Script=script, ProcessTree=str(process_tree))
+    cancel = threading.Event()
+    canceller = threading.Thread(target=lambda: (wait_for(lambda: " " in (pid_file.read_text()
+                                                                           if pid_file.is_file() else "")),
+                                                 cancel.set()))
+    canceller.start()
+    _, outcome = rig.run(cancel=cancel)
+    canceller.join()
+    parent, child = (int(pid) for pid in pid_file.read_text().split())
+    try:
+        assert outcome.state == "canceled"
+        assert f"({'UseProcessTree ' + str(process_tree)}, TerminateOnExit True)" in outcome.log
+        assert not pid_alive(parent)
+        assert pid_alive(child) is not process_tree
+        if not process_tree:
+            assert f"processes [{child}] it started outlive it (UseProcessTree is not set)" in outcome.log
+    finally:
+        if pid_alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_stdout_and_stderr_are_two_streams_in_no_order_both_seen_by_the_handlers(rig: Rig) -> None:
+    """A stderr line written before a stdout line may be handled after it (module docstring)."""
+    script = rig.script("streams.py", """
+        import sys
+        sys.stderr.write("ENV written first, on stderr\\n")
+        sys.stderr.flush()
+        print("ENV written second, on stdout", flush=True)
+    """)
+    rig.plugin("Script", SCRIPT_PROCESS)
+    rig.submit("Script", Mode="run", Script=script)
+    _, outcome = rig.run()
+
+    assert outcome.state == "completed", outcome.error
+    assert rig.traced()[:3] == ["exit code 0", "ENV written second, on stdout", "ENV written first, on stderr"]
+    assert "0: STDOUT: ENV written first, on stderr" in outcome.log
+
+
+QUICK = """
+class Quick(ManagedProcess):
+    def __init__(self):
+        super().__init__()
+        self.RenderExecutableCallback += lambda: sys.executable
+        self.RenderArgumentCallback += lambda: "-c pass"
+"""
+
+
+def test_a_monitored_exit_without_an_exit_handler_fails_the_task(rig: Rig) -> None:
+    probe = QUICK + """
+self.StartMonitoredManagedProcess("quick", Quick())
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    self.FlushMonitoredManagedProcessStdout("quick")
+    time.sleep(0.02)
+trace(self, "never noticed")
+"""
+    rig.plugin("Sample", ADVANCED)
+    rig.submit("Sample", Probe=probe)
+    _, outcome = rig.run()
+    assert outcome.state == "failed"
+    assert outcome.error == 'Monitored managed process "quick" has exited or been terminated.'
+    assert "never noticed" not in rig.traced()
+
+
+def test_a_monitored_exit_is_noticed_while_run_managed_process_waits(rig: Rig) -> None:
+    """A plugin that waits in RunManagedProcess (a chunk) while its monitored server dies hears of it there:
+    without a handler the task fails and the running process is killed."""
+    pid_file = rig.tmp / "pid"
+    script = rig.script("long.py", f"""
+        import os, time
+        open({str(pid_file)!r}, "w").write(str(os.getpid()))
+        time.sleep(60)
+    """)
+    probe = QUICK + f"""
+class Long(ManagedProcess):
+    def __init__(self):
+        super().__init__()
+        self.InitializeProcessCallback += self.Init
+        self.RenderExecutableCallback += lambda: sys.executable
+        self.RenderArgumentCallback += lambda: {script!r}
+    def Init(self):
+        self.UseProcessTree = True
+self.StartMonitoredManagedProcess("quick", Quick())
+self.RunManagedProcess(Long())
+trace(self, "the run ended")
+"""
+    rig.plugin("Sample", ADVANCED)
+    rig.submit("Sample", Probe=probe)
+    started = time.monotonic()
+    _, outcome = rig.run()
+    assert outcome.state == "failed"
+    assert outcome.error == 'Monitored managed process "quick" has exited or been terminated.'
+    assert time.monotonic() - started < 10
+    assert not pid_alive(int(pid_file.read_text()))
+    assert "the run ended" not in rig.traced()
+
+
+def test_the_worker_environment_has_deadlines_library_folder_and_a_proxy_loopback_goes_through(
+        tmp_path: Path) -> None:
+    """What processes on a Worker inherit (module docstring): Deadline's folder leads LD_LIBRARY_PATH, and
+    behind the studio proxy a loopback call that does not bypass it is refused; ProxyHandler({}) bypasses it."""
+    import http.server
+
+    from tests.doubles.deadline_runtime.worker_environment import (
+        STUDIO_LIBRARY_FOLDER,
+        ClosedPort,
+        deadline_library_folder,
+        worker_environment,
+    )
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    probe = textwrap.dedent(f"""
+        import os, sys, urllib.request
+        import websocket._url
+        url = "http://127.0.0.1:{server.server_port}/"
+        print(os.environ["LD_LIBRARY_PATH"])
+        print(websocket._url.get_proxy_info("127.0.0.1", False)[:2])
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            print("through the proxy: answered")
+        except OSError as exc:
+            print("through the proxy:", exc)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
+        print("bypassing it:", opener.open(url, timeout=5).status)
+    """)
+    try:
+        with ClosedPort() as proxy:
+            env = worker_environment({k: v for k, v in os.environ.items() if "proxy" not in k.lower()},
+                                     tmp_path / "machine", proxy.port)
+            done = subprocess.run([PYTHON, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL)
+    finally:
+        server.shutdown()
+    library_path, websocket_proxy, urllib_line, bypass_line = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert library_path.split(os.pathsep)[:2] == [str(deadline_library_folder(tmp_path / "machine")),
+                                                  STUDIO_LIBRARY_FOLDER]
+    assert "Thinkbox/Deadline10" in library_path.split(os.pathsep)[0]
+    assert websocket_proxy == f"('127.0.0.1', {proxy.port})"
+    assert urllib_line == "through the proxy: <urlopen error [Errno 111] Connection refused>"
+    assert bypass_line == "bypassing it: 200"
 
 
 def test_processes_a_run_process_leaves_in_its_tree_are_killed(rig: Rig) -> None:

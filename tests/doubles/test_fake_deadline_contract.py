@@ -167,21 +167,67 @@ def test_submit_returns_the_job_object_or_only_its_id(fake_deadline: FakeDeadlin
     ]
 
 
-def test_dependent_batch_second_waits_for_first(fake_deadline: FakeDeadline) -> None:
+def test_a_batch_answers_success_and_no_ids(fake_deadline: FakeDeadline) -> None:
+    """DR ``api/python/Deadline/Jobs.py``, ``SubmitJobs``: "Returns: Success message." (``SubmitJob``: "Returns:
+    The new Job."): a client that reads ids out of a batch answer gets none."""
     body = {"Jobs": [{"JobInfo": {"Plugin": "ComfyUI", "Name": "render"}, "PluginInfo": {}, "AuxFiles": []},
                      {"JobInfo": {"Plugin": "Python", "Name": "publish"}, "PluginInfo": {}, "AuxFiles": [],
                       "DependsOnPrevious": "true"}],
-            "Dependent": "true"}
+            "Dependent": "false"}
     r = requests.post(f"{fake_deadline.url}/api/jobs", json=body, timeout=TIMEOUT_S)
-    assert r.status_code == 200, r.text
-    first, second = r.json()
-    assert [d["JobID"] for d in second["Props"]["Dep"]] == [first["_id"]]
+    assert (r.status_code, r.text) == (200, "Success")
+    assert r.headers["Content-Type"].startswith("text/plain")
+    first, second = fake_deadline.store.jobs_json()  # in submission order
+    assert [d["JobID"] for d in second["Props"]["Dep"]] == [first["_id"]]  # DependsOnPrevious: on the one before
     assert first["Props"]["Dep"] == []
     assert second["Stat"] == JOB_PENDING and second["PendingChunks"] == 1
     assert status_text(fake_deadline, second["_id"]) == "Pending"
     assert put_job(fake_deadline, "complete", first["_id"]).text == "Success"
     assert get_job(fake_deadline, second["_id"])["Stat"] == JOB_ACTIVE
     assert [t["Stat"] for t in tasks(fake_deadline, second["_id"])] == [TASK_QUEUED]
+
+
+def test_dependent_true_chains_every_job_of_the_batch(fake_deadline: FakeDeadline) -> None:
+    """``SubmitJobs(jobs, dependent)``: "dependent: True to make each Job submitted dependent on the previous
+    (except for the first one)" (DR ``Deadline/Jobs.py``): two clips' preview and main jobs form one chain,
+    whatever each entry's ``DependsOnPrevious`` says."""
+    names = ["a preview", "a main", "b preview", "b main"]
+    body = {"Jobs": [{"JobInfo": {"Plugin": "ComfyUI", "Name": name}, "PluginInfo": {}, "AuxFiles": [],
+                      "DependsOnPrevious": name.endswith("main")} for name in names],
+            "Dependent": "true"}
+    r = requests.post(f"{fake_deadline.url}/api/jobs", json=body, timeout=TIMEOUT_S)
+    assert (r.status_code, r.text) == (200, "Success")
+    jobs = fake_deadline.store.jobs_json()
+    assert [j["Props"]["Name"] for j in jobs] == names
+    assert [[d["JobID"] for d in j["Props"]["Dep"]] for j in jobs] == [[]] + [[j["_id"]] for j in jobs[:-1]]
+    assert [j["Stat"] for j in jobs] == [JOB_ACTIVE, JOB_PENDING, JOB_PENDING, JOB_PENDING]
+
+
+@pytest.mark.parametrize(("flags", "ending", "released"), [
+    ({}, "complete", True),
+    ({"ResumeOnCompleteDependencies": "false"}, "complete", False),
+    ({}, "fail", False),
+    ({"ResumeOnFailedDependencies": "true"}, "fail", True),
+    ({}, "delete", False),
+    ({"ResumeOnDeletedDependencies": "true"}, "delete", True),
+    ({"ResumeOnCompleteDependencies": "true", "ResumeOnFailedDependencies": "true",
+      "ResumeOnDeletedDependencies": "true"}, "delete", True),
+])
+def test_a_dependent_job_waits_until_its_dependency_ends_as_its_flags_accept(
+        fake_deadline: FakeDeadline, flags: Dict[str, str], ending: str, released: bool) -> None:
+    """JobInfo ``JobDependencies`` with ``ResumeOnCompleteDependencies`` (default true),
+    ``ResumeOnFailedDependencies`` and ``ResumeOnDeletedDependencies`` (default false): DOC 10.1
+    manual-submission, as OP's ``DeadlineJobInfo`` lists them; DR ``scripts/Jobs/BatchResubmit.py`` writes the
+    same keys from a Job's ``JobResumeOn...Dependencies``."""
+    first = submit_ok(fake_deadline)["_id"]
+    second = submit_ok(fake_deadline, JobDependencies=first, **flags)["_id"]
+    assert get_job(fake_deadline, second)["Stat"] == JOB_PENDING
+    if ending == "delete":
+        r = requests.delete(f"{fake_deadline.url}/api/jobs", params={"JobID": first}, timeout=TIMEOUT_S)
+    else:
+        r = put_job(fake_deadline, ending, first)
+    assert r.text == "Success"
+    assert get_job(fake_deadline, second)["Stat"] == (JOB_ACTIVE if released else JOB_PENDING)
 
 
 def test_batch_is_all_or_nothing(fake_deadline: FakeDeadline) -> None:
@@ -702,6 +748,14 @@ def test_status_fault_under_a_prefix_and_method(fake_deadline: FakeDeadline) -> 
     assert ("POST", "/api/jobs") in fake_deadline.requests_seen()
     fake_deadline.clear_faults()
     assert submit(fake_deadline, {"Plugin": "ComfyUI"}).status_code == 200
+
+
+def test_a_fault_after_some_requests_lets_those_through(fake_deadline: FakeDeadline) -> None:
+    fake_deadline.set_faults(status=500, body="Error: database unreachable", path_prefix="/api/jobs",
+                             method="POST", after=2)
+    assert [submit(fake_deadline, {"Plugin": "ComfyUI"}).status_code for _ in range(4)] == [200, 200, 500, 500]
+    assert len(fake_deadline.submissions()) == 2
+    assert requests.get(f"{fake_deadline.url}/api/jobs", timeout=TIMEOUT_S).status_code == 200  # GET: not POST
 
 
 def test_dropped_connection_fault(fake_deadline: FakeDeadline) -> None:

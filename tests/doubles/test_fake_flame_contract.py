@@ -576,7 +576,8 @@ def test_show_in_console_is_recorded(flame_session):
 # PyExporter
 
 
-def test_presets_dirs_and_factory_presets(flame_session):
+def test_presets_dirs_and_factory_presets(flame_session_factory):
+    flame_session = flame_session_factory(version="2025.2")
     import flame
 
     exporter = flame.PyExporter
@@ -1012,3 +1013,164 @@ def post_export_asset(info, userData, *args, **kwargs):
     exporter.export(clip, factory_preset(flame, *EXR_PRESET), str(out))
     assert hooks.module.calls == ["sh010_plate.00086400.exr"]
     assert os.path.isfile(out / "sh010_plate.00086400.exr")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what real Flame does that an easy double would not (issue 18); each test names its evidence
+
+
+def test_duration_counts_between_the_marks(flame_session, tmp_path):
+    """logik-portal set_in_and_out_plus_one_frame.py clears a clip's marks before it reads ``duration.frame`` as
+    the clip's full length; the issue's review of Autodesk's examples says the same. The segments' record times
+    keep the whole clip."""
+    clip = plate(flame_session, tmp_path, frames=range(1001, 1049))
+    assert clip.duration.frame == 48
+    clip.in_mark = 5
+    clip.out_mark = 11
+    assert (clip.duration.frame, clip.duration.relative_frame) == (6, 6)
+    clip.out_mark = None  # clears it, as logik-portal and the Insert Slate hook do
+    assert clip.out_mark.get_value() is None
+    assert clip.duration.frame == 44  # from the in mark to the end
+    clip.in_mark = None
+    assert clip.duration.frame == 48
+    (segment,) = clip.versions[0].tracks[0].segments
+    assert segment.record_out.relative_frame == 48 and segment.record_duration.frame == 48
+
+
+def test_start_time_is_a_pyattribute(flame_session, tmp_path):
+    """``start_time`` is not among PyClip's properties (VSCODE-CONNECT-TO-FLAME stubs/flame.pyi lists duration,
+    start_frame... but no start_time, as for in_mark and name); a Flame 2027 hook ("Insert Slate") reads it as
+    ``clip.start_time.get_value()`` ("start_time is a PyAttribute - unwrap it"); Autodesk's export_selection.py
+    formats it with ``"%s" % clip.start_time``."""
+    import flame
+
+    clip = plate(flame_session, tmp_path)
+    assert isinstance(clip.start_time, flame.PyAttribute)
+    assert "start_time" in clip.attributes
+    value = clip.start_time.get_value()
+    assert isinstance(value, flame.PyTime) and value.timecode == "01:00:00+00" and value.frame == 86400
+    assert "%s" % clip.start_time == "01:00:00+00"  # noqa: UP031 - as Autodesk's example writes it
+    with pytest.raises(AttributeError):
+        _ = clip.start_time.frame  # what flame_segments used to read
+    with pytest.raises(AttributeError):
+        clip.start_time = flame.PyTime(1)
+
+
+def test_messages_arrived_with_2023_1(flame_session_factory):
+    """logik-portal refresh_python_hooks: "Message to Flame message window only shows up in Flame 2023.1+";
+    shared/STYLE.md: ``flame.messages`` arrived in 2023.1."""
+    import importlib
+
+    old = flame_session_factory(version="2023.0")
+    flame = importlib.import_module("flame")
+    assert not hasattr(flame, "messages") and "messages" not in dir(flame)
+    with pytest.raises(AttributeError, match="messages"):
+        flame.messages.show_in_console("x", "info")
+    assert flame.get_version() == "2023.0" and old.version == "2023.0"
+    flame_session_factory(version="2023.1")
+    flame = importlib.import_module("flame")
+    flame.messages.show_in_console("x", "info", 1)
+
+
+def test_a_closed_library_must_be_opened_before_it_is_read_or_written(flame_session, tmp_path):
+    """stubs/flame.pyi: PyLibrary ``opened`` ("Return True if the Library is in the open state"), ``open()``,
+    ``close()``; what a closed library refuses is the double's guess (RuntimeError)."""
+    import flame
+
+    lib = flame_session.workspace.create_library("ComfyUI Renders")
+    lib.close()
+    assert lib.opened is False and lib.name.get_value() == "ComfyUI Renders"  # its name still shows
+    for use in (lambda: lib.folders, lambda: lib.create_folder("Invert"),
+                lambda: flame.import_clips(str(tmp_path / "x.[0001-0002].exr"), lib)):
+        with pytest.raises(RuntimeError, match="closed: call open"):
+            use()
+    assert lib.open() is True and lib.opened is True and lib.folders == []
+
+
+def test_switching_projects_calls_the_hooks_and_retires_the_old_projects_objects(flame_session, tmp_path):
+    """Autodesk's Python Hooks Reference (2018): appInitialized "is called whenever the project changes";
+    projectChanged(Dict) "Called every time the project is changed ... includes the project selection on launch"
+    (info keys flameProjectName, shotgunProjectName, as in the hook templates); tk-flame's sg_project_hook
+    handles appInitialized while an engine already runs (a project switch)."""
+    import flame
+
+    calls: List[Tuple[str, Any]] = []
+    hooks = flame_session.load_hooks(write_hook(tmp_path, "comfy_project_hook", (
+        "CALLS = []\n"
+        "def project_changed_dict(info):\n    CALLS.append(('changed', dict(info)))\n"
+        "def app_initialized(project_name):\n    CALLS.append(('initialized', project_name))\n")))
+    lib = flame_session.workspace.create_library("Plates")
+    flame.schedule_idle_event(lambda: calls.append(("idle", flame.projects.current_project.name)), 1)
+    new = flame_session.switch_project("show_b")
+    assert hooks.module.CALLS == [("changed", {"flameProjectName": "show_b", "shotgunProjectName": ""}),
+                                  ("initialized", "show_b")]
+    assert flame.projects.current_project is new and new.name == "show_b"
+    assert [lib.name.get_value() for lib in new.current_workspace.libraries] == ["Default Library"]
+    with pytest.raises(RuntimeError, match="deleted"):
+        _ = lib.clips
+    flame_session.pump_idle(seconds=1)
+    assert calls == [("idle", "show_b")]  # idle events scheduled before the switch still run
+
+
+def test_rescan_python_hooks_imports_the_hook_files_again_and_calls_nothing(flame_session, tmp_path):
+    """AYON (api/lib.py) and pyflame rescan with ``flame.execute_shortcut("Rescan Python Hooks")``; hooks such as
+    flameTimewarpML call ``app_initialized`` themselves at import time after a rescan, because Flame does not;
+    already imported packages stay in sys.modules (embr's hook helpers: "re-reads hook files, but already-imported
+    packages ... can stay cached")."""
+    import flame
+
+    write_hook(tmp_path, "comfy_rescan_helper", "STATE = {'imports': 0}\n")
+    path = write_hook(tmp_path, "comfy_rescan_hook", (
+        "import comfy_rescan_helper\ncomfy_rescan_helper.STATE['imports'] += 1\nLOADS = []\n"
+        "def app_initialized(project_name):\n    LOADS.append(project_name)\n"))
+    hooks = flame_session.load_hooks(path)
+    first = hooks.module
+    assert flame.execute_shortcut("Rescan Python Hooks") is True
+    assert hooks.module is not first and sys.modules["comfy_rescan_hook"] is hooks.module
+    assert hooks.module.LOADS == [] and first.LOADS == []  # app_initialized is not called
+    assert sys.modules["comfy_rescan_helper"].STATE == {"imports": 2}  # the helper module stays: one object
+    assert flame_session.rescans == 1
+    flame_session.rescan_hooks()
+    assert flame_session.rescans == 2 and not hooks.touched_flame_at_import
+
+
+def test_inside_flame_sys_executable_is_flame_and_the_environment_flames(flame_session):
+    """tk-flame passes Flame's Python to its engine (TOOLKIT_FLAME_PYTHON_BINARY = <root>/python/<version>/bin/python)
+    because the process is Flame's; its bootstrap prepends <root>/flame_<v>/python to PYTHONPATH and
+    <root>/python/<v>/lib, <root>/lib64/<v> to LD_LIBRARY_PATH. flameTimewarpML and Autodesk's export_selection.py
+    use /opt/Autodesk/python/<version>/bin/python3."""
+    import subprocess
+
+    from tests.doubles.flame.harness import REAL_PYTHON
+
+    assert sys.executable == str(flame_session.flame_executable) != REAL_PYTHON
+    refused = subprocess.run([sys.executable, "-m", "flame_submitter.cli", "--version"], capture_output=True,
+                             text=True, timeout=30)
+    assert refused.returncode != 0 and "not a Python" in refused.stderr
+    root = str(flame_session.autodesk_root)
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == f"{root}/flame_{flame_session.version}/python"
+    assert os.environ["LD_LIBRARY_PATH"].split(os.pathsep)[:2] == [f"{root}/python/{flame_session.version}/lib",
+                                                                  f"{root}/lib64/{flame_session.version}"]
+    ran = subprocess.run([str(flame_session.flame_python), "-c", "print('python')"], capture_output=True, text=True,
+                         timeout=30)
+    assert ran.stdout == "python\n"
+    flame_session.close()
+    assert sys.executable == REAL_PYTHON and root not in os.environ.get("LD_LIBRARY_PATH", "")
+    assert root not in os.environ.get("PYTHONPATH", "")
+
+
+@pytest.mark.parametrize(("version", "binding", "refused"), [("2024.2", "PySide2", "PySide6"),
+                                                              ("2025.1", "PySide6", "PySide2")])
+def test_flames_qt_binding_follows_its_version(flame_session_factory, version, binding, refused):
+    """reference/flame.md and docs/architecture.md: 2023-2024 Python 3.9 + PySide2, 2025+ Python 3.11 + PySide6
+    (pyflame: "PySide6 (Pyside2 no longer supported), Autodesk Flame: 2025+"). The other binding cannot be
+    imported fresh into that Flame's process."""
+    session = flame_session_factory(version=version)
+    assert session.qt_binding == binding
+    cached = [name for name in sys.modules if name.split(".")[0] == refused]
+    saved = {name: sys.modules.pop(name) for name in cached}
+    try:
+        with pytest.raises(ImportError, match=f"Flame {version} runs {binding}"):
+            __import__(refused)
+    finally:
+        sys.modules.update(saved)

@@ -3,6 +3,7 @@ ComfyUI doubles for the Workers' GPUs, and `comfyfarm submit` pointed at the Web
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -17,14 +18,16 @@ import yaml
 
 from flame_submitter.cli.demo_plate import write_demo_plate
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+from tests.farm_emulator.farm import Farm
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "farm_plugin" / "ComfyUI"
+PYTHON = sys.executable  # the test Python, whatever a Flame double makes of sys.executable during a test
 
 
 @dataclass
 class Studio:
-    farm: object
+    farm: Farm
     root: Path
     comfyui_dir: Path
     config: Path
@@ -35,7 +38,7 @@ class Studio:
         environment = f"COMFYFARM_FAKE_FAULTS={faults}" if faults else ""
         settings = {
             "ComfyUIDirectory": str(self.comfyui_dir),
-            "PythonExecutable": sys.executable,
+            "PythonExecutable": PYTHON,
             "BasePort": str(quiet_base_port()),
             "StartupTimeoutSeconds": "30",
             "IdleTimeoutSeconds": "60",
@@ -49,27 +52,41 @@ class Studio:
         """Submit ``workflow`` (a name or a package folder); the output is named after it."""
         output = self.root / "sh010" / "comfy" / f"{Path(workflow).name}.####.exr"
         result = subprocess.run(
-            [sys.executable, "-m", "flame_submitter.cli", "submit", "--workflow", workflow, "--input", self.plate,
+            [PYTHON, "-m", "flame_submitter.cli", "submit", "--workflow", workflow, "--input", self.plate,
              "--frames", frames, "--output", str(output), *args],
             env=self.environment(), capture_output=True, text=True, timeout=120, cwd=REPO)
         assert result.returncode == 0, result.stderr
         return result.stdout.split()[-1]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "flame_submitter.cli", *args], env=self.environment(),
+        return subprocess.run([PYTHON, "-m", "flame_submitter.cli", *args], env=self.environment(),
                               capture_output=True, text=True, timeout=120, cwd=REPO)
 
     def hand_back(self) -> Path:
-        """Install the ComfyUIRelink event and give the studio an inbox: finished jobs write their completion
-        record there. Returns the inbox."""
+        """Give the studio an inbox: each job's hand-back job (the ComfyUI plugin's finish mode, on a Worker,
+        once the job ended) writes its completion record there. Returns the inbox."""
         inbox = self.root / "comfyfarm" / "inbox"
         inbox.mkdir(exist_ok=True)
         settings = yaml.safe_load(self.config.read_text())
         settings["inbox_root"] = str(inbox)
         self.config.write_text(yaml.safe_dump(settings))
-        self.farm.install_event(REPO / "farm_plugin" / "ComfyUIRelink", "ComfyUIRelink")
-        self.farm.configure_event("ComfyUIRelink", PythonExecutable=sys.executable)
         return inbox
+
+    def submitted(self) -> List[Dict[str, object]]:
+        """What the Web Service received, in order: ``{"job_id", "JobInfo", "PluginInfo", "AuxFiles"}``."""
+        return self.farm.fake.submissions()
+
+    def hand_back_job(self, job_id: str) -> str:
+        """The id of the hand-back job of the job ``job_id``."""
+        (found,) = [s["job_id"] for s in self.submitted() if s["PluginInfo"].get("FinishesJob") == job_id]
+        return str(found)
+
+    def record(self, inbox: Path, job_id: str, timeout_s: float = 90) -> Dict[str, object]:
+        """The completion record of ``job_id`` once its hand-back job wrote it into ``inbox``."""
+        path = inbox / f"{job_id}.json"
+        self.farm.wait_for_job(self.hand_back_job(job_id), timeout_s=timeout_s)
+        assert path.is_file(), f"no record {path}\n{self.farm.describe(self.hand_back_job(job_id))}"
+        return json.loads(path.read_text())
 
     def environment(self) -> Dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COMFYFARM_", "COMFYUI_"))}
@@ -113,7 +130,7 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def make_studio(farm, tmp_path: Path, *, frame_count: int = 96) -> Studio:
+def make_studio(farm: Farm, tmp_path: Path, *, frame_count: int = 96) -> Studio:
     root = tmp_path / "projects"
     plate = write_demo_plate(root / "sh010" / "plate", frame_count=frame_count, width=16, height=16)
     (root / "comfyfarm" / "jobs").mkdir(parents=True)
@@ -127,7 +144,7 @@ def make_studio(farm, tmp_path: Path, *, frame_count: int = 96) -> Studio:
 
 
 @pytest.fixture
-def studio(farm, tmp_path: Path) -> Studio:
+def studio(farm: Farm, tmp_path: Path) -> Studio:
     return make_studio(farm, tmp_path)
 
 

@@ -1,4 +1,8 @@
-"""The real ComfyUI plugin on the emulated farm: `comfyfarm submit` → Workers → frames on disk."""
+"""The real ComfyUI plugin on the emulated farm: `comfyfarm submit` → Workers → frames on disk.
+
+The Workers run in a Worker's environment (Deadline's library folder in ``LD_LIBRARY_PATH``, a studio
+``http_proxy`` where nothing listens: tests/farm_emulator/farm.py), and stop processes the way Deadline does
+(at once, children only under ``UseProcessTree``)."""
 
 from __future__ import annotations
 
@@ -44,6 +48,10 @@ def test_96_frames_on_4_workers_each_written_once_with_one_comfyui_per_worker(st
     full = "full precision: float frames with alpha through comfyfarm's frame nodes"
     paths = worker_lines(studio.farm, workers, full)
     assert all(paths[name] for name in rendered)
+    started = [line for name in workers for line in studio.farm.worker_log(name).splitlines()
+               if "INFO: Process started: pid " in line]
+    assert len(started) >= 2 * len(rendered)  # a ComfyUI per Worker, a runner per task
+    assert all(line.endswith("(UseProcessTree True, TerminateOnExit True)") for line in started)
     studio.farm.stop_workers()
     assert studio.comfyui_processes() == []  # EndJob shut every ComfyUI down
 

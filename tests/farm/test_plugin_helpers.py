@@ -71,3 +71,64 @@ def test_task_frames_and_their_text(plugin) -> None:
     assert plugin.frame_path("/out/x.%05d.exr", 12) == "/out/x.00012.exr"
     assert plugin.frame_path("/out/x.$F3.exr", 12) == "/out/x.012.exr"
     assert plugin.quote("/a b/c") == '"/a b/c"' and plugin.quote("plain") == "plain"
+
+
+@pytest.mark.parametrize("pattern", ["/o/sh010.####.exr", "/o/sh010_####.exr", "/o/sh010-%04d.exr", "/o/####.exr",
+                                     "/o/sh.010.$F4.exr", "/o/v2/sh010####.exr", "/o/_####.exr"])
+def test_pass_patterns_are_farm_plugins(plugin, pattern: str) -> None:
+    """The plugin's copy of FramePattern.for_pass (Deadline's Python cannot import farm_plugin)."""
+    from farm_plugin.frames.pattern import FramePattern
+
+    for name in ("depth", "matte"):
+        expected = FramePattern.parse(pattern).for_pass(name)
+        assert [plugin.frame_path(plugin.pass_pattern(pattern, name), f) for f in (7, 1001)] == [
+            expected.path(7), expected.path(1001)]
+
+
+def test_pass_patterns_examples(plugin) -> None:
+    assert plugin.pass_pattern("/o/sh010.####.exr", "depth") == "/o/sh010_depth.####.exr"
+    assert plugin.pass_pattern("/o/sh010_####.exr", "depth") == "/o/sh010_depth_####.exr"
+    assert plugin.pass_pattern("/o/####.exr", "depth") == "/o/depth.####.exr"
+
+
+def test_output_patterns_one_per_pass_of_a_several_pass_job(plugin) -> None:
+    record = {"workflow": {"passes": [{"name": "beauty", "node": "9"}, {"name": "depth", "node": "12"}]}}
+    assert plugin.output_patterns(record, "/o/sh010.####.exr") == ["/o/sh010_beauty.####.exr",
+                                                                  "/o/sh010_depth.####.exr"]
+    one = {"workflow": {"passes": [{"name": "image", "node": "9"}]}}
+    assert plugin.output_patterns(one, "/o/sh010.####.exr") == ["/o/sh010.####.exr"]
+    older = {"workflow": {"output_node": "9"}}  # schema 1: no passes
+    assert plugin.output_patterns(older, "/o/sh010.####.exr") == ["/o/sh010.####.exr"]
+
+
+@pytest.mark.parametrize("ratio", [1, 2, 3, 0.5, 1 / 3])
+def test_task_output_frames_are_retimes(plugin, ratio: float) -> None:
+    """The plugin's copy of Retime.outputs_of: the output frames a task's source frames own."""
+    from farm_plugin.frames.retime import Retime
+
+    source = list(range(1001, 1011)) + list(range(1020, 1026))  # a list with a hole
+    record = {"source": {"frames": source}, "workflow": {"sequence": {"context": 8, "overlap": 1, "ratio": ratio}}}
+    retime = Retime(tuple(source), ratio)
+    for task in (source[:4], source[4:11], source[11:]):
+        assert plugin.task_output_frames(record, task) == retime.output_frames(task)
+    assert plugin.task_output_frames({"source": {"frames": source}, "workflow": {}}, [1001, 1002]) == [1001, 1002]
+
+
+def test_child_environment_scrubs_deadlines_folders_and_exempts_loopback_from_the_proxy(plugin) -> None:
+    worker = {
+        "LD_LIBRARY_PATH": "/opt/Thinkbox/Deadline10/bin:/opt/studio/lib::/opt/Thinkbox/Deadline10/lib",
+        "DYLD_LIBRARY_PATH": "/Applications/Thinkbox/Deadline10/Resources/Libraries",
+        "http_proxy": "http://proxy.studio.internal:3128",
+        "no_proxy": ".studio.internal, render01",
+        "PATH": "/usr/bin",
+    }
+    assert plugin.child_environment(worker) == {
+        "LD_LIBRARY_PATH": "/opt/studio/lib",
+        "DYLD_LIBRARY_PATH": "",
+        "no_proxy": ".studio.internal,render01,127.0.0.1,localhost,::1",
+        "NO_PROXY": ".studio.internal,render01,127.0.0.1,localhost,::1",
+    }
+    assert plugin.child_environment({"NO_PROXY": "localhost"}, ["comfy.studio.internal"])["no_proxy"] == (
+        "localhost,127.0.0.1,::1,comfy.studio.internal")
+    assert "LD_LIBRARY_PATH" not in plugin.child_environment({"LD_LIBRARY_PATH": "/opt/studio/lib"})
+    assert "LD_LIBRARY_PATH" not in plugin.child_environment(worker, windows=True)

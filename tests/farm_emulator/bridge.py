@@ -25,6 +25,11 @@ job_command         body (a Web Service job command)                    {"events
 task_command        body (a Web Service task command)                   {"events": [...]}
 ==================  ==================================================  ===========================================
 
+``job`` answers null for a job that was deleted or archived: a Worker's ``RepositoryUtils.GetJob`` reads the
+queue, which such a job has left (the Web Service lists deleted jobs only with ``Deleted=true``, DOC
+rest-jobs; scripts test ``RepositoryUtils.JobExists`` on the ids of dependencies that may have been deleted:
+[INFERRED] that GetJob returns None for them).
+
 A lease is ``{"job_id", "task_id", "worker", "frames", "plugin", "serial"}`` (a TaskLease). ``events`` are the
 job events (``[name, job_id]``) the operation caused, so that the Worker that caused them can run the event
 plugins (OnJobStarted on dequeue, OnJobFinished on the last complete, OnJobFailed...). Errors answer
@@ -244,8 +249,11 @@ class FarmBridge:
         return {"lease": None if lease is None else lease_to_json(lease), "events": []}
 
     def _op_job(self, body: Dict[str, Any]) -> Dict[str, Any]:
+        job_id = _text(body.get("job_id"), "job_id")
+        if not self.store.has_job(job_id):  # deleted or archived: no longer in the queue
+            return {"job": None}
         try:
-            return {"job": self.store.job_json(_text(body.get("job_id"), "job_id"))}
+            return {"job": self.store.job_json(job_id)}
         except UnknownJobError:
             return {"job": None}
 
@@ -430,18 +438,21 @@ class BridgeUnavailable(RuntimeError):
 
 
 class BridgeClient:
-    """Calls the bridge from a Worker process (urllib; one connection per call)."""
+    """Calls the bridge from a Worker process (urllib; one connection per call). It stands for Deadline's own
+    connection to its database, which no studio HTTP proxy is in the way of: it never uses one (the Worker's
+    environment names a proxy, see tests/doubles/deadline_runtime/worker_environment.py)."""
 
     def __init__(self, url: str, *, timeout_s: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def call(self, operation: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         data = json.dumps(body or {}).encode("utf-8")
         request = urllib.request.Request(f"{self.url}{PREFIX}{operation}", data=data, method="POST",
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 (loopback)
+            with self._opener.open(request, timeout=self.timeout_s) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             try:

@@ -10,10 +10,23 @@
     farm.close()                                      # stop Workers (SIGTERM, then SIGKILL), bridge, Web Service
 
 Folders under ``tmp_path``: ``repository/`` (the emulated repository: ``custom/plugins``, ``custom/events``,
-``settings/``, ``jobs/<id>/`` auxiliary files, ``logs/<worker>.log``) and ``workers/<name>/`` (each Worker's
-local folder). Each Worker is its own session and process group (``start_new_session``); its managed
-processes get their own groups inside that session, so :meth:`Farm.kill_worker` and :meth:`Farm.close` kill
-every process of the session and nothing is left behind (see tests/doubles/deadline_runtime/processes.py).
+``settings/``, ``jobs/<id>/`` auxiliary files, ``logs/<worker>.log``), ``workers/<name>/`` (each Worker's
+local folder) and ``machine/`` (the Workers' machine: Deadline's install folder). Each Worker is its own
+session and process group (``start_new_session``); its managed processes get their own groups inside that
+session, so :meth:`Farm.kill_worker` and :meth:`Farm.close` kill every process of the session and nothing is
+left behind (see tests/doubles/deadline_runtime/processes.py). What the runtime stops it kills at once, with
+the process's children only when it set ``UseProcessTree``: a plugin that forgets it leaves processes that
+the farm fixture's teardown reports.
+
+Workers take tasks of Active jobs only: a job with ``JobDependencies`` stays Pending until each dependency
+ended in a state its ``ResumeOn{Complete,Failed,Deleted}Dependencies`` flags accept (the store's rules and
+their sources: tests/doubles/deadline/harness.py), and a Worker's ``RepositoryUtils.GetJob`` of a deleted job
+is None (bridge.py).
+
+Each Worker runs in a Worker's environment (tests/doubles/deadline_runtime/worker_environment.py): Deadline's
+library folder first in ``LD_LIBRARY_PATH`` and a studio proxy (``http_proxy``, ``https_proxy``) at
+:attr:`Farm.proxy_url`, where nothing listens, with a ``no_proxy`` that does not name loopback. The emulator's
+own calls to the bridge (Deadline's database connection) bypass it.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from tests.doubles.deadline.store import JOB_COMPLETED, JOB_FAILED, JobStore
 from tests.doubles.deadline_runtime.params import check_config_value, read_param_file
 from tests.doubles.deadline_runtime.processes import kill_session, live_pids_in_session, pid_alive
 from tests.doubles.deadline_runtime.repository import EVENT_STATES, parse_path_mappings
+from tests.doubles.deadline_runtime.worker_environment import ClosedPort, worker_environment
 
 from .bridge import DEFAULT_STALL_TIMEOUT_SECONDS, FarmBridge
 from .worker import ORIGINAL_PYTHONPATH_ENV
@@ -42,6 +56,7 @@ from .worker import ORIGINAL_PYTHONPATH_ENV
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable  # the Workers' Python, taken before a Flame double makes sys.executable its Flame
 REGISTER_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
 LOG_TAIL_LINES = 40
@@ -76,6 +91,10 @@ class Farm:
         self.bridge = bridge
         self.root = root
         self.repository = repository
+        self.machine = root / "machine"
+        self._proxy = ClosedPort()
+        self.proxy_port = self._proxy.port
+        self.proxy_url = self._proxy.url
         self.url: str = fake.url
         self.store: JobStore = fake.store
         self.workers: Dict[str, WorkerProcess] = {}
@@ -158,7 +177,7 @@ class Farm:
 
     def start_workers(self, count: int, *, gpus_per_worker: int = 1, first_gpu: int = 0,
                       pools: Optional[Sequence[str]] = None, groups: Optional[Sequence[str]] = None,
-                      exit_when_idle_s: Optional[float] = None, grace_s: float = 5.0) -> List[str]:
+                      exit_when_idle_s: Optional[float] = None) -> List[str]:
         """Start ``count`` Worker processes named ``worker-NN`` (numbering goes on across calls). The k-th of
         this call gets GPUs ``first_gpu + k*gpus_per_worker ...`` as its affinity (``gpus_per_worker=0``: no
         affinity override). Returns once every one has registered with the bridge."""
@@ -172,7 +191,7 @@ class Farm:
             self._next_index += 1
             gpus = (list(range(first_gpu + k * gpus_per_worker, first_gpu + (k + 1) * gpus_per_worker))
                     if gpus_per_worker else None)
-            started.append(self._spawn(name, gpus, pools, groups, exit_when_idle_s, grace_s))
+            started.append(self._spawn(name, gpus, pools, groups, exit_when_idle_s))
         deadline = time.monotonic() + REGISTER_TIMEOUT_SECONDS
         for worker in started:
             while worker.name not in self.bridge.workers:
@@ -186,11 +205,11 @@ class Farm:
         return [worker.name for worker in started]
 
     def _spawn(self, name: str, gpus: Optional[List[int]], pools: Optional[Sequence[str]],
-               groups: Optional[Sequence[str]], exit_when_idle_s: Optional[float], grace_s: float) -> WorkerProcess:
+               groups: Optional[Sequence[str]], exit_when_idle_s: Optional[float]) -> WorkerProcess:
         home = self.root / "workers" / name
         home.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "tests.farm_emulator.worker", "--bridge", self.bridge.url, "--name", name,
-                   "--repository", str(self.repository), "--home", str(home), "--grace-s", str(grace_s)]
+        command = [PYTHON, "-m", "tests.farm_emulator.worker", "--bridge", self.bridge.url, "--name", name,
+                   "--repository", str(self.repository), "--home", str(home)]
         if gpus:
             command += ["--gpus", ",".join(str(g) for g in gpus)]
         if pools is not None:
@@ -199,7 +218,7 @@ class Farm:
             command += ["--groups", ",".join(groups)]
         if exit_when_idle_s is not None:
             command += ["--exit-when-idle-s", str(exit_when_idle_s)]
-        env = dict(os.environ)
+        env = worker_environment(os.environ, self.machine, self.proxy_port)
         env[ORIGINAL_PYTHONPATH_ENV] = env.get("PYTHONPATH", "")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         console = self.repository / "logs" / f"{name}.console.log"
@@ -326,6 +345,7 @@ class Farm:
                 kill_session(worker.pid)
             self.bridge.stop()
             self.fake.close()
+            self._proxy.close()
 
     def __enter__(self) -> Farm:
         return self

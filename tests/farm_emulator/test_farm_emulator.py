@@ -5,9 +5,12 @@ double; jobs go into the Web Service double's store.
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -15,6 +18,11 @@ import pytest
 
 from tests.doubles.deadline.store import REPORT_ERROR, REPORT_LOG, REPORT_REQUEUE, TASK_COMPLETED, TASK_RENDERING
 from tests.doubles.deadline_runtime.processes import pid_alive
+from tests.doubles.deadline_runtime.worker_environment import (
+    STUDIO_LIBRARY_FOLDER,
+    STUDIO_NO_PROXY,
+    deadline_library_folder,
+)
 from tests.farm_emulator.farm import REPO_ROOT, Farm, FarmError, start_farm
 
 PLUGIN = '''
@@ -53,6 +61,8 @@ class Writer(ManagedProcess):
 
     def InitializeProcess(self):
         self.StdoutHandling = True
+        self.UseProcessTree = True
+        self.TerminateOnExit = True
         self.SetEnvironmentVariable("WRITER_WORKER", self.plugin.GetSlaveName())
         self.SetEnvironmentVariable("WRITER_GPUS", ",".join(str(g) for g in self.plugin.GpuAffinity()))
         self.AddStdoutHandlerCallback(r"PROGRESS ([0-9.]+)").HandleCallback += self.Progress
@@ -118,6 +128,7 @@ class FramesPlugin(DeadlinePlugin):
 '''
 
 WRITER = '''
+import json
 import os
 import sys
 import time
@@ -128,6 +139,8 @@ with open(os.path.join(out, "pids.txt"), "a") as stream:
     stream.write(f"{os.getpid()}\\n")
 with open(os.path.join(out, "pythonpath.txt"), "w") as stream:
     stream.write(os.environ.get("PYTHONPATH", ""))
+with open(os.path.join(out, "environment.json"), "w") as stream:
+    json.dump(dict(os.environ), stream)
 if marker != "-" and not os.path.exists(marker):
     open(marker, "w").close()
     print(f"ERROR simulated failure on frame {frames[0]}", flush=True)
@@ -342,7 +355,7 @@ def test_failing_the_job_cancels_the_task_and_kills_the_managed_process(farm: Fa
     wait_for(lambda: f"task 0 of job {job_id} canceled" in farm.worker_log("worker-01"), 10, "the log", farm)
     assert farm.store.job_status_text(job_id) == "Failed"
     assert farm.store.reports(job_id, report_type=REPORT_ERROR) == []
-    assert "Deadline canceled the task: stopping the process tree" in farm.worker_log("worker-01")
+    assert "Deadline canceled the task: killing the process tree of Writer" in farm.worker_log("worker-01")
 
 
 def test_stopping_a_worker_gives_its_task_back_and_leaves_nothing_behind(farm: Farm, tmp_path: Path) -> None:
@@ -398,3 +411,51 @@ def test_an_idle_worker_exits_and_its_processes_do_not_see_the_emulators_import_
     assert "Worker worker-01 stopping: idle for 0.5 s" in farm.worker_log("worker-01")
     assert (output / "frame.0007.txt").read_text() == "worker-01 gpus=\n"  # no GPU affinity override
     assert str(REPO_ROOT) not in (output / "pythonpath.txt").read_text().split(os.pathsep)
+
+
+def test_workers_run_in_a_workers_environment_behind_a_proxy_that_refuses_loopback(farm: Farm,
+                                                                                 tmp_path: Path) -> None:
+    """tests/doubles/deadline_runtime/worker_environment.py: Deadline's library folder leads LD_LIBRARY_PATH
+    and the studio proxy (where nothing listens) does not exempt loopback; the Worker itself is not hurt."""
+    install_sample(farm, tmp_path)
+    output = tmp_path / "out"
+    job_id = submit(farm, output, "3", 1)
+    farm.start_workers(1)
+
+    assert farm.wait_for_job(job_id, timeout_s=20) == "Completed"
+    seen = json.loads((output / "environment.json").read_text())
+    assert seen["LD_LIBRARY_PATH"].split(os.pathsep)[:2] == [str(deadline_library_folder(farm.machine)),
+                                                             STUDIO_LIBRARY_FOLDER]
+    assert seen["http_proxy"] == seen["HTTPS_PROXY"] == farm.proxy_url
+    assert seen["no_proxy"] == STUDIO_NO_PROXY
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": farm.proxy_url}))
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
+        opener.open(f"{farm.url}/", timeout=5)
+    assert "Process started: pid " in farm.worker_log("worker-01")
+    assert "(UseProcessTree True, TerminateOnExit True)" in farm.worker_log("worker-01")
+
+
+def test_a_dependent_job_renders_only_once_its_dependency_ended_as_its_flags_accept(farm: Farm,
+                                                                                     tmp_path: Path) -> None:
+    """JobInfo ``JobDependencies`` with ``ResumeOn{Complete,Failed,Deleted}Dependencies`` (DOC 10.1
+    manual-submission; the defaults true, false, false): Workers take nothing of a job until Deadline releases
+    it, and a job whose dependency ended in a state its flags do not accept stays Pending."""
+    install_sample(farm, tmp_path)
+    first = submit(farm, tmp_path / "first", "1-2", 1, sleep_per_frame=30)
+    after_failure = submit(farm, tmp_path / "after_failure", "1", 1,
+                           job_info={"JobDependencies": first, "ResumeOnFailedDependencies": "true"})
+    after_completion = submit(farm, tmp_path / "after_completion", "1", 1, job_info={"JobDependencies": first})
+    deleted = submit(farm, tmp_path / "deleted", "1", 1, sleep_per_frame=30)
+    after_deletion = submit(farm, tmp_path / "after_deletion", "1", 1,
+                            job_info={"JobDependencies": deleted, "ResumeOnDeletedDependencies": "true"})
+    farm.start_workers(3)
+    wait_for(lambda: rendering_on(farm, first, 0) and rendering_on(farm, deleted, 0), 20, "both renders", farm)
+    time.sleep(1.0)  # idle Workers poll meanwhile: nothing of the waiting jobs is handed out
+    assert [farm.store.job_status_text(j) for j in (after_failure, after_completion, after_deletion)] == [
+        "Pending"] * 3
+    farm.store.job_command({"Command": "fail", "JobID": first})
+    farm.store.delete_jobs([deleted])
+    assert farm.wait_for_job(after_failure, timeout_s=30) == "Completed"
+    assert farm.wait_for_job(after_deletion, timeout_s=30) == "Completed"
+    assert ledger(tmp_path / "after_failure") == [1] and ledger(tmp_path / "after_deletion") == [1]
+    assert farm.store.job_status_text(after_completion) == "Pending" and ledger(tmp_path / "after_completion") == []

@@ -3,7 +3,7 @@ real plugin file through the Deadline plugin runtime double.
 
     python -m tests.farm_emulator.worker --bridge URL --name NAME --repository DIR [--gpus 0,1]
         [--pools a,b] [--groups a,b] [--exit-when-idle-s S] [--home DIR] [--heartbeat-s S]
-        [--poll-s S] [--progress-interval-s S] [--grace-s S]
+        [--poll-s S] [--progress-interval-s S]
 
 What it does, in Deadline's order:
 
@@ -336,7 +336,6 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--heartbeat-s", type=float, default=0.3)
     parser.add_argument("--poll-s", type=float, default=0.2)
     parser.add_argument("--progress-interval-s", type=float, default=0.25)
-    parser.add_argument("--grace-s", type=float, default=5.0, help="SIGTERM to SIGKILL, for process trees")
     return parser.parse_args(argv)
 
 
@@ -361,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.path.insert(0, str(SITE_DIR))
     home = args.home.resolve() if args.home else Path(tempfile.mkdtemp(prefix=f"farm-worker-{args.name}-"))
     home.mkdir(parents=True, exist_ok=True)
-    settings = WorkerSettings(name=args.name, home=home, gpu_affinity=_gpus(args.gpus), grace_s=args.grace_s)
+    settings = WorkerSettings(name=args.name, home=home, gpu_affinity=_gpus(args.gpus))
     worker = EmulatedWorker(BridgeClient(args.bridge), settings, repository, pools=_list(args.pools),
                             groups=_list(args.groups), exit_when_idle_s=args.exit_when_idle_s,
                             heartbeat_s=args.heartbeat_s, poll_s=args.poll_s,

@@ -57,7 +57,7 @@ def test_missing_frames_make_an_incomplete_record(tmp_path: Path) -> None:
     assert completion.reason == "2 frame(s) missing or unreadable: 1003,1005"
 
 
-def test_the_command_the_event_plugin_runs(tmp_path: Path) -> None:
+def test_the_command_a_hand_back_job_runs(tmp_path: Path) -> None:
     record = make(tmp_path)
     job = record.write(tmp_path / "farm" / "jobs" / "job.json")
     command = [sys.executable, "-m", "farm_plugin.completion.cli", "--job", str(job), "--deadline-job-id", "j3",
@@ -69,3 +69,23 @@ def test_the_command_the_event_plugin_runs(tmp_path: Path) -> None:
     assert again.stdout.strip() == "comfyfarm relink: the record for job j3 was already written: nothing new"
     data = json.loads((tmp_path / "farm" / "inbox" / "j3.json").read_text())
     assert data["status"] == "failed" and data["reason"] == "the Deadline job j3 failed: see its error reports"
+
+
+def test_a_job_deleted_before_it_finished_is_failed_with_the_frames_there(tmp_path: Path) -> None:
+    """A hand-back job whose job Deadline no longer has (``--failed-unless-complete``): failed with the missing
+    frames, or completed when every frame is there (a job deleted as it completed)."""
+    record = make(tmp_path, written=(1001, 1002))
+    job = record.write(tmp_path / "farm" / "jobs" / "job.json")
+    command = [sys.executable, "-m", "farm_plugin.completion.cli", "--job", str(job), "--deadline-job-id", "j4",
+               "--failed-unless-complete", "--reason", "the Deadline job j4 was deleted"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / "farm" / "inbox" / "j4.json").read_text())
+    assert (data["status"], data["frames"], data["missing_frames"]) == ("failed", [1001, 1002], [1003, 1004, 1005])
+    assert data["reason"] == "the Deadline job j4 was deleted; 3 frame(s) missing or unreadable: 1003-1005"
+    for frame in (1003, 1004, 1005):
+        write_frame(tmp_path / "farm" / "out" / f"inv.{frame}.exr", np.zeros((4, 6, 3), np.float32), file_format="exr")
+    command[command.index("j4")] = "j5"
+    assert subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=REPO).returncode == 0
+    data = json.loads((tmp_path / "farm" / "inbox" / "j5.json").read_text())
+    assert (data["status"], data["missing_frames"], data["reason"]) == ("completed", [], "")

@@ -49,8 +49,7 @@ PACKAGES = {"farm_plugin": REPO / "farm_plugin", "flame_submitter": REPO / "flam
             "comfyfarm_install": INSTALL / "comfyfarm_install"}
 # Outside the tree on purpose (see farm_plugin/errors.py): they run in Deadline's own Python, in ComfyUI's (the
 # custom-node pack, with torch), or when Flame starts, and import nothing of comfyfarm.
-OUTSIDE = (REPO / "farm_plugin" / "ComfyUI", REPO / "farm_plugin" / "ComfyUIRelink",
-           REPO / "farm_plugin" / "ComfyUINodes", REPO / "flame_submitter" / "hooks")
+OUTSIDE = (REPO / "farm_plugin" / "ComfyUI", REPO / "farm_plugin" / "ComfyUINodes", REPO / "flame_submitter" / "hooks")
 HAS_QT = any(importlib.util.find_spec(name) is not None for name in ("PySide6", "PySide2"))
 
 
@@ -102,8 +101,7 @@ def test_every_exception_the_product_defines_descends_from_comfyfarm_error() -> 
 def test_the_deadline_plugin_the_comfyui_nodes_and_the_hook_are_left_out_of_the_walk() -> None:
     modules = product_modules()
     assert "flame_submitter.hooks.comfyfarm_hooks" not in modules
-    assert not [name for name in modules if name.startswith(("farm_plugin.ComfyUI.", "farm_plugin.ComfyUIRelink.",
-                                                              "farm_plugin.ComfyUINodes."))]
+    assert not [name for name in modules if name.startswith(("farm_plugin.ComfyUI.", "farm_plugin.ComfyUINodes."))]
     assert "flame_submitter.cli.run_local" in modules and "comfyfarm_install.cli" in modules
 
 

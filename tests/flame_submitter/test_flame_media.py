@@ -91,3 +91,37 @@ def test_without_a_factory_preset_the_version_follows_the_year_or_the_newest(ver
     """No ``PyExporter`` (so no factory preset to read): the preset version comes from Flame's year, and a version
     string that does not start with one gives the newest instead of an error."""
     assert preset_version(SimpleNamespace(get_version=lambda: version)) == expected
+
+
+def test_a_marked_clip_keeps_its_whole_range_and_its_timecode(flame_session, tmp_path: Path) -> None:
+    """Flame's ``duration`` counts between the marks: "all frames" is still every frame of the clip, the marks
+    stay where the artist set them, and the timecode comes from ``start_time`` (a PyAttribute)."""
+    from flame_submitter.flame.submit import clip_summary
+
+    lib = flame_session.workspace.create_library("Plates")
+    clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1049), source_dir=tmp_path / "shared",
+                                  timecode="01:00:00:00")
+    clip.in_mark = 5
+    clip.out_mark = 11
+    assert clip.duration.frame == 6
+    (whole,) = describe((clip,), flame_session.flame, use_marks=False)
+    assert whole.frames == tuple(range(1001, 1049)) and whole.clip_marks == (5, 11)
+    assert whole.timecode == "01:00:00+00"
+    summary = clip_summary(whole)
+    assert (summary.first_frame, summary.last_frame, summary.mark_in, summary.mark_out) == (1001, 1048, 1005, 1010)
+    clip.out_mark = None  # only an in mark: from it to the end
+    (tail,) = describe((clip,), flame_session.flame)
+    assert tail.frames == tuple(range(1005, 1049)) and tail.marks == (5, 49)
+
+
+def test_a_marked_sequence_keeps_its_whole_length(flame_session, tmp_path: Path) -> None:
+    lib = flame_session.workspace.create_library("Edits")
+    a = flame_session.add_clip(lib, "a", frames=range(1, 11))
+    b = flame_session.add_clip(lib, "b", frames=range(1, 9))
+    edit = flame_session.add_sequence(lib, "sh070_edit", [a, b], timecode="01:00:00:00")
+    edit.in_mark = 3
+    edit.out_mark = 9
+    (whole,) = describe((edit,), flame_session.flame, use_marks=False)
+    assert len(whole.frames) == 18 and whole.clip_marks == (3, 9) and whole.timecode == "01:00:00+00"
+    (marked,) = describe((edit,), flame_session.flame)
+    assert len(marked.frames) == 6

@@ -1,5 +1,5 @@
 """The real hook file in the Flame double: the relink watcher starts with Flame, and the farm menu works.
-The last test is the whole round trip: comfyfarm submit → emulated farm → ComfyUIRelink → Flame library."""
+The last test is the whole round trip: comfyfarm submit → emulated farm → hand-back job → Flame library."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def test_show_farm_jobs_lists_this_users_jobs_without_blocking(flame_session, fa
     assert dialog.message == "sh010_plate - Invert: Active, 0/2 tasks"
 
 
-def test_a_farm_job_comes_back_into_the_library_by_itself(farm, flame_session, tmp_path: Path, monkeypatch) -> None:
+def test_a_farm_job_comes_back_into_the_library_by_itself(farm, flame_session_factory, tmp_path: Path,
+                                                          monkeypatch) -> None:
     studio = make_studio(farm, tmp_path, frame_count=24)
     inbox = studio.hand_back()
     monkeypatch.setenv("COMFYFARM_CONFIG", str(studio.config))
@@ -85,6 +86,7 @@ def test_a_farm_job_comes_back_into_the_library_by_itself(farm, flame_session, t
     job_id = studio.submit("--chunk-size", "8", "--project", "show_2026", frames="1001-1024")
     farm.start_workers(2)
     assert farm.wait_for_job(job_id, timeout_s=180) == "Completed"
+    flame_session = flame_session_factory()  # Flame opens after the farm's work (inside it sys.executable is Flame)
     hooks = flame_session.load_hooks(HOOK)
     hooks.app_initialized("show_2026")
     deadline_seconds = 0

@@ -66,7 +66,7 @@ def test_two_clips_become_two_jobs_with_the_artists_settings(studio, fake_deadli
     assert time.monotonic() - started < 5  # the export is the only wait on the main thread
     result = wait_for(session, results)
     assert result.error == "" and len(result.job_ids) == 2
-    sent = fake_deadline.submissions()
+    sent = fake_deadline.render_submissions()
     assert [s["JobInfo"]["Name"] for s in sent] == ["sh010_plate - Gaussian blur", "sh020_plate - Gaussian blur"]
     assert {s["JobInfo"]["Pool"] for s in sent} == {"gpu"} and {s["JobInfo"]["Priority"] for s in sent} == {"70"}
     assert sent[0]["JobInfo"]["BatchName"] == sent[1]["JobInfo"]["BatchName"]
@@ -118,7 +118,7 @@ def test_marks_and_custom_frames(studio, fake_deadline, tmp_path: Path) -> None:
     results: List[SubmitResult] = []
     start_submission(session.flame, sources, choice([summary], frame_mode="marks"), config, results.append)
     wait_for(session, results)
-    assert fake_deadline.submissions()[0]["JobInfo"]["Frames"] == "1005-1010"
+    assert fake_deadline.render_submissions()[0]["JobInfo"]["Frames"] == "1005-1010"
 
 
 def test_run_locally_starts_one_comfyui_per_configured_gpu(monkeypatch, tmp_path: Path) -> None:
@@ -147,11 +147,13 @@ def test_run_locally_starts_one_comfyui_per_configured_gpu(monkeypatch, tmp_path
     request = ClipRequest("sh010_plate", str(tmp_path / "sh010.####.exr"), [1001, 1002],
                           str(tmp_path / "out" / "sh010.####.exr"))
     result = flame_submit.run_locally([request], choice([], local=True), progress=lambda *_: None,
-                                      stop=threading.Event(), gpus=("0", "1"))
+                                      stop=threading.Event(), gpus=("0", "1"), launcher=["/usr/local/bin/comfyfarm"])
     assert result.ok, result.error
     (command,) = commands
+    assert command[:2] == ["/usr/local/bin/comfyfarm", "run-local"]
     assert command[command.index("--gpus") + 1] == "0,1"
-    flame_submit.run_locally([request], choice([], local=True), progress=lambda *_: None, stop=threading.Event())
+    flame_submit.run_locally([request], choice([], local=True), progress=lambda *_: None, stop=threading.Event(),
+                             launcher=["/usr/local/bin/comfyfarm"])
     assert "--gpus" not in commands[1]  # none configured: run-local's instances apply
 
 
@@ -164,11 +166,46 @@ def test_the_chosen_format_names_the_output_and_a_float_plate_is_refused_dpx(stu
     start_submission(session.flame, sources, choice([clip_summary(s) for s in sources], output_format="tiff"), config,
                      results.append)
     assert wait_for(session, results).error == ""
-    record = read_job_record(fake_deadline.submissions()[0]["PluginInfo"]["JobRecord"])
+    record = read_job_record(fake_deadline.render_submissions()[0]["PluginInfo"]["JobRecord"])
     assert record.output.pattern.endswith("/sh010_plate_blur.####.tif")
     refused: List[SubmitResult] = []
     start_submission(session.flame, sources, choice([clip_summary(s) for s in sources], output_format="dpx"), config,
                      refused.append)
     error = wait_for(session, refused).error
     assert "DPX cannot hold the half-float pixels of the plate" in error and error.endswith("end it in .exr or .tif")
-    assert len(fake_deadline.submissions()) == 1
+    assert len(fake_deadline.render_submissions()) == 1
+
+
+def test_an_export_flame_refuses_answers_the_dialog_instead_of_raising(flame_session, fake_deadline,
+                                                                       tmp_path: Path, monkeypatch) -> None:
+    """``PyExporter.export`` and ``flame.duplicate`` raise RuntimeError when Flame refuses (a locked shared
+    library, a file it will not overwrite): the answer still comes, so the dialog does not stay on Submitting…"""
+    from flame_submitter.flame import submit as flame_submit
+
+    shared = tmp_path / "projects"
+    (shared / "comfyfarm").mkdir(parents=True)
+    config = config_for(tmp_path, shared, fake_deadline.url)
+    locked = flame_session.project.create_shared_library("Shared Plates")
+    locked.acquire_exclusive_access()
+    clip = flame_session.add_clip(locked, "sh020_plate", frames=range(1001, 1013), timecode="01:00:10:00")
+    locked.release_exclusive_access()
+    clip.in_mark = 2
+    clip.out_mark = 6
+    sources = describe((clip,), flame_session.flame, use_marks=False)
+    results: List[SubmitResult] = []
+    summary = clip_summary(sources[0])
+    assert start_submission(flame_session.flame, sources, choice([summary], frame_mode="marks"), config,
+                            results.append) is None
+    (result,) = results
+    assert result.error.startswith("Nothing was submitted: Flame could not export 'sh020_plate' for the farm "
+                                   "(Shared library 'Shared Plates' is locked")
+    assert [c.name.get_value() for c in locked.clips] == ["sh020_plate"]  # no duplicate left behind
+    monkeypatch.setattr(flame_submit.time, "strftime", lambda *_: "20260101-120000")
+    folder = shared / "comfyfarm" / "input" / "20260101-120000_sh020_plate"
+    folder.mkdir(parents=True)
+    (folder / "sh020_plate.1001.exr").write_bytes(b"an earlier export")  # Flame will not overwrite it unasked
+    refused: List[SubmitResult] = []
+    start_submission(flame_session.flame, sources, choice([summary]), config, refused.append)
+    (result,) = refused
+    assert result.error.startswith("Nothing was submitted: Flame could not export 'sh020_plate' for the farm (")
+    assert fake_deadline.render_submissions() == []

@@ -14,7 +14,7 @@ from farm_plugin.paths import PathMapping
 from farm_plugin.workflow.package import load_package
 from farm_plugin.workflow.params import resolve_parameters
 from flame_submitter.deadline.submit import dry_run_document
-from flame_submitter.jobs.builder import FarmPaths, JobFolders, SourceClip, plan_jobs
+from flame_submitter.jobs.builder import FarmPaths, JobFolders, SourceClip, hand_back_of, plan_jobs
 from flame_submitter.jobs.templates import load_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,8 +64,8 @@ def test_default_job_matches_its_golden_file() -> None:
     assert info["Plugin"] == "ComfyUI" and info["Frames"] == "1001-1048" and info["ChunkSize"] == "10"
     assert info["OutputDirectory0"] == "/mnt/projects/show/sh010_plate/comfy"  # the farm's path
     assert info["OutputFilename0"] == "sh010_plate_blur.####.exr"
-    assert info["EventOptIns"] == "ComfyUIRelink"
-    assert "BatchName" not in info
+    assert "EventOptIns" not in info  # no event plugin: the hand-back job brings the result back
+    assert info["BatchName"] == "Gaussian blur - 1 clip(s) - ann - 20261124-120000"  # with its hand-back job
     assert job.submission.plugin_info["JobRecord"] == (
         "/mnt/projects/comfyfarm/jobs/20261124-120000_sh010_plate_blur_beef/job.json")
     assert job.record.source.pattern == "/mnt/projects/show/sh010_plate/sh010_plate.####.exr"
@@ -77,11 +77,41 @@ def test_preview_template_makes_a_quick_look_job_then_the_rest() -> None:
     assert_golden("preview_jobs", dry_run_document([preview, main]))
     assert preview.submission.job_info["Frames"] == "1001-1041x10"
     assert main.submission.job_info["Frames"] == "1002-1010,1012-1020,1022-1030,1032-1040,1042-1048"
-    assert (preview.submission.depends_on_previous, main.submission.depends_on_previous) == (False, True)
+    assert (preview.waits_for, main.waits_for) == (None, "preview")
+    assert "JobDependencies" not in main.submission.job_info  # the preview's id comes at submission
+    assert preview.hand_back is not None and main.hand_back is not None
+    assert preview.hand_back.plugin_info["FinishesFrames"] == "1001-1041x10"  # a preview's record: its frames
+    assert "FinishesFrames" not in main.hand_back.plugin_info  # the main job's: the whole clip
+    assert preview.hand_back.job_info["Priority"] == "80" and main.hand_back.job_info["Priority"] == "70"
     assert preview.submission.job_info["ChunkSize"] == "1"
     assert int(preview.submission.job_info["Priority"]) == int(main.submission.job_info["Priority"]) + 10
     assert preview.record == main.record and preview.folder == main.folder
     assert preview.submission.job_info["BatchName"] == main.submission.job_info["BatchName"]
+
+
+def test_each_job_has_a_hand_back_job_that_waits_for_it_however_it_ends() -> None:
+    (job,) = plan()
+    assert job.hand_back is not None
+    info, plugin = job.hand_back.job_info, job.hand_back.plugin_info
+    assert (info["Plugin"], info["Frames"], info["ChunkSize"], info["Name"]) == (
+        "ComfyUI", "0", "1", "sh010_plate - Gaussian blur [hand back]")
+    assert (info["Pool"], info["Group"], info["Priority"]) == ("none", "none", "60")  # the job's pool: promptly
+    assert (info["ResumeOnCompleteDependencies"], info["ResumeOnFailedDependencies"],
+            info["ResumeOnDeletedDependencies"]) == ("true", "true", "true")
+    assert (info["TaskTimeoutMinutes"], info["BatchName"]) == ("15", job.submission.job_info["BatchName"])
+    assert not {"LimitGroups", "MachineLimit", "OutputDirectory0", "EventOptIns"} & set(info)
+    assert plugin == {"JobRecord": job.submission.plugin_info["JobRecord"], "Mode": "finish", "Part": "main",
+                      "ComfyFarmVersion": job.submission.plugin_info["ComfyFarmVersion"]}
+    sent = hand_back_of(job, "64f0a1b2c3d4e5f601234567")
+    assert sent.job_info["JobDependencies"] == "64f0a1b2c3d4e5f601234567"
+    assert sent.plugin_info["FinishesJob"] == "64f0a1b2c3d4e5f601234567"
+    assert "JobDependencies" not in job.hand_back.job_info  # the plan itself is unchanged
+
+
+def test_the_template_may_send_hand_back_jobs_to_a_group_of_their_own() -> None:
+    (job,) = plan(group="gpu_48gb", finish_group="comfyfarm_runtime", limit_groups="gpu_licence")
+    assert job.submission.job_info["Group"] == "gpu_48gb" and job.submission.job_info["LimitGroups"] == "gpu_licence"
+    assert job.hand_back is not None and job.hand_back.job_info["Group"] == "comfyfarm_runtime"
 
 
 def test_several_clips_share_a_batch_and_each_gets_its_folder() -> None:
@@ -90,7 +120,9 @@ def test_several_clips_share_a_batch_and_each_gets_its_folder() -> None:
     assert jobs[0].submission.job_info["BatchName"] == jobs[1].submission.job_info["BatchName"]
     assert jobs[1].submission.job_info["Frames"] == "1-24"
     assert {j.submission.job_info["Pool"] for j in jobs} == {"gpu"}
-    assert not any(j.submission.depends_on_previous for j in jobs)
+    assert not any(j.waits_for for j in jobs)
+    assert [j.hand_back.job_info["Name"] for j in jobs if j.hand_back] == [
+        "sh010_plate - Gaussian blur [hand back]", "sh020_plate - Gaussian blur [hand back]"]
 
 
 def test_job_folders_are_written_all_or_nothing(tmp_path: Path) -> None:

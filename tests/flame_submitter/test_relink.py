@@ -122,3 +122,37 @@ def test_one_record_per_idle_tick(flame_session, inbox: Path, tmp_path: Path) ->
     flame_session.pump_idle(seconds=0)
     assert len(flame_session.imports) == 3
     assert [e.delay_seconds for e in flame_session.idle_queue] == [5]  # nothing left: poll every 5 s
+
+
+def test_a_closed_renders_library_is_opened_to_import_into_it(flame_session, inbox: Path, tmp_path: Path) -> None:
+    """A closed library can be neither read nor written (PyLibrary.opened / open(), stubs/flame.pyi): the watcher
+    opens it instead of failing the import."""
+    flame_session.workspace.create_library("ComfyUI Renders").close()
+    write_completion(record(tmp_path, "job1"), inbox)
+    RelinkWatcher(flame_session.flame, inbox, user="ann").start()
+    flame_session.pump_idle(seconds=1)
+    (library,) = [lib for lib in flame_session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders"]
+    assert library.opened is True
+    assert [c.name.get_value() for c in renders_folder(flame_session).clips] == ["sh010_plate_invert_v001"]
+    assert (inbox / "imported" / "job1.json").is_file()
+
+
+def test_another_projects_records_are_imported_when_it_opens(flame_session, inbox: Path, tmp_path: Path) -> None:
+    """Flame runs one watcher for every project the artist opens (app_initialized after each project load): the
+    records set aside as show_b's while show_2026 was open are imported when show_b opens, by the watcher on
+    its own, or at once when told (``reset``)."""
+    write_completion(record(tmp_path, "for_b", project="show_b"), inbox)
+    watcher = RelinkWatcher(flame_session.flame, inbox, user="ann")
+    watcher.start()
+    flame_session.pump_idle(seconds=30)
+    assert (inbox / "for_b.json").is_file() and flame_session.imports == []
+    flame_session.switch_project("show_b")
+    flame_session.pump_idle(seconds=10)
+    assert [c.name.get_value() for c in renders_folder(flame_session).clips] == ["sh010_plate_invert_v001"]
+    assert (inbox / "imported" / "for_b.json").is_file()
+    write_completion(record(tmp_path, "for_2026"), inbox)
+    flame_session.pump_idle(seconds=10)
+    assert (inbox / "for_2026.json").is_file()  # show_2026's, not show_b's
+    flame_session.switch_project("show_2026")
+    watcher.reset()
+    assert watcher.import_next() is not None and (inbox / "imported" / "for_2026.json").is_file()

@@ -50,14 +50,26 @@ def test_submit_creates_the_job_deadline_expects(fake_deadline, tmp_path: Path, 
     result = comfyfarm(config, *submit_args(studio, "--chunk-size", "5", "--pool", "gpu", "--priority", "70"))
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.strip()
-    (sent,) = fake_deadline.submissions()
+    sent, hand_back = fake_deadline.submissions()
     assert sent["job_id"] == job_id
     info, plugin = sent["JobInfo"], sent["PluginInfo"]
     assert (info["Plugin"], info["Frames"], info["ChunkSize"], info["Pool"], info["Priority"]) == (
         "ComfyUI", "1001-1024", "5", "gpu", "70")
     assert info["Name"] == "plate - Gaussian blur" and info["UserName"] == "ann"
     assert (info["OutputDirectory0"], info["OutputFilename0"]) == (str(studio / "sh010" / "comfy"), "blur.####.exr")
-    assert info["EventOptIns"] == "ComfyUIRelink" and info["ExtraInfo0"] == "blur"
+    assert "EventOptIns" not in info and info["ExtraInfo0"] == "blur"
+    assert "JobDependencies" not in info
+    # its hand-back job: waits for it however it ends, then brings the frames back to Flame
+    back_info, back_plugin = hand_back["JobInfo"], hand_back["PluginInfo"]
+    assert (back_info["JobDependencies"], back_info["ResumeOnCompleteDependencies"],
+            back_info["ResumeOnFailedDependencies"], back_info["ResumeOnDeletedDependencies"]) == (
+        job_id, "true", "true", "true")
+    assert (back_info["Plugin"], back_info["Pool"], back_info["Priority"], back_info["Frames"]) == (
+        "ComfyUI", "gpu", "80", "0")
+    assert (back_plugin["Mode"], back_plugin["FinishesJob"], back_plugin["JobRecord"]) == (
+        "finish", job_id, plugin["JobRecord"])
+    assert fake_deadline.store.job_stat(hand_back["job_id"]) == 6  # Pending until its job ends
+    assert f"handed back by job {hand_back['job_id']}" in result.stderr
     (folder,) = job_folders(studio)
     assert plugin["JobRecord"] == str(folder / "job.json")
     record = read_job_record(folder / "job.json")
@@ -71,9 +83,11 @@ def test_submit_creates_the_job_deadline_expects(fake_deadline, tmp_path: Path, 
     assert "state: Queued    tasks: 0/5 done    progress: 0 %    errors: 0" in status.stdout
     jobs = comfyfarm(config, "jobs")
     assert jobs.returncode == 0 and job_id in jobs.stdout and "0/5 tasks" in jobs.stdout
+    assert hand_back["job_id"] not in jobs.stdout  # the artist's render jobs only
     cancel = comfyfarm(config, "cancel", job_id)
     assert cancel.returncode == 0, cancel.stderr
     assert "state: Failed" in comfyfarm(config, "status", job_id).stdout
+    assert "state: Queued" in comfyfarm(config, "status", hand_back["job_id"]).stdout  # released by the cancel
 
 
 def test_dry_run_prints_the_jobs_and_sends_nothing(fake_deadline, tmp_path: Path, studio: Path) -> None:
@@ -83,19 +97,63 @@ def test_dry_run_prints_the_jobs_and_sends_nothing(fake_deadline, tmp_path: Path
     document = json.loads(result.stdout)
     assert [job["part"] for job in document["jobs"]] == ["preview", "main"]
     assert document["jobs"][0]["JobInfo"]["Frames"] == "1001-1021x10"
-    assert document["jobs"][1]["DependsOnPrevious"] is True
+    assert [job["WaitsFor"] for job in document["jobs"]] == [None, "preview"]
+    assert [job["HandBack"]["PluginInfo"]["Part"] for job in document["jobs"]] == ["preview", "main"]
     assert fake_deadline.requests_seen() == []
     assert job_folders(studio) == []
 
 
-def test_preview_template_submits_a_dependent_pair(fake_deadline, tmp_path: Path, studio: Path) -> None:
+def test_preview_template_submits_each_job_on_its_own_the_main_waiting_for_its_preview(
+        fake_deadline, tmp_path: Path, studio: Path) -> None:
     config = write_config(tmp_path, studio, fake_deadline.url)
     result = comfyfarm(config, *submit_args(studio, "--template", "preview"))
     assert result.returncode == 0, result.stderr
     preview_id, main_id = result.stdout.split()
     sent = fake_deadline.submissions()
-    assert [s["JobInfo"]["Frames"] for s in sent] == ["1001-1021x10", "1002-1010,1012-1020,1022-1024"]
-    assert len(job_folders(studio)) == 1  # one record for both jobs
+    assert [s["JobInfo"]["Name"] for s in sent] == [
+        "plate - Gaussian blur [preview: every 10th frame]", "plate - Gaussian blur [preview: every 10th frame] "
+        "[hand back]", "plate - Gaussian blur", "plate - Gaussian blur [hand back]"]
+    assert [s["job_id"] for s in sent][0::2] == [preview_id, main_id]
+    assert [s["JobInfo"]["Frames"] for s in sent][0::2] == ["1001-1021x10", "1002-1010,1012-1020,1022-1024"]
+    assert [s["JobInfo"].get("JobDependencies") for s in sent] == [None, preview_id, preview_id, main_id]
+    assert sent[1]["PluginInfo"]["FinishesFrames"] == "1001-1021x10"
+    assert [method for method, _ in fake_deadline.requests_seen() if method == "POST"] == ["POST"] * 4  # one each
+    assert len(job_folders(studio)) == 1  # one record for all four jobs
+
+
+def plan_and_submit(fake_deadline, tmp_path: Path, studio: Path, *, clips: int = 1, template: str = "preview",
+                    client=None):
+    """Flame's Submit: several clips in one submission (``comfyfarm submit`` takes one)."""
+    from farm_plugin.workflow.package import load_package
+    from flame_submitter.config import load_config
+    from flame_submitter.deadline.client import DeadlineClient
+    from flame_submitter.deadline.submit import ClipRequest, plan, submit_jobs
+    from flame_submitter.jobs.templates import load_template
+
+    config = load_config(write_config(tmp_path, studio, fake_deadline.url), environ={})
+    requests = [ClipRequest(f"sh0{index}0", str(studio / "sh010" / "plate" / "plate.####.exr"),
+                            list(range(1001, 1025)), str(studio / f"sh0{index}0" / "comfy" / "blur.####.exr"))
+                for index in range(1, clips + 1)]
+    jobs = plan(requests, workflow=load_package(REPO / "workflows" / "blur"), parameters={},
+                template=load_template(template), config=config)
+    return submit_jobs(jobs, client or DeadlineClient(fake_deadline.url))
+
+
+def test_two_clips_with_a_preview_make_two_separate_chains(fake_deadline, tmp_path: Path, studio: Path) -> None:
+    """Not one chain of all jobs (what a batch with ``Dependent: true`` made): each main job waits for its own
+    preview only, each hand-back job for its own job."""
+    submitted = plan_and_submit(fake_deadline, tmp_path, studio, clips=2)
+    assert [(item.planned.submission.job_info["ExtraInfo1"], item.planned.part) for item in submitted] == [
+        ("sh010", "preview"), ("sh010", "main"), ("sh020", "preview"), ("sh020", "main")]
+    jobs = {job["_id"]: job for job in fake_deadline.store.jobs_json()}
+    assert len(jobs) == 8
+    waits = {job_id: [d["JobID"] for d in job["Props"]["Dep"]] for job_id, job in jobs.items()}
+    a_preview, a_main, b_preview, b_main = submitted
+    assert waits[a_preview.job_id] == [] and waits[b_preview.job_id] == []
+    assert waits[a_main.job_id] == [a_preview.job_id] and waits[b_main.job_id] == [b_preview.job_id]
+    for item in submitted:
+        assert waits[item.hand_back_id] == [item.job_id]
+    assert [jobs[item.job_id]["Stat"] for item in submitted] == [1, 6, 1, 6]  # the previews render at once
 
 
 # -- preflight: a clear message, exit 2, nothing submitted, no job folder -------------------------
@@ -268,36 +326,63 @@ def test_a_submission_that_times_out_keeps_its_folder_and_says_what_to_check(fak
     result = comfyfarm(config, *submit_args(studio))
     assert result.returncode == 1
     (folder,) = job_folders(studio)
-    assert "did not answer POST /api/jobs within 0.5 s" in result.stderr
-    assert ("the job(s) may have been submitted all the same: look for 'plate - Gaussian blur' in Deadline "
-            f"Monitor before submitting again (job folder kept: {folder})") in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"comfyfarm: the Deadline Web Service at {fake_deadline.url} did not answer POST /api/jobs within 0.5 s: it "
+        "is overloaded or stuck; try again, or raise deadline_timeout_s; the job 'plate - Gaussian blur' may have "
+        "been submitted all the same: look for it in Deadline Monitor and delete it before submitting again (job "
+        f"folder kept: {folder})")
     assert fake_deadline.store.wait_until(lambda: len(fake_deadline.submissions()) == 1, 5)
     assert fake_deadline.submissions()[0]["PluginInfo"]["JobRecord"] == str(folder / "job.json")
 
 
-
-def test_a_job_created_although_the_answer_was_lost_is_found_by_its_record(fake_deadline, tmp_path: Path,
-                                                                           studio: Path) -> None:
-    from farm_plugin.workflow.package import load_package
-    from flame_submitter.config import load_config
+def test_jobs_created_although_their_answers_were_lost_are_found_by_their_plugin_info(
+        fake_deadline, tmp_path: Path, studio: Path) -> None:
     from flame_submitter.deadline.client import DeadlineClient
     from flame_submitter.deadline.errors import DeadlineTimeout
-    from flame_submitter.deadline.submit import ClipRequest, plan, submit
-    from flame_submitter.jobs.templates import load_template
 
     class AnswerLost(DeadlineClient):
-        def submit_jobs(self, submissions):
-            super().submit_jobs(submissions)  # the Web Service does the work…
+        def submit_job(self, submission):
+            super().submit_job(submission)  # the Web Service does the work…
             raise DeadlineTimeout(self.url, "POST /api/jobs", 0.5)  # …but its answer never arrives
 
-    config = load_config(write_config(tmp_path, studio, fake_deadline.url), environ={})
-    request = ClipRequest("plate", str(studio / "sh010" / "plate" / "plate.####.exr"), list(range(1001, 1025)),
-                          str(studio / "sh010" / "comfy" / "blur.####.exr"))
-    jobs = plan([request], workflow=load_package(REPO / "workflows" / "blur"), parameters={},
-                template=load_template("preview"), config=config)
-    ids = submit(jobs, AnswerLost(fake_deadline.url))
-    assert ids == [s["job_id"] for s in fake_deadline.submissions()]
+    submitted = plan_and_submit(fake_deadline, tmp_path, studio, client=AnswerLost(fake_deadline.url))
+    sent = [s["job_id"] for s in fake_deadline.submissions()]
+    assert [(item.job_id, item.hand_back_id) for item in submitted] == [(sent[0], sent[1]), (sent[2], sent[3])]
+    assert fake_deadline.submissions()[2]["JobInfo"]["JobDependencies"] == sent[0]
     assert len(job_folders(studio)) == 1
+
+
+def test_a_submission_refused_part_way_deletes_what_it_had_submitted(fake_deadline, tmp_path: Path,
+                                                                     studio: Path) -> None:
+    fake_deadline.set_faults(status=500, body="An exception occurred within the Deadline code.",
+                             path_prefix="/api/jobs", method="POST", after=2)  # the preview and its hand-back go in
+    result = comfyfarm(write_config(tmp_path, studio, fake_deadline.url), *submit_args(studio, "--template", "preview"))
+    assert result.returncode == 1
+    preview, hand_back = (s["job_id"] for s in fake_deadline.submissions())
+    assert result.stderr.strip().splitlines()[-1] == (
+        "comfyfarm: nothing was submitted: the Deadline Web Service refused POST /api/jobs (HTTP 500): An exception "
+        f"occurred within the Deadline code.; the job(s) it had submitted were deleted again ({preview}, {hand_back})")
+    assert fake_deadline.store.jobs_json() == []
+    deletes = [target for method, target in fake_deadline.requests_seen() if method == "DELETE"]
+    assert deletes == [f"/api/jobs?JobID={hand_back}", f"/api/jobs?JobID={preview}"]  # newest first
+    assert job_folders(studio) == []
+
+
+def test_a_submission_that_cannot_be_deleted_again_names_every_job_that_exists(fake_deadline, tmp_path: Path,
+                                                                               studio: Path) -> None:
+    fake_deadline.set_faults(status=500, body="An exception occurred within the Deadline code.",
+                             path_prefix="/api/jobs", after=2)  # POST, then the DELETEs, all refused
+    result = comfyfarm(write_config(tmp_path, studio, fake_deadline.url), *submit_args(studio, "--template", "preview"))
+    assert result.returncode == 1
+    preview, hand_back = (s["job_id"] for s in fake_deadline.submissions())
+    (folder,) = job_folders(studio)
+    assert result.stderr.strip().splitlines()[-1] == (
+        "comfyfarm: the Deadline Web Service refused POST /api/jobs (HTTP 500): An exception occurred within the "
+        "Deadline code.; these Deadline jobs of the submission exist and could not be deleted again: "
+        f"{preview} ('plate - Gaussian blur [preview: every 10th frame]'), {hand_back} ('plate - Gaussian blur "
+        "[preview: every 10th frame] [hand back]'): delete them in Deadline Monitor before submitting again (job "
+        f"folder kept: {folder})")
+    assert sorted(job["_id"] for job in fake_deadline.store.jobs_json()) == sorted([preview, hand_back])
 
 
 def test_status_shows_rendering_tasks_and_errors(fake_deadline, tmp_path: Path, studio: Path) -> None:

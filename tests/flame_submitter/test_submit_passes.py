@@ -34,7 +34,8 @@ def test_every_pass_is_an_output_of_the_deadline_job_in_the_manifests_order(fake
                        str(out / "sh010.####.exr"))
     assert result.returncode == 0, result.stderr
     job_id = result.stdout.strip()
-    (sent,) = fake_deadline.submissions()
+    sent, hand_back = fake_deadline.submissions()
+    assert not {key for key in hand_back["JobInfo"] if key.startswith("Output")}  # it renders nothing
     outputs = {key: value for key, value in sent["JobInfo"].items() if key.startswith("Output")}
     assert outputs == {"OutputDirectory0": str(out), "OutputFilename0": "sh010_inverted.####.exr",
                        "OutputDirectory1": str(out), "OutputFilename1": "sh010_original.####.exr"}
@@ -53,7 +54,7 @@ def test_a_one_pass_job_keeps_its_one_output(fake_deadline, tmp_path: Path, stud
     result = comfyfarm(config, "submit", "--workflow", "invert", "--input",
                        str(studio / "sh010" / "plate" / "plate.####.exr"), "--output", str(out / "sh010.####.exr"))
     assert result.returncode == 0, result.stderr
-    (sent,) = fake_deadline.submissions()
+    sent, _hand_back = fake_deadline.submissions()
     assert {key for key in sent["JobInfo"] if key.startswith("Output")} == {"OutputDirectory0", "OutputFilename0"}
     assert "comfyfarm_passes" not in str(sent["JobInfo"])
     status = comfyfarm(config, "status", result.stdout.strip())

@@ -1,4 +1,5 @@
-"""install.sh / uninstall.sh repository: the ComfyUI plugin and the ComfyUIRelink event in a Deadline repository."""
+"""install.sh / uninstall.sh repository: the ComfyUI plugin in a Deadline repository (and an older comfyfarm's
+ComfyUIRelink event taken away)."""
 
 from __future__ import annotations
 
@@ -22,16 +23,15 @@ SHIPPED = {
     "custom/plugins/ComfyUI/ComfyUI.param": "farm_plugin/ComfyUI/ComfyUI.param",
     "custom/plugins/ComfyUI/ComfyUI.options": "farm_plugin/ComfyUI/ComfyUI.options",
     "custom/plugins/ComfyUI/ComfyUI.ico": "farm_plugin/ComfyUI/ComfyUI.ico",
-    "custom/events/ComfyUIRelink/ComfyUIRelink.py": "farm_plugin/ComfyUIRelink/ComfyUIRelink.py",
-    "custom/events/ComfyUIRelink/ComfyUIRelink.param": "farm_plugin/ComfyUIRelink/ComfyUIRelink.param",
 }
+RETIRED_EVENT = ("custom/events/ComfyUIRelink/ComfyUIRelink.py", "custom/events/ComfyUIRelink/ComfyUIRelink.param")
 
 
 def install(studio: Studio, *args: str):
     return run_installer("install", "repository", "--repository", str(studio.repository), *args)
 
 
-def test_install_puts_the_plugin_and_the_event_in_custom_and_nothing_else(repository: Studio) -> None:
+def test_install_puts_the_plugin_in_custom_and_nothing_else(repository: Studio) -> None:
     before = snapshot(repository.root)
     code, out = install(repository)
     assert code == 0, out
@@ -42,13 +42,13 @@ def test_install_puts_the_plugin_and_the_event_in_custom_and_nothing_else(reposi
     assert {p: h for p, h in before.items()} == {p: after[p] for p in before}  # nothing that was there changed
     new = sorted(set(after) - set(before))
     assert new == sorted([str(repo / p) for p in SHIPPED] + [
-        str(repo / "custom" / "events" / "ComfyUIRelink"), str(repo / "custom" / "plugins" / "ComfyUI"),
-        str(repo / "custom" / ".comfyfarm"), str(repo / "custom" / ".comfyfarm" / "repository.json")])
+        str(repo / "custom" / "plugins" / "ComfyUI"), str(repo / "custom" / ".comfyfarm"),
+        str(repo / "custom" / ".comfyfarm" / "repository.json")])
     assert out.splitlines()[:2] == [f"comfyfarm {__version__}: the repository role in {repo}",
                                     f"  Deadline repository {repo}"]
     assert [line for line in out.splitlines() if line.startswith("installed")] == [
         f"installed     {repo / p}" for p in sorted(SHIPPED)]
-    assert f"6 new, 0 unchanged file(s); manifest {repo}/custom/.comfyfarm/repository.json" in out.splitlines()
+    assert f"4 new, 0 unchanged file(s); manifest {repo}/custom/.comfyfarm/repository.json" in out.splitlines()
     manifest = json.loads((repo / "custom" / ".comfyfarm" / "repository.json").read_text())
     assert manifest["version"] == __version__ and manifest["role"] == "repository"
     assert sorted(manifest["files"]) == sorted(str(repo / p) for p in SHIPPED)
@@ -60,7 +60,7 @@ def test_a_second_run_changes_nothing(repository: Studio) -> None:
     code, out = install(repository)
     assert code == 0
     assert snapshot(repository.root) == before
-    assert (f"nothing to do: comfyfarm {__version__} is installed as it should be (6 files checked, "
+    assert (f"nothing to do: comfyfarm {__version__} is installed as it should be (4 files checked, "
             f"{repository.repository}/custom/.comfyfarm/repository.json)") in out.splitlines()
 
 
@@ -71,7 +71,7 @@ def test_dry_run_says_what_it_would_do_and_changes_nothing(repository: Studio) -
     assert snapshot(repository.root) == before
     plugin = repository.repository / "custom" / "plugins" / "ComfyUI" / "ComfyUI.py"
     assert f"would install {plugin}" in out.splitlines()
-    assert out.splitlines()[-4] == "would be: 6 new, 0 unchanged file(s); nothing was changed"
+    assert out.splitlines()[-3] == "would be: 4 new, 0 unchanged file(s); nothing was changed"
 
 
 def test_another_vendors_comfyui_plugin_is_backed_up_and_put_back_by_uninstall(repository: Studio) -> None:
@@ -100,7 +100,7 @@ def test_a_plugin_copied_by_hand_is_adopted_and_removed_by_uninstall(repository:
     code, out = install(repository)
     assert code == 0
     assert f"adopted       {copied / 'ComfyUI.py'}" in out.splitlines()
-    assert "5 new, 1 adopted (already there, identical), 0 unchanged file(s)" in out
+    assert "3 new, 1 adopted (already there, identical), 0 unchanged file(s)" in out
     assert not (repository.repository / "custom" / ".comfyfarm" / "backup").exists()
     assert run_installer("uninstall", "repository", "--repository", str(repository.repository))[0] == 0
     assert snapshot(repository.root) == {**before, str(copied): "folder"}  # the folder was there before
@@ -130,7 +130,7 @@ def test_upgrade_over_an_older_install_keeps_a_hand_edit(repository: Studio) -> 
     backup = Path(kept_line.split("your copy is kept in ")[1].rstrip(")"))
     assert backup.read_text() == edited  # the hand edit is not lost
     assert file_sha256(param) == file_sha256(REPO / SHIPPED["custom/plugins/ComfyUI/ComfyUI.param"])
-    assert "5 unchanged" not in out and "1 upgraded, 1 replaced with a backup, 4 unchanged file(s)" in out
+    assert "3 unchanged" not in out and "1 upgraded, 1 replaced with a backup, 2 unchanged file(s)" in out
 
     code, out = run_installer("uninstall", "repository", "--repository", str(repo))
     assert code == 0
@@ -140,6 +140,40 @@ def test_upgrade_over_an_older_install_keeps_a_hand_edit(repository: Studio) -> 
     assert backup.read_text() == edited
 
 
+def test_an_upgrade_takes_away_the_event_an_older_install_put_there(repository: Studio) -> None:
+    """comfyfarm 0.1.0 installed the ComfyUIRelink event; hand-back jobs replace it, so the upgrade removes it
+    (it is in the older manifest), and the doctor has nothing to warn about."""
+    assert install(repository)[0] == 0
+    repo = repository.repository
+    manifest_file = repo / "custom" / ".comfyfarm" / "repository.json"
+    manifest = json.loads(manifest_file.read_text())
+    for name in RETIRED_EVENT:
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# comfyfarm 0.0.9's {path.name}\n")
+        manifest["files"][str(path)] = {"sha256": file_sha256(path), "backup": None}
+    manifest["version"] = "0.0.9"
+    manifest["dirs"] = manifest.get("dirs", []) + [str(repo / "custom" / "events" / "ComfyUIRelink")]
+    manifest_file.write_text(json.dumps(manifest))
+    code, out = install(repository)
+    assert code == 0, out
+    assert [line for line in out.splitlines() if line.startswith("removed ")] == [
+        f"removed       {repo / name} (no longer part of comfyfarm)" for name in sorted(RETIRED_EVENT)]
+    assert not (repo / "custom" / "events" / "ComfyUIRelink").exists()
+    assert sorted(json.loads(manifest_file.read_text())["files"]) == sorted(str(repo / p) for p in SHIPPED)
+
+
+def test_an_event_copied_there_by_hand_is_named_and_left_alone(repository: Studio) -> None:
+    event = repository.repository / "custom" / "events" / "ComfyUIRelink"
+    event.mkdir(parents=True)
+    (event / "ComfyUIRelink.py").write_text("# copied by hand\n")
+    code, out = install(repository)
+    assert code == 0, out
+    assert (f"  {event} (an older comfyfarm's event, not installed by this installer) is no longer used: hand-back "
+            "jobs bring results back to Flame; delete the folder") in out.splitlines()
+    assert (event / "ComfyUIRelink.py").read_text() == "# copied by hand\n"
+
+
 def test_an_upgrade_cut_short_is_carried_on_by_the_next_run(repository: Studio, monkeypatch) -> None:
     from comfyfarm_install import files
 
@@ -147,7 +181,7 @@ def test_an_upgrade_cut_short_is_carried_on_by_the_next_run(repository: Studio, 
     repo = repository.repository
     manifest_file = repo / "custom" / ".comfyfarm" / "repository.json"
     manifest = json.loads(manifest_file.read_text())
-    older = [repo / "custom/events/ComfyUIRelink/ComfyUIRelink.py", repo / "custom/plugins/ComfyUI/ComfyUI.py"]
+    older = [repo / "custom/plugins/ComfyUI/ComfyUI.options", repo / "custom/plugins/ComfyUI/ComfyUI.py"]
     for path in older:  # comfyfarm 0.0.9's files
         path.write_text(f"# comfyfarm 0.0.9's {path.name}\n")
         manifest["files"][str(path)]["sha256"] = file_sha256(path)
@@ -182,10 +216,10 @@ def test_the_shell_scripts_install_and_uninstall(repository: Studio) -> None:
     before = snapshot(repository.root)
     result = run_script("install.sh", "repository", "--repository", str(repository.repository))
     assert result.returncode == 0, result.stderr
-    assert (repository.repository / "custom" / "events" / "ComfyUIRelink" / "ComfyUIRelink.py").is_file()
+    assert (repository.repository / "custom" / "plugins" / "ComfyUI" / "ComfyUI.py").is_file()
     result = run_script("uninstall.sh", "repository", "--repository", str(repository.repository))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == (f"removed 6 file(s), kept 0 changed by hand; comfyfarm {__version__} "
+    assert result.stdout.splitlines()[-1] == (f"removed 4 file(s), kept 0 changed by hand; comfyfarm {__version__} "
                                               f"is no longer installed in {repository.repository}")
     assert snapshot(repository.root) == before
 

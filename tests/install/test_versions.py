@@ -33,7 +33,6 @@ def plugin():
 
 def test_every_part_says_the_same_version() -> None:
     assert constant(REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.py") == __version__
-    assert constant(REPO / "farm_plugin" / "ComfyUIRelink" / "ComfyUIRelink.py") == __version__
     assert constant(REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py") == __version__
     assert f"(comfyfarm {__version__})" in (REPO / "farm_plugin" / "ComfyUI" / "ComfyUI.param").read_text()
     assert product_version() == __version__

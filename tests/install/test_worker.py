@@ -79,8 +79,8 @@ def test_a_venv_of_its_own_leaves_comfyuis_environment_untouched(gpu_node: Studi
     code, out = install(gpu_node, "--venv", str(venv), "--cpu")
     assert code == 0, out
     assert f"created the venv {venv} (from {gpu_node.comfyui_python})" in out.splitlines()
-    assert f"next: Deadline Monitor > Configure Plugins > ComfyUI and Configure Events > ComfyUIRelink: Python " \
-           f"Executable {venv}/bin/python" in out.splitlines()
+    assert f"next: Deadline Monitor > Configure Plugins > ComfyUI: Python Executable {venv}/bin/python" \
+        in out.splitlines()
     assert "OK    worker      ComfyUI starts on the CPU: ComfyUI 0.3.64 answered within " in out
     comfyui = str(gpu_node.comfyui_dir)
     assert snapshot(gpu_node.comfyui_dir) == {p: h for p, h in before.items() if p.startswith(comfyui)}

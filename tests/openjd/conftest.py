@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -22,6 +21,7 @@ import yaml
 from flame_submitter.cli.demo_plate import write_demo_plate
 from flame_submitter.deadline_cloud.bundle import read_values
 from tests.doubles.comfyui.harness import make_fake_comfyui_dir
+from tests.doubles.flame.harness import REAL_PYTHON  # sys.executable is Flame's binary while a session is open
 from tests.farm.conftest import quiet_base_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ class BundleStudio:
 
     def cli(self, *args: str, env: Optional[Dict[str, str]] = None,
             timeout_s: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "flame_submitter.cli", *args], env=env or self.environment(),
+        return subprocess.run([REAL_PYTHON, "-m", "flame_submitter.cli", *args], env=env or self.environment(),
                               capture_output=True, text=True, timeout=timeout_s, cwd=REPO)
 
     def export(self, bundle_dir: Path, *args: str, workflow: str = "invert", frames: str = "1001-1024",
@@ -137,10 +137,10 @@ def messages_of(stdout: str) -> List[str]:
 
 
 def openjd_run_command(bundle_dir: Path, studio: BundleStudio, *params: str) -> List[str]:
-    values = {**read_values(bundle_dir), "ComfyFarmPython": sys.executable, "ComfyUIDir": str(studio.comfyui_dir),
-              "ComfyUIPython": sys.executable, "BasePort": str(studio.base_port), "StartupTimeoutSeconds": "30",
+    values = {**read_values(bundle_dir), "ComfyFarmPython": REAL_PYTHON, "ComfyUIDir": str(studio.comfyui_dir),
+              "ComfyUIPython": REAL_PYTHON, "BasePort": str(studio.base_port), "StartupTimeoutSeconds": "30",
               "IdleTimeoutSeconds": "60"}
-    command = [sys.executable, "-m", "openjd", "run", str(bundle_dir / "template.yaml")]
+    command = [REAL_PYTHON, "-m", "openjd", "run", str(bundle_dir / "template.yaml")]
     for name, value in values.items():
         command += ["--job-param", f"{name}={value}"]
     for param in params:

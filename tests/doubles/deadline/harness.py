@@ -2,7 +2,7 @@
 
     fake = start_fake_deadline(users={"artist": "secret"}, pools=("none", "gpu"), workers=("gpu01",))
     ...  # talk to fake.url with requests (or the product's client); look at fake.store, fake.submissions()
-    fake.set_faults(status=500, body="boom", path_prefix="/api/jobs", method="POST")
+    fake.set_faults(status=500, body="boom", path_prefix="/api/jobs", method="POST", after=2)  # the 3rd POST on
     fake.stop()     # the port now refuses connections; fake.restart() brings the same store back
     fake.close()    # stop, and remove the copied auxiliary files
 
@@ -24,8 +24,11 @@ What it does as Deadline does (deadline.md):
   array) / ``JobID=X&Details=true`` (object keyed by id; ``[X]["Job"]["Status"]`` is ``Queued``,
   ``Rendering (n)``, ``Suspended``, ``Completed``, ``Failed`` or ``Pending``) / ``Deleted=true``; POST one
   job (``{"JobInfo", "PluginInfo", "AuxFiles", "IdOnly"}`` → the job object, or ``{"_id"}``) or several
-  (``{"Jobs": [...], "Dependent": "true"}``, entries with ``DependsOnPrevious``); PUT commands; DELETE
-  ``?JobID=`` (``&Purge=true`` for deleted jobs).
+  (``{"Jobs": [...], "Dependent": "true"}``, entries with ``DependsOnPrevious``) → the text ``Success``, no
+  ids: the Standalone API's ``SubmitJobs`` says "Returns: Success message.", and "dependent: True to make
+  each Job submitted dependent on the previous (except for the first one)" (DR ``api/python/Deadline/
+  Jobs.py``), so ``Dependent`` true chains every job of the batch to the one before it, whatever the
+  entries' ``DependsOnPrevious`` say; PUT commands; DELETE ``?JobID=`` (``&Purge=true`` for deleted jobs).
 * ``/api/tasks``: GET ``IdOnly=true`` (int ids), the wrapper ``{"ID", "PreTask": null, "Tasks", "PostTask":
   null}``, ``TaskID=n`` (one task); PUT task commands with an optional ``TaskList``; tasks of an unknown job
   → 500.
@@ -56,9 +59,14 @@ Where deadline.md is silent, the double guessed, strictly (it refuses what the r
   ``Props.Timeout`` is the OnTaskTimeout enum (Error=1 by default, as in LS and GO) and ``Props.MaxTime`` the
   task timeout in seconds (TaskTimeoutSeconds, or TaskTimeoutMinutes x 60). ``Props.EventOI`` is a list.
   ``Props.User`` defaults to the OS account running the tests, ``Mach`` to this host's name.
-* Job states: a job with dependencies starts Pending (tasks Pending) until every dependency is Completed
-  (or Deleted/Failed when ResumeOnDeleted/FailedDependencies say so), then it is released; frame
-  dependencies are treated as job dependencies. ``InitialStatus=Suspended`` wins over Pending.
+* Job states: a job with dependencies (``JobDependencies``, a comma list of ids) starts Pending (tasks
+  Pending) until every dependency has ended in a state its flags accept: Completed while
+  ``ResumeOnCompleteDependencies`` (default true), Failed with ``ResumeOnFailedDependencies``, deleted with
+  ``ResumeOnDeletedDependencies`` (both default false); then it is released. The keys and defaults are
+  JobInfo's (DOC 10.1 manual-submission, as OP ``DeadlineJobInfo`` lists them; Thinkbox's
+  ``scripts/Jobs/BatchResubmit.py`` in DR writes them back from a Job's ``JobResumeOn...Dependencies``); a
+  dependency in any other state keeps the job Pending. Frame dependencies are treated as job dependencies.
+  ``InitialStatus=Suspended`` wins over Pending.
   ``OnJobComplete=Delete|Archive`` deletes/archives the job as it completes (after OnJobFinished).
   A Worker's error puts the task back in the queue until it reaches the failure limit: by default ONE error
   fails the task and the job (``store.task_failure_limit``; a job can override it with
@@ -119,16 +127,18 @@ class FakeDeadline:
         return self._service.running
 
     def set_faults(self, *, delay_s: float = 0.0, status: Optional[int] = None, body: str = "",
-                   path_prefix: str = "", method: Optional[str] = None, drop_connection: bool = False) -> None:
-        """Replace the fault set: requests under ``path_prefix`` (and of ``method``, when given) wait
-        ``delay_s``, then get ``status`` with the text ``body`` (when status is given) instead of an answer,
-        or lose their connection (``drop_connection``)."""
-        if delay_s < 0:
-            raise ValueError("delay_s must be >= 0")
+                   path_prefix: str = "", method: Optional[str] = None, drop_connection: bool = False,
+                   after: int = 0) -> None:
+        """Replace the fault set: requests under ``path_prefix`` (and of ``method``, when given), but the first
+        ``after`` of them, wait ``delay_s``, then get ``status`` with the text ``body`` (when status is given)
+        instead of an answer, or lose their connection (``drop_connection``)."""
+        if delay_s < 0 or after < 0:
+            raise ValueError("delay_s and after must be >= 0")
         if status is not None and not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status code, not {status!r}")
         self._service.faults = Faults(delay_s=delay_s, status=status, body=body, path_prefix=path_prefix,
-                                      method=method.upper() if method else None, drop_connection=drop_connection)
+                                      method=method.upper() if method else None, drop_connection=drop_connection,
+                                      after=after)
 
     def clear_faults(self) -> None:
         self._service.faults = Faults()
@@ -150,6 +160,10 @@ class FakeDeadline:
     def submissions(self) -> List[Dict[str, Any]]:
         """Accepted submissions in order: ``{"job_id", "JobInfo", "PluginInfo", "AuxFiles"}`` as received."""
         return self.store.submissions()
+
+    def render_submissions(self) -> List[Dict[str, Any]]:
+        """The submissions that render: without comfyfarm's hand-back jobs (PluginInfo ``Mode=finish``)."""
+        return [s for s in self.submissions() if s["PluginInfo"].get("Mode") != "finish"]
 
     def requests_seen(self) -> List[Tuple[str, str]]:
         """Every request received, in order: (method, path + query), refused ones included."""

@@ -37,9 +37,10 @@ SUCCESS = "Success"
 @dataclass(frozen=True)
 class Faults:
     """What the server does wrong, for requests whose path starts with ``path_prefix`` and (when given)
-    whose method is ``method``: wait ``delay_s`` before answering (then answer normally: a request that a
-    client gave up on is still carried out), answer ``status`` with the text ``body`` instead of doing
-    anything, or close the connection without an answer (``drop_connection``)."""
+    whose method is ``method``, once ``after`` of them went through: wait ``delay_s`` before answering (then
+    answer normally: a request that a client gave up on is still carried out), answer ``status`` with the
+    text ``body`` instead of doing anything, or close the connection without an answer
+    (``drop_connection``)."""
 
     delay_s: float = 0.0
     status: Optional[int] = None
@@ -47,6 +48,7 @@ class Faults:
     path_prefix: str = ""
     method: Optional[str] = None
     drop_connection: bool = False
+    after: int = 0  # the first ``after`` requests it applies to pass untouched (a failure part-way)
 
     def applies_to(self, method: str, path: str) -> bool:
         return path.startswith(self.path_prefix) and (self.method is None or self.method.upper() == method)
@@ -79,6 +81,7 @@ class DeadlineWebService:
         self.users = dict(users or {})
         self.port = port
         self._faults = Faults()
+        self._fault_passes = 0
         self._lock = threading.Lock()
         self._requests: List[Tuple[str, str]] = []
         self._connections: Set[socket.socket] = set()
@@ -140,6 +143,18 @@ class DeadlineWebService:
     def faults(self, faults: Faults) -> None:
         with self._lock:
             self._faults = faults
+            self._fault_passes = 0
+
+    def _fault_for(self, method: str, path: str) -> Optional[Faults]:
+        """The faults to act on for this request, counting it against ``after``; None when it goes through."""
+        with self._lock:
+            faults = self._faults
+            if not faults.applies_to(method, path):
+                return None
+            if self._fault_passes < faults.after:
+                self._fault_passes += 1
+                return None
+            return faults
 
     def requests_seen(self) -> List[Tuple[str, str]]:
         with self._lock:
@@ -212,9 +227,13 @@ class DeadlineWebService:
         return [job["_id"] for job in jobs] if id_only else jobs
 
     def _post_jobs(self, body: Any) -> Any:
+        """One job: the job object, or ``{"_id"}`` with IdOnly. Several (``{"Jobs": [...]}``): the text
+        ``Success`` and no ids, as the Standalone API's ``SubmitJobs`` documents ("Returns: Success message.",
+        ``Deadline/Jobs.py``; every other ``SubmitJob``-style call there says "Returns: The new Job.")."""
         body = _json_object(body)
         if "Jobs" in body:
-            return self.store.submit_jobs(body)
+            self.store.submit_jobs(body)
+            return _Text(SUCCESS)
         return self.store.submit_job(body)
 
     def _put_jobs(self, body: Any) -> _Text:
@@ -362,8 +381,8 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path
         try:
-            faults = service.faults
-            if faults.applies_to(method, path):
+            faults = service._fault_for(method, path)
+            if faults is not None:
                 if faults.delay_s > 0 and service._stopping.wait(faults.delay_s):
                     raise _DropConnection()
                 if faults.drop_connection:

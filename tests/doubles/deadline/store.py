@@ -730,26 +730,28 @@ class JobStore:
             self._insert([(job, body)], events)
             return {"_id": job.job_id} if id_only else self._job_json(job)
 
-    def submit_jobs(self, body: Dict[str, Any]) -> List[Dict[str, Any]]:
-        """``POST /api/jobs`` with ``{"Jobs": [...], "Dependent": ...}``: all jobs are accepted or none.
-        With Dependent true, an entry with ``DependsOnPrevious`` true depends on the entry before it."""
+    def submit_jobs(self, body: Dict[str, Any]) -> List[str]:
+        """``POST /api/jobs`` with ``{"Jobs": [...], "Dependent": ...}``: all jobs are accepted or none. Returns the
+        new ids in order (the Web Service answers only ``Success``: see :mod:`.server`).
+
+        As the Standalone API documents it (``Deadline/Jobs.py`` ``SubmitJobs``): ``Dependent`` true makes each
+        job depend on the one before it (except the first), whatever its entry says; an entry's
+        ``DependsOnPrevious`` true makes that job depend on the one before it."""
         entries = body.get("Jobs")
         if not isinstance(entries, list) or not entries:
             raise BadRequestError("Jobs must be a non-empty array of {JobInfo, PluginInfo, AuxFiles} objects")
         dependent = parse_flag(body.get("Dependent", False), "Dependent", SubmissionError)
-        top_id_only = parse_flag(body.get("IdOnly", False), "IdOnly", SubmissionError)
         for index, entry in enumerate(entries):
             _check_submission_shape(entry, f"Jobs[{index}]")
-        on_previous = [parse_flag(entry.get("DependsOnPrevious", False), f"Jobs[{index}].DependsOnPrevious",
-                                  SubmissionError) for index, entry in enumerate(entries)]
-        id_only = [top_id_only or parse_flag(entry.get("IdOnly", False), f"Jobs[{index}].IdOnly", SubmissionError)
-                   for index, entry in enumerate(entries)]
+        on_previous = [dependent or parse_flag(entry.get("DependsOnPrevious", False),
+                                               f"Jobs[{index}].DependsOnPrevious", SubmissionError)
+                       for index, entry in enumerate(entries)]
         with self._mutate() as events:
             built: List[Tuple[_Job, Dict[str, Any]]] = []
             new_ids: Set[str] = set()
             for index, entry in enumerate(entries):
                 extra: List[str] = []
-                if dependent and on_previous[index] and built:
+                if on_previous[index] and built:
                     extra.append(built[-1][0].job_id)
                 try:
                     job = self._build_job(entry["JobInfo"], entry["PluginInfo"], entry.get("AuxFiles", []),
@@ -759,8 +761,7 @@ class JobStore:
                 new_ids.add(job.job_id)
                 built.append((job, entry))
             self._insert(built, events)
-            return [{"_id": job.job_id} if only else self._job_json(job)
-                    for (job, _), only in zip(built, id_only)]
+            return [job.job_id for job, _ in built]
 
     def _build_job(self, job_info: Dict[str, Any], plugin_info: Dict[str, Any], aux_files: Any,
                    extra_dependencies: Sequence[str], new_ids: Set[str]) -> _Job:

@@ -28,27 +28,36 @@ Strictness
     * GetPluginInfoEntry / GetConfigEntry of a missing key raise ``DeadlineException`` (the task's error
       report is the message); the WithDefault variants return the default (which must have the right type).
 
-Processes
+Processes (evidence in tests/doubles/test_deadline_runtime_contract.py, "processes")
     Each managed process runs in its own process group inside the Worker's session (see :mod:`.processes`),
-    with stdout and stderr merged (the double's reading), the environment ``os.environ`` + the job's
-    ``EnvironmentKeyValueN`` + ``SetProcessEnvironmentVariable`` + the ManagedProcess's
+    with stdout and stderr on two pipes read separately (no order between them: a stderr line is handed over
+    one poll late), both seen by the stdout handlers and logged as STDOUT; the environment ``os.environ`` (the
+    Worker's: :mod:`.worker_environment` builds one with Deadline's library folders and a studio proxy) +
+    the job's ``EnvironmentKeyValueN`` + ``SetProcessEnvironmentVariable`` + the ManagedProcess's
     ``SetEnvironmentVariable`` (later wins), its StartupDirectory (blank: the Worker's current folder), the
     argument string split like .NET does (double quotes only). Lines are matched with ``re.fullmatch``.
+    "Process started" in the log names the process's ``UseProcessTree`` and ``TerminateOnExit``.
 
+    * Stopping a process is a hard kill (SIGKILL at once, no grace: .NET's ``Process.Kill``): the process
+      alone, or with every process it started when it set ``UseProcessTree = True``; without it, its children
+      live on (a WARNING names them).
     * ``RunManagedProcess(mp)`` blocks, running the handlers on the plugin's thread as lines arrive; a
-      handler's FailRender (or any exception) kills the process tree and fails the task; on cancel it kills
-      the tree (SIGTERM, ``grace_s``, SIGKILL) and raises ``TaskCanceledError``; it returns None: read
-      ``mp.ExitCode``, set before CheckExitCode runs (no CheckExitCode handler: non-zero fails the task with
-      "Error: Renderer returned non-zero error code, N..."). Processes left in the tree after the process
-      exits get 0.5 s to close its output, then are killed (with a WARNING).
+      handler's FailRender (or any exception) kills the process and fails the task; on cancel it kills the
+      process and raises ``TaskCanceledError``; it returns None: read ``mp.ExitCode``, set before
+      CheckExitCode runs (no CheckExitCode handler: non-zero fails the task with "Error: Renderer returned
+      non-zero error code, N..."). Processes left in the group after the process exits get 0.5 s to close
+      its output, then are killed with UseProcessTree (WARNING) or left running (WARNING).
     * Monitored processes run in the background; their output is buffered and their handlers run on the
       plugin's thread when it calls ``FlushMonitoredManagedProcessStdout`` (``...NoHandling`` logs without
       handlers), as Deadline's stock plugins expect. ``MonitoredManagedProcessIsRunning`` is the truth (unknown
       name: False); ``VerifyMonitoredManagedProcess`` fails the task when it exited;
       ``WaitForMonitoredManagedProcessToExit(name, ms)`` → True once exited; ``ShutdownMonitoredManagedProcess``
-      kills the whole tree (SIGTERM, grace, SIGKILL; unknown names are ignored); MonitoredManagedProcessExit
-      is called on the plugin's thread when a monitored-process call or the end of RenderTasks notices an exit
-      nobody asked for. Whatever still runs when the plugin unloads is killed (WARNING in the log).
+      kills it (unknown names are ignored); ``GetMonitoredManagedProcessExitCode(name)``.
+    * A monitored process that exits on its own is noticed on the plugin's thread by a monitored-process call,
+      while RunManagedProcess waits, or at the end of RenderTasks: ``MonitoredManagedProcessExit(name)`` is
+      called, and a plugin without that callback fails the task ('Monitored managed process "NAME" has exited
+      or been terminated.'); ``SetMonitoredManagedProcessExitCheckingFlag(name, False)`` turns this off for
+      one process. Whatever still runs when the plugin unloads is killed (WARNING in the log).
     * ``RunProcess(exe, args, dir, timeout_ms)`` returns the exit code; its output goes to the log.
     * Exit codes of processes killed by signal N are 128 + N.
 
@@ -66,11 +75,12 @@ Configuration, path mapping, events: see :mod:`.repository` (settings JSON files
 :class:`.runtime.EventHost` (State, Opt-In, SuppressEvents).
 
 Guesses (deadline.md is silent; the double picks the stricter reading where there is one): full-line regex
-matches; stdout+stderr merged; handlers of monitored processes run only on Flush; RunManagedProcess raises on
-cancel and returns None; the Worker calls EndJob after a task error only when StartJob ran; plugin-level
-stdout handlers do not see a ManagedProcess's output; PluginInfo keys are case-sensitive; a missing Job
-PluginInfo/ExtraInfo/environment key reads ""; ``AbortLevel`` has only ``Fatal``; no ``System`` module
-(plugins must not import .NET).
+matches; stderr lines reach the stdout handlers, in no order with stdout's; handlers of monitored processes
+run only on Flush; a monitored exit without a MonitoredManagedProcessExit handler fails the task;
+RunManagedProcess raises on cancel and returns None; the Worker calls EndJob after a task error only when
+StartJob ran; plugin-level stdout handlers do not see a ManagedProcess's output; PluginInfo keys are
+case-sensitive; a missing Job PluginInfo/ExtraInfo/environment key reads ""; ``AbortLevel`` has only
+``Fatal``; no ``System`` module (plugins must not import .NET).
 """
 
 from __future__ import annotations

@@ -281,6 +281,7 @@ class DeadlinePlugin(_StdoutHandling, _ConfigEntries, StrictObject):
     StdoutHandling = Setting((bool,), False)
     PopupHandling = Setting((bool,), False)
     UseProcessTree = Setting((bool,), False)
+    TerminateOnExit = Setting((bool,), False)
     HideDosWindow = Setting((bool,), False)
     HandleQtPopups = Setting((bool,), False)
     HandleWindows10Popups = Setting((bool,), False)
@@ -430,13 +431,15 @@ class DeadlinePlugin(_StdoutHandling, _ConfigEntries, StrictObject):
 
     def RunProcess(self, executable: str, arguments: str, startupDirectory: str,  # noqa: N802, N803
                    timeoutMilliseconds: int) -> int:  # noqa: N803
-        return _session(self).run_process(_text(executable, "the executable"), _text(arguments, "the arguments"),
+        return _session(self).run_process(self, _text(executable, "the executable"),
+                                          _text(arguments, "the arguments"),
                                           _text(startupDirectory, "the startup directory"),
                                           _integer(timeoutMilliseconds, "the timeout in milliseconds"))
 
     def RunManagedProcess(self, process: ManagedProcess) -> None:  # noqa: N802
         """Runs ``process`` until it exits (see ManagedProcess); returns None, read ``process.ExitCode``.
-        On cancel: kills the process tree (SIGTERM, grace, SIGKILL) and raises TaskCanceledError."""
+        On cancel: kills the process at once (SIGKILL; with its children when it set UseProcessTree) and raises
+        TaskCanceledError."""
         _session(self).run_managed(self, _managed(process))
 
     def StartMonitoredManagedProcess(self, name: str, process: ManagedProcess) -> None:  # noqa: N802
@@ -460,6 +463,13 @@ class DeadlinePlugin(_StdoutHandling, _ConfigEntries, StrictObject):
 
     def ShutdownMonitoredManagedProcess(self, name: str) -> None:  # noqa: N802
         _session(self).shutdown_monitored(self, _text(name, "the process name"))
+
+    def SetMonitoredManagedProcessExitCheckingFlag(self, name: str, enabled: bool) -> None:  # noqa: N802
+        """Off: an exit of the process ``name`` is not reported (no MonitoredManagedProcessExit, no failure)."""
+        _session(self).set_exit_checking(_text(name, "the process name"), _boolean(enabled, "the flag"))
+
+    def GetMonitoredManagedProcessExitCode(self, name: str) -> int:  # noqa: N802
+        return _session(self).monitored_exit_code(_text(name, "the process name"))
 
     def WriteStdinToMonitoredManagedProcess(self, name: str, text: str) -> None:  # noqa: N802
         _session(self).write_stdin_monitored(self, _text(name, "the process name"), _text(text, "the text"))

@@ -7,6 +7,10 @@ one re-parented after its parent died (a daemonised grand-child keeps the group)
 "dying machine" by killing every process of the Worker's *session* (:func:`live_pids_in_session`), which
 reaches these groups too. A process that calls ``setsid()`` itself escapes both, as it would escape Deadline.
 
+What the runtime kills, it kills at once (SIGKILL: .NET's ``Process.Kill``, which Deadline's Worker uses, sends
+SIGKILL on Unix and has no grace period): the whole group when the managed process asked for
+``UseProcessTree``, else the leader only, whose children then live on (re-parented, still in the group).
+
 Linux only (``/proc``). Zombies count as dead: nothing may be waiting to reap a re-parented grand-child.
 """
 
@@ -21,11 +25,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED_LINES = 100_000  # lines kept for a monitored process that nobody flushes; older ones are dropped
+STDERR_LAG_SECONDS = 0.25  # how old a stderr line is before it is handed over (see ProcessTree)
 _REAP_POLL_SECONDS = 0.02
 
 
@@ -181,62 +186,96 @@ def exit_status(returncode: int) -> int:
 
 
 class ProcessTree:
-    """A started process (its own process group, stdout and stderr merged into one pipe) whose output lines
-    a reader thread buffers until the owner takes them (:meth:`take_lines`)."""
+    """A started process (its own process group) whose stdout and stderr, two pipes, reader threads buffer
+    until the owner takes them (:meth:`take_lines`).
+
+    The two streams have no order between them (separate readers, as a .NET ``Process`` reads stdout and
+    stderr with two asynchronous readers). The double takes the adversarial order: a take hands over the
+    stdout lines read so far, then the stderr lines read at least ``STDERR_LAG_SECONDS`` ago, so a stderr line
+    written just before a stdout line is handled after it. Once both pipes are closed everything left is
+    handed over, stdout first.
+
+    Stopping is a hard kill, as .NET's ``Process.Kill`` is on Unix (SIGKILL, no grace): :meth:`kill` kills
+    the leader only, or its whole process group (``tree=True``: what ``UseProcessTree`` asks for)."""
 
     def __init__(self, argv: Sequence[str], *, cwd: Optional[str], env: Dict[str, str], label: str,
                  with_stdin: bool = False) -> None:
         self.label = label
         self.argv = list(argv)
         self.popen = subprocess.Popen(  # noqa: S603 (the plugin's own command)
-            self.argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            self.argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL, close_fds=True,
             **_own_group_kwargs())  # type: ignore[arg-type]
         self.pid = self.popen.pid
         self.pgid = self.popen.pid
         self.dropped_lines = 0
-        self._lines: Deque[str] = collections.deque()
+        self._stdout: Deque[str] = collections.deque()
+        self._stderr: Deque[Tuple[float, str]] = collections.deque()  # (when read, line)
         self._cond = threading.Condition()
-        self._eof = False
-        self._reader = threading.Thread(target=self._read, name=f"stdout-{label}-{self.pid}", daemon=True)
-        self._reader.start()
+        self._open_streams = 2
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.popen.stdout, False), name=f"stdout-{label}-{self.pid}",
+                             daemon=True),
+            threading.Thread(target=self._read, args=(self.popen.stderr, True), name=f"stderr-{label}-{self.pid}",
+                             daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
         log.debug("started %s: pid %d, %s", label, self.pid, self.argv)
 
-    def _read(self) -> None:
-        stream = self.popen.stdout
+    def _buffered(self) -> int:
+        return len(self._stdout) + len(self._stderr)
+
+    def _drop_oldest(self) -> None:
+        (self._stdout or self._stderr).popleft()
+        self.dropped_lines += 1
+
+    def _stderr_due(self) -> bool:
+        return bool(self._stderr) and (self._eof or time.monotonic() - self._stderr[0][0] >= STDERR_LAG_SECONDS)
+
+    def _read(self, stream: Any, is_stderr: bool) -> None:
         assert stream is not None
         try:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 with self._cond:
-                    if len(self._lines) >= MAX_BUFFERED_LINES:
-                        self._lines.popleft()
-                        self.dropped_lines += 1
-                    self._lines.append(line)
+                    if self._buffered() >= MAX_BUFFERED_LINES:
+                        self._drop_oldest()
+                    if is_stderr:
+                        self._stderr.append((time.monotonic(), line))
+                    else:
+                        self._stdout.append(line)
                     self._cond.notify_all()
         except (OSError, ValueError):
             pass
         finally:
             with self._cond:
-                self._eof = True
+                self._open_streams -= 1
                 self._cond.notify_all()
+
+    @property
+    def _eof(self) -> bool:
+        return self._open_streams == 0
 
     # -- output --------------------------------------------------------------------------------------------
 
     def take_lines(self, timeout_s: float = 0.0) -> List[str]:
-        """Every buffered line (waiting up to ``timeout_s`` for one when none is buffered yet)."""
+        """The lines to hand over now (see the class docstring), waiting up to ``timeout_s`` for one when
+        none is buffered yet."""
         with self._cond:
-            if not self._lines and not self._eof and timeout_s > 0:
+            if not self._stdout and not self._stderr_due() and not self._eof and timeout_s > 0:
                 self._cond.wait(timeout_s)
-            lines = list(self._lines)
-            self._lines.clear()
+            lines = list(self._stdout)
+            self._stdout.clear()
+            while self._stderr_due():
+                lines.append(self._stderr.popleft()[1])
             return lines
 
     @property
     def output_closed(self) -> bool:
-        """True once the pipe reached end of file and every line was taken."""
+        """True once both pipes reached end of file and every line was taken."""
         with self._cond:
-            return self._eof and not self._lines
+            return self._eof and not self._buffered()
 
     def wait_output_closed(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -277,42 +316,44 @@ class ProcessTree:
     def group_members(self) -> List[int]:
         return live_pids_in_group(self.pgid)
 
-    def kill_tree(self, grace_s: float) -> List[int]:
-        """SIGTERM the whole process group, wait up to ``grace_s``, then SIGKILL what is left; reap the
-        leader; returns the pids that still lived after all that (empty when the tree is gone)."""
-        if signal_group(self.pgid, signal.SIGTERM):
-            deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline:
-                self.popen.poll()
-                if not live_pids_in_group(self.pgid):
-                    break
-                time.sleep(_REAP_POLL_SECONDS)
-        signal_group(self.pgid, signal.SIGKILL)
+    def kill(self, *, tree: bool) -> List[int]:
+        """SIGKILL the leader (``tree=False``) or its whole process group (``tree=True``), at once; reap the
+        leader. Returns the processes of the group still alive afterwards: none with ``tree``; without it, the
+        children the leader started, which outlive it."""
+        if tree:
+            signal_group(self.pgid, signal.SIGKILL)
+        elif self.running:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.wait(5.0)
-        wait_group_gone(self.pgid, 5.0)
-        self.wait_output_closed(2.0)
+        if tree:
+            wait_group_gone(self.pgid, 5.0)
+            self.wait_output_closed(2.0)
         survivors = live_pids_in_group(self.pgid)
-        if survivors:
+        if survivors and tree:
             log.warning("%s: processes %s survived SIGKILL of group %d", self.label, survivors, self.pgid)
-        self._close_pipes()
+        self._close_stdin()
         return survivors
 
-    def _close_pipes(self) -> None:
-        for stream in (self.popen.stdin,):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+    def _close_stdin(self) -> None:
+        if self.popen.stdin is not None:
+            try:
+                self.popen.stdin.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
         """Release the pipes of a process that has exited (after its output was read)."""
-        self._close_pipes()
-        if self.popen.stdout is not None and self.output_closed:
-            try:
-                self.popen.stdout.close()
-            except OSError:
-                pass
+        self._close_stdin()
+        if self.output_closed:
+            for stream in (self.popen.stdout, self.popen.stderr):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
 
     def __repr__(self) -> str:
         return f"ProcessTree({self.label!r}, pid={self.pid}, running={self.running})"

@@ -71,15 +71,14 @@ LogSink = Callable[[str], None]
 class WorkerSettings:
     """One emulated Worker (thread 0). ``gpu_affinity``/``cpu_affinity``: None means "not overridden"
     (``OverrideGpuAffinity()`` False, ``GpuAffinity()`` []). ``home``: the Worker's local folder
-    (``plugins/<job>`` copies, ``jobsData/<job>``, ``temp/<job>``). ``grace_s``: how long a process tree
-    gets between SIGTERM and SIGKILL when the runtime stops it."""
+    (``plugins/<job>`` copies, ``jobsData/<job>``, ``temp/<job>``). There is no grace period: what the
+    runtime stops, it kills (see :mod:`.processes`)."""
 
     name: str
     home: Path
     gpu_affinity: Optional[Tuple[int, ...]] = None
     cpu_affinity: Optional[Tuple[int, ...]] = None
     thread_number: int = 0
-    grace_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,16 @@ class _Monitored:
     tree: ProcessTree
     owner: ManagedProcess
     exit_reported: bool = False
+    exit_checking: bool = True
+
+
+def _process_tree(owner: Any) -> bool:
+    """Whether stopping ``owner``'s process kills its children too (``UseProcessTree``)."""
+    return bool(owner.UseProcessTree)
+
+
+def _settings_text(owner: Any) -> str:
+    return f"UseProcessTree {owner.UseProcessTree}, TerminateOnExit {owner.TerminateOnExit}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -286,7 +295,7 @@ class PluginSession:
         extra = owner.__dict__.get("_dl_env", {}) if isinstance(owner, ManagedProcess) else {}
         tree = ProcessTree(argv, cwd=startup or None, env=self._environment(extra), label=label,
                            with_stdin=with_stdin)
-        self.log("INFO", f"Process started: pid {tree.pid}")
+        self.log("INFO", f"Process started: pid {tree.pid} ({_settings_text(owner)})")
         if isinstance(owner, ManagedProcess) and owner not in self.launched:
             self.launched.append(owner)
         return tree
@@ -328,62 +337,80 @@ class PluginSession:
     def run_managed(self, plugin: DeadlinePlugin, process: ManagedProcess) -> None:
         self.raise_if_aborted()
         tree = self.launch(process, type(process).__name__)
-        self._run_to_exit(process, tree)
+        self._run_to_exit(plugin, process, tree)
         self._finish(process, tree)
 
     def run_simple(self, plugin: DeadlinePlugin) -> None:
         tree = self.launch(plugin, self.plugin_name, initialize=False)
-        self._run_to_exit(plugin, tree)
+        self._run_to_exit(plugin, plugin, tree)
         self._finish(plugin, tree)
 
-    def _run_to_exit(self, owner: Any, tree: ProcessTree) -> None:
-        """Feed the output to the handlers until the process exits; kill the tree on cancel, on a handler's
-        FailRender, on AbortRender, or on any exception."""
+    def stop(self, owner: Any, tree: ProcessTree, why: str) -> None:
+        """Kill ``owner``'s process now (SIGKILL, no grace), with its children when it set UseProcessTree;
+        children left alive without it are named in a WARNING (they live on, holding what they held)."""
+        if not tree.running and not (_process_tree(owner) and tree.group_members()):
+            return
+        what = "process tree" if _process_tree(owner) else "process"
+        self.log("INFO", f"{why}: killing the {what} of {tree.label} (pid {tree.pid})")
+        survivors = tree.kill(tree=_process_tree(owner))
+        if survivors and not _process_tree(owner):
+            self.log("WARNING", f"{tree.label}: processes {survivors} it started outlive it (UseProcessTree is "
+                                "not set)")
+
+    def _run_to_exit(self, plugin: DeadlinePlugin, owner: Any, tree: ProcessTree) -> None:
+        """Feed the output to the handlers until the process exits; kill it on cancel, on a handler's
+        FailRender, on AbortRender, or on any exception (:meth:`stop`). Monitored processes that exit
+        meanwhile are noticed too (MonitoredManagedProcessExit, on this thread)."""
         try:
             while tree.running:
                 self.handle_lines(owner, tree.take_lines(_POLL_SECONDS), handling=True)
                 self.raise_if_aborted()
                 if self._cancel.is_set():
-                    self.log("INFO", "Deadline canceled the task: stopping the process tree")
-                    tree.kill_tree(self.worker.grace_s)
+                    self.stop(owner, tree, "Deadline canceled the task")
                     self.handle_lines(owner, tree.take_lines(), handling=False)
                     if isinstance(owner, ManagedProcess):
                         owner.ExitCode = tree.exit_status() or 0
                     raise TaskCanceledError("Received cancel task command from Deadline.")
+                self._notice_exits(plugin)
             self._drain_after_exit(owner, tree, handling=True)
         except BaseException:
-            if tree.running or tree.group_members():
-                tree.kill_tree(self.worker.grace_s)
+            self.stop(owner, tree, "the task stopped")
             self.handle_lines(owner, tree.take_lines(), handling=False)
             tree.close()
             raise
 
     def _drain_after_exit(self, owner: Any, tree: ProcessTree, *, handling: bool) -> None:
         """The process exited: handle the rest of its output. Processes it left in its tree get
-        ``_OUTPUT_AFTER_EXIT_SECONDS`` to close the pipe, then are killed; a pipe still held open after that
-        (by a process that left the tree) is abandoned with a WARNING."""
+        ``_OUTPUT_AFTER_EXIT_SECONDS`` to close the pipes, then are killed (UseProcessTree) or left; pipes
+        still held open after that are abandoned with a WARNING."""
         deadline = time.monotonic() + _OUTPUT_AFTER_EXIT_SECONDS
         killed = False
         while not tree.output_closed:
             self.handle_lines(owner, tree.take_lines(_POLL_SECONDS), handling=handling)
             if time.monotonic() > deadline:
                 if killed:
-                    self.log("WARNING", f"{tree.label}: its output stays open (held by a process outside its tree): "
+                    self.log("WARNING", f"{tree.label}: its output stays open (held by a process it left running): "
                                         "no longer reading it")
                     break
-                self._kill_leftovers(tree)
+                self._leftovers(owner, tree)
                 killed, deadline = True, time.monotonic() + 2.0
         self.handle_lines(owner, tree.take_lines(), handling=handling)
 
-    def _kill_leftovers(self, tree: ProcessTree) -> None:
+    def _leftovers(self, owner: Any, tree: ProcessTree) -> None:
+        """Processes the exited process left in its group: killed with UseProcessTree, else left running."""
         members = tree.group_members()
-        if members:
+        if not members:
+            return
+        if _process_tree(owner):
             self.log("WARNING", f"{tree.label} exited but left processes {members} in its process tree: "
                                 "killing them")
-            tree.kill_tree(self.worker.grace_s)
+            tree.kill(tree=True)
+        else:
+            self.log("WARNING", f"{tree.label} exited but left processes {members} running (UseProcessTree is "
+                                "not set)")
 
     def _finish(self, owner: Any, tree: ProcessTree) -> None:
-        self._kill_leftovers(tree)
+        self._leftovers(owner, tree)
         tree.close()
         code = tree.exit_status()
         assert code is not None
@@ -396,7 +423,8 @@ class PluginSession:
                                   "information.")
         invoke(owner, "PostRenderTasksCallback")
 
-    def run_process(self, executable: str, arguments: str, startup: str, timeout_ms: int) -> int:
+    def run_process(self, plugin: DeadlinePlugin, executable: str, arguments: str, startup: str,
+                    timeout_ms: int) -> int:
         self.raise_if_aborted()
         if not os.path.isfile(executable):
             raise DeadlineException(f"RunProcess: the executable {executable!r} does not exist")
@@ -409,16 +437,15 @@ class PluginSession:
             while tree.running:
                 self.handle_lines(self, tree.take_lines(_POLL_SECONDS), handling=False)
                 if self._cancel.is_set():
-                    tree.kill_tree(self.worker.grace_s)
+                    self.stop(plugin, tree, "Deadline canceled the task")
                     raise TaskCanceledError("Received cancel task command from Deadline.")
                 if deadline is not None and time.monotonic() > deadline:
-                    tree.kill_tree(self.worker.grace_s)
+                    self.stop(plugin, tree, "RunProcess timed out")
                     raise DeadlineException(f"RunProcess: {executable} did not exit within {timeout_ms} ms")
-            self._drain_after_exit(self, tree, handling=False)
-            self._kill_leftovers(tree)
+            self._drain_after_exit(plugin, tree, handling=False)
+            self._leftovers(plugin, tree)
         finally:
-            if tree.running:
-                tree.kill_tree(self.worker.grace_s)
+            self.stop(plugin, tree, "the task stopped")
             self.handle_lines(self, tree.take_lines(), handling=False)
             tree.close()
         return tree.exit_status() or 0
@@ -432,12 +459,26 @@ class PluginSession:
         return entry
 
     def _notice_exits(self, plugin: DeadlinePlugin) -> None:
-        """Call MonitoredManagedProcessExitCallback (on this thread) once per process that exited by itself."""
+        """Once per monitored process that exited by itself (and whose exit checking is on): call the plugin's
+        MonitoredManagedProcessExitCallback with the process name, on this thread; a plugin without one fails
+        the task (the stock plugins' own handlers fail it with this text; Fusion.py turns the checking off for
+        processes it expects to exit)."""
         for name, entry in list(self._monitored.items()):
-            if not entry.exit_reported and not entry.tree.running:
+            if not entry.exit_reported and entry.exit_checking and not entry.tree.running:
                 entry.exit_reported = True
                 self.log("INFO", f"Monitored managed process \"{name}\" exited with code {entry.tree.exit_status()}")
-                invoke(plugin, "MonitoredManagedProcessExitCallback")
+                called, _ = invoke(plugin, "MonitoredManagedProcessExitCallback", name)
+                if not called:
+                    raise FailRenderError(f"Monitored managed process \"{name}\" has exited or been terminated.")
+
+    def set_exit_checking(self, name: str, enabled: bool) -> None:
+        self.monitored(name).exit_checking = enabled
+
+    def monitored_exit_code(self, name: str) -> int:
+        code = self.monitored(name).tree.exit_status()
+        if code is None:
+            raise DeadlineException(f"the monitored managed process {name!r} is still running: no exit code yet")
+        return code
 
     def start_monitored(self, plugin: DeadlinePlugin, name: str, process: ManagedProcess) -> None:
         self.raise_if_aborted()
@@ -483,7 +524,7 @@ class PluginSession:
         entry.tree.write_stdin(text)
 
     def shutdown_monitored(self, plugin: DeadlinePlugin, name: str) -> None:
-        """Stop the whole process tree (SIGTERM to its group, grace, SIGKILL). Unknown names are ignored."""
+        """Kill the process (SIGKILL; its tree with UseProcessTree). Unknown names are ignored."""
         entry = self._monitored.get(name)
         if entry is None:
             self.host.emit(f"{self.worker.thread_number}: DEBUG: no monitored managed process {name!r} to shut down")
@@ -493,7 +534,7 @@ class PluginSession:
         self._drop_monitored(name, entry)
 
     def _drop_monitored(self, name: str, entry: _Monitored) -> None:
-        entry.tree.kill_tree(self.worker.grace_s)
+        self.stop(entry.owner, entry.tree, f"Monitored managed process \"{name}\" is shut down")
         self.handle_lines(entry.owner, entry.tree.take_lines(), handling=False)
         entry.tree.close()
         self._monitored.pop(name, None)
@@ -502,9 +543,9 @@ class PluginSession:
         names = list(self._monitored)
         for name in names:
             entry = self._monitored[name]
-            if entry.tree.running or entry.tree.group_members():
+            if entry.tree.running:
                 self.host.emit(f"{self.worker.thread_number}: WARNING: monitored managed process \"{name}\" still "
-                               "ran when the plugin was unloaded: killing its process tree")
+                               "ran when the plugin was unloaded: killing it")
             self._drop_monitored(name, entry)
         return names
 

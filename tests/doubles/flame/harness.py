@@ -9,6 +9,8 @@
     hooks.run_action("Submit to ComfyUI Farm…")    # isVisible/isEnabled checked, execute(selection)
     session.pump_idle(seconds=1.0)                # runs schedule_idle_event callbacks as they fall due
     session.console_messages; session.dialogs; session.exports; session.imports; session.warnings
+    session.switch_project("show_b")              # project_changed_dict + app_initialized on loaded hooks
+    session.rescan_hooks()                        # "Rescan Python Hooks": hook files imported again, nothing called
     session.close()                               # or use it as a context manager / the pytest fixtures
 
 While a session is open, ``import flame`` gives a fresh copy of tests/doubles/flame/site/flame (the
@@ -16,6 +18,29 @@ session puts that folder on sys.path, as Flame's own module exists only inside F
 it, so no state survives a session. Only one session can be open at a time. A product module that keeps
 ``import flame`` at its top level holds the old copy after its session closes and fails in the next
 session: import ``flame`` inside functions, as Autodesk's examples do.
+
+What the double does as the evidence says (tests/doubles/test_fake_flame_contract.py, last section, names each
+source), beyond flame.md:
+
+* ``clip.duration`` counts between the marks when the clip has any (an unset mark stands for the clip's start
+  or end); the segments' record times keep the whole clip. Marks are cleared by assigning ``None``.
+* ``clip.start_time`` is a PyAttribute (read-only here) holding the PyTime of the first frame: read
+  ``.get_value()``; ``str()`` gives ``01:00:00+00``.
+* ``flame.messages`` does not exist before Flame 2023.1 (AttributeError).
+* A closed library (``opened`` False) refuses reading and changing its content until ``open()``.
+* ``switch_project(name)`` unloads the project (its objects then raise RuntimeError on any use), loads a new
+  one with a new project's Media Panel, and calls ``project_changed_dict(info)`` then ``app_initialized(name)``
+  on every loaded hook module; pending idle events still run.
+* "Rescan Python Hooks" (``rescan_hooks()``, or ``flame.execute_shortcut`` with it) imports every loaded hook
+  file again as a new module of the same name (modules it imported stay in sys.modules) and calls nothing.
+* While a session is open this test process looks like Flame's: ``sys.executable`` is Flame's binary
+  (``<root>/opt/Autodesk/flame_<v>/bin/flame``, which refuses Python's options); ``PYTHONPATH`` starts with
+  ``<root>/opt/Autodesk/flame_<v>/python`` and ``LD_LIBRARY_PATH`` with ``<root>/opt/Autodesk/python/<v>/lib``
+  and ``<root>/opt/Autodesk/lib64/<v>`` (as tk-flame's bootstrap sets them); Flame's own Python is
+  ``<root>/opt/Autodesk/python/<v>/bin/python3`` (a stand-in running ``REAL_PYTHON``); the Qt binding of the
+  other Qt major version (PySide6 for Flame 2023-2024, PySide2 for 2025+) cannot be imported afresh.
+  ``close()`` restores all of it, the whole environment included (what code "inside Flame" set in it stays
+  with the session). Start Pythons of your own with ``REAL_PYTHON``.
 
 What the double does as shared/reference/flame.md says (section numbers from there):
 
@@ -146,14 +171,21 @@ Threads, hooks, UI
   isVisible/isEnabled must be bools or return bools. ``show_in_dialog`` inside an action whose
   ``waitCursor`` is not False is recorded in ``warnings``.
 * ``execute_shortcut`` returns True for "Rescan Python Hooks" and "Refresh Thumbnails", False otherwise;
-  every call is in ``session.shortcuts``.
+  every call is in ``session.shortcuts``; "Rescan Python Hooks" rescans (above).
+* ``project_changed_dict``'s info holds ``flameProjectName`` and ``shotgunProjectName`` (empty), as Autodesk's
+  hook templates describe it; a project switch creates the new project's default Media Panel.
+* Flame's behaviour with the other Qt binding is a guess: the double refuses its import (ImportError) rather
+  than crash.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.util
 import logging
+import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -167,6 +199,10 @@ log = logging.getLogger(__name__)
 SITE_DIR = Path(__file__).resolve().parent / "site"
 DEFAULT_VERSION = "2025.2"
 PRESET_VERSIONS = {2023: 12, 2024: 13, 2025: 14, 2026: 15}
+# The Python that runs the tests, taken before any session makes sys.executable Flame's binary. Tests that
+# start a Python themselves while a session is open use this one.
+REAL_PYTHON = sys.executable
+FIRST_PYSIDE6_FLAME = 2025  # Flame 2023-2024: Python 3.9 and PySide2; 2025 and later: Python 3.11 and PySide6
 
 MENU_HOOKS = {
     "media_panel": "get_media_panel_custom_ui_actions",
@@ -386,11 +422,15 @@ class FlameSession:
         self._hook_dirs: List[str] = []
         self._hook_module_names: List[str] = []
         self.hooks: List[HookModule] = []
+        self.rescans = 0  # how many times "Rescan Python Hooks" ran
+        self._saved_process: Optional[Tuple[str, Dict[str, str]]] = None
+        self._qt_guard: Optional[_RefuseImports] = None
         self.closed = True  # until the runtime is attached
         try:
             self._start(version, project, user, preset_version, import_timecode, import_frame_rate,
                         import_colour_spaces)
         except BaseException:
+            self._leave_flame_process()
             self._purge_flame_modules()
             if self._added_site:
                 while str(SITE_DIR) in sys.path:
@@ -428,6 +468,75 @@ class FlameSession:
         )
         self.flame._attach(self._rt)
         self._flame_attr("_exporter").write_factory_presets(self._rt)
+        self._rt.rescan_hooks = self.rescan_hooks
+        self._enter_flame_process(version)
+
+    # -- the Flame process --------------------------------------------------------------------------------
+    @property
+    def autodesk_root(self) -> Path:
+        """The emulated ``/opt/Autodesk``: presets, projects, ``flame_<version>/bin/flame`` and Flame's Python."""
+        return self.root / "opt" / "Autodesk"
+
+    @property
+    def flame_executable(self) -> Path:
+        """What ``sys.executable`` is inside this Flame: Flame's own binary, not a Python."""
+        return self.autodesk_root / f"flame_{self.version}" / "bin" / "flame"
+
+    @property
+    def flame_python(self) -> Path:
+        """Flame's own Python, ``<autodesk root>/python/<version>/bin/python3`` (tk-flame's
+        TOOLKIT_FLAME_PYTHON_BINARY, flameTimewarpML, Autodesk's export_selection.py): here a stand-in that runs
+        the tests' Python (REAL_PYTHON)."""
+        return self.autodesk_root / "python" / self.version / "bin" / "python3"
+
+    @property
+    def qt_binding(self) -> str:
+        """The Qt binding this Flame's Python ships: PySide2 up to 2024, PySide6 from 2025."""
+        return "PySide6" if self._rt.version_tuple[0] >= FIRST_PYSIDE6_FLAME else "PySide2"
+
+    def _enter_flame_process(self, version: str) -> None:
+        """Make this test process look like Flame's while the session is open: ``sys.executable`` is Flame's binary
+        (which refuses Python's options), Flame's library and Python paths are in the environment (tk-flame's
+        python/startup/bootstrap.py prepends PYTHONPATH <root>/flame_<v>/python and LD_LIBRARY_PATH
+        <root>/python/<v>/lib, <root>/lib64/<v> before Flame starts), Flame's own Python exists, and the Qt
+        binding of the other Qt major version cannot be imported."""
+        install = self.autodesk_root / f"flame_{version}"
+        paths = {"PYTHONPATH": [install / "python"],
+                 "LD_LIBRARY_PATH": [self.autodesk_root / "python" / version / "lib",
+                                     self.autodesk_root / "lib64" / version]}
+        for folders in paths.values():
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+        _write_script(self.flame_executable,
+                      'echo "flame: unknown option $1: this is Autodesk Flame, not a Python" >&2\nexit 64\n')
+        _write_script(self.flame_python, f"exec {shlex.quote(REAL_PYTHON)} \"$@\"\n")
+        python = self.flame_python.with_name("python")
+        if not python.exists():
+            python.symlink_to(self.flame_python.name)
+        self._saved_process = (sys.executable, dict(os.environ))
+        for key, folders in paths.items():
+            os.environ[key] = os.pathsep.join([*map(str, folders), *filter(None, [os.environ.get(key)])])
+        sys.executable = str(self.flame_executable)
+        other = "PySide2" if self.qt_binding == "PySide6" else "PySide6"
+        self._qt_guard = _RefuseImports(other, f"Flame {version} runs {self.qt_binding}: {other} cannot be loaded "
+                                               "into its process (two Qt major versions do not mix)")
+        sys.meta_path.insert(0, self._qt_guard)
+
+    def _leave_flame_process(self) -> None:
+        saved = getattr(self, "_saved_process", None)
+        if saved is None:
+            return
+        sys.executable = saved[0]
+        # The whole environment as it was: Flame's paths, and whatever code "inside Flame" set (e.g. the Qt
+        # binding for this Flame's version), stay with the session.
+        for key in [key for key in os.environ if key not in saved[1]]:
+            del os.environ[key]
+        for key, value in saved[1].items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        while self._qt_guard in sys.meta_path:
+            sys.meta_path.remove(self._qt_guard)
+        self._saved_process = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -435,6 +544,7 @@ class FlameSession:
             return
         self.closed = True
         self._rt.closed = True
+        self._leave_flame_process()
         self.flame._detach()
         for name in self._hook_module_names:
             sys.modules.pop(name, None)
@@ -794,6 +904,49 @@ class FlameSession:
         self.hooks.append(hook)
         return hook
 
+    def rescan_hooks(self) -> None:
+        """What "Rescan Python Hooks" does: every loaded hook file is imported again, as a new module under the same
+        name (the packages it imported stay in sys.modules), and Flame calls nothing: not app_initialized. Each
+        HookModule then uses the new module. Also what ``flame.execute_shortcut("Rescan Python Hooks")`` does."""
+        if self.closed:
+            raise RuntimeError("This FlameSession is closed")
+        for hook in self.hooks:
+            sys.modules.pop(hook.module.__name__, None)
+            spec = importlib.util.spec_from_file_location(hook.module.__name__, hook.path)
+            if spec is None or spec.loader is None:
+                raise FlameHookError(f"Cannot import {hook.path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[hook.module.__name__] = module
+            self._rt.import_watch = []
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                accesses = self._rt.import_watch or []
+                self._rt.import_watch = None
+            hook.module = module
+            hook.import_time_access = tuple(dict.fromkeys(accesses))
+        self._rt.hook_modules = [hook.module for hook in self.hooks]
+        self.rescans += 1
+
+    def switch_project(self, name: str) -> Any:
+        """The artist opens another project: the current one is unloaded (its objects refuse every use), ``name``
+        is loaded with a new project's Media Panel, and Flame calls ``project_changed_dict(info)`` then
+        ``app_initialized(name)`` on every loaded hook module that has them (Autodesk's Python Hooks Reference:
+        projectChangedDict and appInitialized are called whenever the project changes). Idle events scheduled
+        before keep running. Returns the new PyProject."""
+        if self.closed:
+            raise RuntimeError("This FlameSession is closed")
+        project = self._rt.load_project(name)
+        for hook in list(self.hooks):
+            changed = getattr(hook.module, "project_changed_dict", None)
+            if callable(changed):
+                changed({"flameProjectName": name, "shotgunProjectName": ""})
+        for hook in list(self.hooks):
+            initialized = getattr(hook.module, "app_initialized", None)
+            if callable(initialized):
+                initialized(name)
+        return project
+
     def _modules_referencing_flame(self) -> List[str]:
         flame = self.flame
         names = []
@@ -807,3 +960,21 @@ class FlameSession:
             if any(v is flame for v in values):
                 names.append(mod_name)
         return names
+
+
+def _write_script(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(0o755)
+
+
+class _RefuseImports(importlib.abc.MetaPathFinder):
+    """Refuses a fresh import of one top-level package (a module already in sys.modules is not looked up)."""
+
+    def __init__(self, package: str, reason: str) -> None:
+        self.package = package
+        self.reason = reason
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname.split(".")[0] == self.package:
+            raise ImportError(self.reason, name=fullname)

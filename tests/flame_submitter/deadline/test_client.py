@@ -24,7 +24,7 @@ from flame_submitter.deadline.errors import (
 def submission(name: str = "sh010 - blur", frames: str = "1001-1020", chunk: str = "5", **extra) -> JobSubmission:
     info = {"Plugin": "ComfyUI", "Name": name, "Frames": frames, "ChunkSize": chunk, "UserName": "ann",
             "Pool": "gpu", "Group": "gpu_24gb", "Priority": "60", "ExtraInfo0": "blur",
-            "ExtraInfoKeyValue0": "comfyfarm_job_record=/mnt/jobs/j1/job.json", "EventOptIns": "ComfyUIRelink",
+            "ExtraInfoKeyValue0": "comfyfarm_job_record=/mnt/jobs/j1/job.json",
             "OutputDirectory0": "/mnt/out", "OutputFilename0": "blur.####.exr", **extra}
     return JobSubmission(info, {"JobRecord": "/mnt/jobs/j1/job.json", "GPUsPerTask": "1"})
 
@@ -51,14 +51,15 @@ def test_submit_then_read_the_job_tasks_and_reports(fake_deadline) -> None:
     assert "Status" in client.get_job_details(job_id)["Job"]
 
 
-def test_a_dependent_batch(fake_deadline) -> None:
+def test_a_job_waits_for_another_named_in_its_job_info(fake_deadline) -> None:
     client = DeadlineClient(fake_deadline.url)
-    first, second = client.submit_jobs([submission("preview", "1001-1020x10", "1"),
-                                        JobSubmission(submission().job_info, submission().plugin_info,
-                                                      depends_on_previous=True)])
+    first = client.submit_job(submission("preview", "1001-1020x10", "1"))
+    second = client.submit_job(submission(JobDependencies=first))
     assert first != second
-    assert first in str(client.get_job(second)["Props"]["Dep"])
+    assert [d["JobID"] for d in client.get_job(second)["Props"]["Dep"]] == [first]
     assert not client.get_job(first)["Props"]["Dep"]
+    assert client.get_job(second)["Stat"] == 6  # Pending until the first completes
+    assert [body for method, body in fake_deadline.requests_seen() if method == "POST"] == ["/api/jobs"] * 2
 
 
 def test_commands_change_the_job(fake_deadline) -> None:

@@ -3,12 +3,12 @@ own clip, one version for all."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
 
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
+from tests.doubles.flame.harness import REAL_PYTHON
 from tests.flame_submitter.dialog.conftest import click_and_wait_for_done
 from tests.flame_submitter.two_passes import two_pass_package
 
@@ -20,12 +20,13 @@ def test_run_locally_imports_every_pass_of_the_workflow(qapp, flame_session, tmp
     two_pass_package(tmp_path / "workflows" / "invert_passes")
     config = tmp_path / "comfyfarm.yaml"
     config.write_text(yaml.safe_dump({
-        "comfyui_dir": str(make_fake_comfyui_dir(tmp_path / "ComfyUI")), "comfyui_python": sys.executable,
+        "comfyui_dir": str(make_fake_comfyui_dir(tmp_path / "ComfyUI")), "comfyui_python": REAL_PYTHON,
         "base_port": free_port(), "scratch_dir": str(tmp_path / "scratch"), "startup_timeout_s": 20,
         "workflows_dirs": [str(tmp_path / "workflows")]}))
     monkeypatch.setenv("COMFYFARM_CONFIG", str(config))
     monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(config))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("COMFYFARM_AUTODESK_ROOT", str(flame_session.autodesk_root))  # where Flame's Python is
     lib = flame_session.workspace.create_library("Plates")
     clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1007), source_dir=tmp_path / "plates",
                                   timecode="01:00:00:00")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from flame_submitter.flame.app import running_app
+
 REPO = Path(__file__).resolve().parents[3]
 HOOK = REPO / "flame_submitter" / "hooks" / "comfyfarm_hooks.py"
 
@@ -43,7 +45,8 @@ def test_settings_are_saved_and_used_at_once(qapp, flame_session, tmp_path: Path
     assert yaml.safe_load(user.read_text()) == {"deadline_user": "ann", "inbox_root": str(inbox),
                                                 "deadline_url": "http://deadline:8081"}
     assert flame_session.console_messages[-1].message == f"comfyfarm: settings saved in {user}"
-    app = hooks.module._SESSIONS[id(flame_session.flame)]
+    app = running_app(flame_session.flame)
+    assert app is not None
     assert app.config.deadline_url == "http://deadline:8081"
     assert app.watcher is not None and app.watcher.inbox == inbox and app.watcher.running  # it follows the inbox
     flame_session.pump_idle(seconds=1)  # the watcher ticks on Flame's idle loop without complaint

@@ -739,6 +739,7 @@ class PyClip(PyArchiveEntry):
         "in_mark": TIME,
         "out_mark": TIME,
         "current_time": TIME,
+        "start_time": TIME,
         "selected": BOOL,
         "tags": STR_LIST,
         "colour_label": STR,
@@ -815,9 +816,20 @@ class PyClip(PyArchiveEntry):
             return None if self._out is None else self._time_at(self._out)
         if name == "current_time":
             return self._time_at(self._current)
+        if name == "start_time":
+            return self._time_at(1)
         return super()._attr_get(name)
 
     def _attr_set(self, name: str, value: Any) -> None:
+        if name == "start_time":
+            self._check_member(name)
+            raise AttributeError(
+                "PyClip.start_time cannot be set in the double (a source clip's timecode comes from its media)"
+            )
+        if name in ("in_mark", "out_mark") and value is None:  # clears the mark (logik-portal, Insert Slate)
+            self._check_member(name)
+            setattr(self, "_in" if name == "in_mark" else "_out", None)
+            return
         if name in ("in_mark", "out_mark", "current_time"):
             self._check_member(name)
             n = self._length
@@ -872,13 +884,12 @@ class PyClip(PyArchiveEntry):
 
     @property
     def duration(self) -> PyTime:
-        """Return the Clip's duration (``.frame`` and ``.relative_frame`` are the number of frames)."""
-        return PyTime._duration(self._length, self._rate)
-
-    @property
-    def start_time(self) -> PyTime:
-        """The time of the first frame; str() gives ``HH:MM:SS+FF``."""
-        return self._time_at(1)
+        """Return the Clip's duration: the frames between its marks when it has any (in mark included, out mark
+        excluded; an unset mark stands for the clip's start or end), else all its frames. ``.frame`` and
+        ``.relative_frame`` are that number of frames."""
+        first = self._in if self._in is not None else 1
+        end = self._out if self._out is not None else self._length + 1
+        return PyTime._duration(max(0, end - first), self._rate)
 
     @property
     def versions(self) -> list:

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 CONSOLE_TYPES = ("info", "warning", "error")
 DIALOG_TYPES = ("error", "info", "question", "warning")
 KNOWN_SHORTCUTS = ("Rescan Python Hooks", "Refresh Thumbnails")
+RESCAN_SHORTCUT = "Rescan Python Hooks"
+# Module members that a Flame older than the version given lacks (AttributeError, as on a real old Flame):
+# flame.messages came with 2023.1 (logik-portal refresh_python_hooks: "Message to Flame message window only shows
+# up in Flame 2023.1+"; shared/STYLE.md).
+GATED_MODULE_MEMBERS = {"messages": "2023.1"}
 TABS = ("MediaHub", "Conform", "Timeline", "Effects", "Batch", "Tools")
 IDLE_CALL_BUDGET_SECONDS = 0.5  # an idle callback slower than this is recorded as a warning
 
@@ -116,6 +121,7 @@ class Runtime:
         self.batch_selection: List[Any] = []
         self.timeline_clip: Optional[Any] = None
         self.current_tab = "Timeline"
+        self.rescan_hooks: Optional[Callable[[], None]] = None  # set by the harness: "Rescan Python Hooks"
         if self.import_timecode not in ("header", "frame_number"):
             raise ValueError("import_timecode must be 'header' or 'frame_number'")
         _time.frame_rate(self.import_frame_rate)
@@ -123,13 +129,7 @@ class Runtime:
         project_folder = os.path.join(self.root, "opt", "Autodesk", "project", self.project_name)
         self.project = _objects.PyProject(self, self.project_name, self.project_name, project_folder)
         self.user = _objects.PyUser(self, self.user_name)
-        desktop = self.project._workspace._desktop
-        reels = desktop.create_reel_group("Reels")
-        for n in range(1, 5):
-            reels.create_reel(f"Reel {n}")
-        reels.create_reel("Sequences", sequence=True)
-        self.batch = desktop._add(_objects.PyBatch(self, "Batch"))
-        self.project._workspace.create_library("Default Library")
+        self._default_media_panel()
         self._services = {
             "projects": _objects.PyProjectSelector(self),
             "project": _objects.PyProjectSelector(self),
@@ -168,6 +168,10 @@ class Runtime:
         self.check(name)
         if self.import_watch is not None:
             self.import_watch.append(name)
+        gate = GATED_MODULE_MEMBERS.get(name)
+        if gate is not None and not self.supports(gate):
+            raise AttributeError(f"module 'flame' has no attribute '{name}' (Flame {self.version}; it came with "
+                                 f"{gate})")
         if name in self._services:
             return self._services[name]
         if name == "batch":
@@ -179,7 +183,8 @@ class Runtime:
         raise AttributeError(f"module 'flame' has no attribute '{name}'")
 
     def public_names(self) -> List[str]:
-        return sorted(set(self._services) | {"batch"} | set(self._classes) | set(self._functions))
+        names = set(self._services) | {"batch"} | set(self._classes) | set(self._functions)
+        return sorted(n for n in names if n not in GATED_MODULE_MEMBERS or self.supports(GATED_MODULE_MEMBERS[n]))
 
     # -- ids --------------------------------------------------------------------------------------------
     def new_uid(self) -> str:
@@ -288,6 +293,41 @@ class Runtime:
         self.media_panel_selection = [e for e in self.media_panel_selection if not e._deleted]
         self.timeline_selection = [s for s in self.timeline_selection if not s._deleted]
 
+    def load_project(self, name: str) -> Any:
+        """Unload the current project (its objects refuse every use afterwards) and load ``name``, with the
+        default Media Panel of a new project. Idle events and the selection's absence carry over; hooks are
+        the harness's business."""
+        old = self.project
+        stack: List[Any] = [old, old._workspace, *old._shared]
+        while stack:
+            node = stack.pop()
+            node._deleted = True
+            stack.extend(getattr(node, "_items", []))
+            if isinstance(node, _objects.PyWorkspace):
+                stack.append(node._desktop)
+            for version in getattr(node, "_versions", []):
+                version._deleted = True
+                for track in version._tracks:
+                    track._deleted = True
+                    for seg in track._segments:
+                        seg._deleted = True
+        self.media_panel_selection, self.timeline_selection, self.batch_selection = [], [], []
+        self.timeline_clip = None
+        self.project_name = name
+        project_folder = os.path.join(self.root, "opt", "Autodesk", "project", name)
+        self.project = _objects.PyProject(self, name, name, project_folder)
+        self._default_media_panel()
+        return self.project
+
+    def _default_media_panel(self) -> None:
+        desktop = self.project._workspace._desktop
+        reels = desktop.create_reel_group("Reels")
+        for n in range(1, 5):
+            reels.create_reel(f"Reel {n}")
+        reels.create_reel("Sequences", sequence=True)
+        self.batch = desktop._add(_objects.PyBatch(self, "Batch"))
+        self.project._workspace.create_library("Default Library")
+
     # -- idle loop ----------------------------------------------------------------------------------------
     def schedule_idle_event(self, function: Any, delay: Any = 0) -> None:
         if not callable(function):
@@ -349,6 +389,8 @@ class Runtime:
                 raise TypeError("execute_shortcut: description must be a str")
             result = description in KNOWN_SHORTCUTS
             rt.shortcuts.append(ShortcutRecord(description, update_list, result))
+            if description == RESCAN_SHORTCUT and rt.rescan_hooks is not None:
+                rt.rescan_hooks()
             return result
 
         def find_by_name(name: str, parent: Any = None) -> list:
