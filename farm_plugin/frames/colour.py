@@ -2,7 +2,9 @@
 
 Conversions run through OpenColorIO inside OpenImageIO (``ImageBufAlgo.colorconvert``) with the config the
 policy names; ``ocio://default`` is OpenImageIO's built-in ACES studio config. Names may be any colour
-space name, alias or role the config defines ("ACEScg", "lin_rec709", "scene_linear", …).
+space name, alias or role the config defines ("ACEScg", "lin_rec709", "scene_linear", …). A conversion that
+is one curve on each channel (the default policy's) runs from tables built from OpenColorIO's own results
+(``curves``) on frames of ``TABLE_MIN_PIXELS`` or more.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import difflib
 import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass
-from typing import List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import OpenImageIO as oiio
 
+from .curves import ChannelCurve, build_curve
 from .errors import ColourSpaceError
 from .image_io import PlateInfo
 
@@ -28,6 +32,9 @@ SCENE_LINEAR_REC709 = "Linear Rec.709 (sRGB)"
 """Scene-linear with Rec.709/sRGB primaries: what an EXR plate holds unless its header says otherwise."""
 SRGB_ENCODED_REC709 = "sRGB Encoded Rec.709 (sRGB)"
 """sRGB-encoded Rec.709: what an 8-bit image is, and what ComfyUI's loaders and models expect."""
+TABLE_MIN_PIXELS = 512 * 512
+"""Frames of at least this many pixels are converted by table where the conversion is a curve (``curves``):
+building the tables costs about as much as converting 1.5 million pixels exactly, once per process."""
 
 
 @dataclass(frozen=True)
@@ -73,44 +80,78 @@ class ColourPolicy:
 
 
 def to_working(pixels: np.ndarray, policy: ColourPolicy) -> np.ndarray:
-    """``pixels`` (height, width, 3 or 4 channels) from the plate space to the working space."""
+    """``pixels`` (height, width, 3 or 4 channels; float16 or float32) from the plate space to the working
+    space, as float32."""
     return _convert(pixels, policy, policy.plate_space, policy.working_space)
 
 
 def from_working(pixels: np.ndarray, policy: ColourPolicy) -> np.ndarray:
-    """``pixels`` (height, width, 3 or 4 channels) from the working space back to the plate space."""
+    """``pixels`` (height, width, 3 or 4 channels; float16 or float32) from the working space back to the plate
+    space, as float32."""
     return _convert(pixels, policy, policy.working_space, policy.plate_space)
 
 
 def _convert(pixels: np.ndarray, policy: ColourPolicy, source: str, target: str) -> np.ndarray:
-    image = np.ascontiguousarray(pixels, dtype=np.float32)
+    """``pixels`` (float16 or float32) from ``source`` to ``target``: float32, a new array or ``pixels``."""
     policy.validate()
     if not policy.converts:
-        return image
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        return np.ascontiguousarray(pixels, dtype=np.float32)
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ColourSpaceError(
-            f"cannot convert pixels of shape {image.shape} from '{source}' to '{target}': colour conversion "
+            f"cannot convert pixels of shape {pixels.shape} from '{source}' to '{target}': colour conversion "
             f"needs (height, width, 3) RGB or (height, width, 4) RGBA"
         )
     # With four channels the fourth is alpha, and only the colour is converted: alpha is never multiplied
     # in or divided out (colorconvert would unpremultiply and premultiply again), so a keyer's straight colour
     # and its matte come out as they went in, and a plate's colour survives where its alpha is 0.
-    rgb = np.ascontiguousarray(image[:, :, :3])
+    curve = _curve(policy.config, source, target) if pixels.shape[0] * pixels.shape[1] >= TABLE_MIN_PIXELS else None
+    if curve is not None:
+        converted = curve.apply(pixels[:, :, :3])
+    else:
+        converted = _convert_exact(np.ascontiguousarray(pixels[:, :, :3], dtype=np.float32), policy.config,
+                                   source, target)
+    if pixels.shape[2] == 3:
+        return converted
+    result = np.empty(pixels.shape, dtype=np.float32)
+    result[:, :, :3] = converted
+    result[:, :, 3] = pixels[:, :, 3]
+    return result
+
+
+def _convert_exact(rgb: np.ndarray, config: str, source: str, target: str) -> np.ndarray:
+    """OpenColorIO's conversion of float32 (height, width, 3) ``rgb``, through OpenImageIO."""
     # OpenImageIO caches its colour processors only for the default config: naming that config
     # explicitly would rebuild the processor on every frame (about 20 ms each).
-    if _is_default_config(policy.config):
+    if _is_default_config(config):
         result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(rgb), source, target)
     else:
-        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(rgb), source, target, colorconfig=policy.config)
+        result = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(rgb), source, target, colorconfig=config)
     if result.has_error:
         raise ColourSpaceError(
-            f"cannot convert from '{source}' to '{target}' with OCIO config '{policy.config}': "
+            f"cannot convert from '{source}' to '{target}' with OCIO config '{config}': "
             f"{result.geterror()}: check the config and colour space names"
         )
-    converted = np.asarray(result.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(rgb.shape)
-    if image.shape[2] == 3:
-        return converted
-    return np.concatenate([converted, image[:, :, 3:]], axis=2)
+    return np.asarray(result.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(rgb.shape)
+
+
+_curves: Dict[Tuple[str, str, str], Optional[ChannelCurve]] = {}
+_curves_lock = threading.Lock()
+
+
+def _curve(config: str, source: str, target: str) -> Optional[ChannelCurve]:
+    """The tables of this conversion (``curves``), built on first use; None where it is not a curve."""
+    key = (config, source, target)
+    with _curves_lock:  # the staging thread and the writers ask at once: build once
+        if key not in _curves:
+            _curves[key] = build_curve(functools.partial(_exact_for_curve, config=config, source=source,
+                                                         target=target))
+            logger.debug("colour %s -> %s: %s", source, target,
+                         "tabulated" if _curves[key] is not None else "converted by OpenColorIO")
+        return _curves[key]
+
+
+def _exact_for_curve(rgb: np.ndarray, *, config: str, source: str, target: str) -> np.ndarray:
+    return _convert_exact(np.ascontiguousarray(rgb, dtype=np.float32), config, source, target)
 
 
 def _is_default_config(path: str) -> bool:

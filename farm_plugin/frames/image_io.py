@@ -155,11 +155,12 @@ def probe(path: PathLike) -> PlateInfo:
         image_input.close()
 
 
-def read_pixels(path: PathLike, *, straight_alpha: bool = False) -> np.ndarray:
+def read_pixels(path: PathLike, *, straight_alpha: bool = False, keep_half: bool = False) -> np.ndarray:
     """The pixels of ``path``'s first image as float32 (height, width, channels), integers scaled to 0..1.
 
     OpenImageIO gives colour multiplied by alpha (it premultiplies a PNG's straight colour as it reads);
     ``straight_alpha`` keeps the colour as the file stores it (an RGBA PNG that ComfyUI wrote).
+    ``keep_half``: a file of half floats gives float16, as stored (half the memory, no conversion).
 
     A truncated or damaged file raises ``PlateError``, also where the decoder returned partial pixels
     with a warning (libjpeg's "Premature end of JPEG file").
@@ -167,9 +168,12 @@ def read_pixels(path: PathLike, *, straight_alpha: bool = False) -> np.ndarray:
     text = os.fspath(path)
     image_input = _open_input(text, straight_alpha=straight_alpha)
     try:
-        pixels = image_input.read_image("float")
+        spec = image_input.spec()
+        channels = spec.nchannels
+        half = keep_half and all(channel_format == oiio.HALF
+                                 for channel_format in (spec.channelformats or (spec.format,)))
+        pixels = image_input.read_image("half" if half else "float")
         error = image_input.geterror()
-        channels = image_input.spec().nchannels
     finally:
         image_input.close()
     if pixels is None or error:
@@ -178,7 +182,8 @@ def read_pixels(path: PathLike, *, straight_alpha: bool = False) -> np.ndarray:
             f"incomplete or damaged; export or render it again",
             path=text,
         )
-    return np.ascontiguousarray(pixels, dtype=np.float32).reshape(pixels.shape[0], pixels.shape[1], channels)
+    dtype = np.float16 if half else np.float32
+    return np.ascontiguousarray(pixels, dtype=dtype).reshape(pixels.shape[0], pixels.shape[1], channels)
 
 
 def write_frame(
@@ -197,9 +202,9 @@ def write_frame(
     "uint12", "uint16", "half", "float"), else ``like``'s when ``like`` has the same format, else float
     when ``like`` is float and the format holds float (``FLOAT_FORMATS``: a half EXR plate's result in TIFF
     is a float TIFF, not a 16-bit integer one), else ``DEFAULT_BIT_DEPTHS``. ``like``'s carried metadata
-    and channel names go into the header, updated by ``metadata``. The file is read back whole before it
-    takes ``path``'s name (a full disk can cut it short without the writer noticing). On failure nothing at
-    ``path`` changes and no temporary file is left. Returns the header of the written file.
+    and channel names go into the header, updated by ``metadata``. Before the file takes ``path``'s name its
+    first and last scanlines are decoded (a full disk can cut it short without the writer noticing). On
+    failure nothing at ``path`` changes and no temporary file is left. Returns the header of the written file.
     """
     target = Path(path)
     image = _image_array(pixels, target)
@@ -210,6 +215,9 @@ def write_frame(
     spec = _output_spec(image, format_name, depth, carried)
     if like is not None and like.channels == spec.nchannels:
         spec.channelnames = like.channel_names
+    if depth == "half":
+        with np.errstate(over="ignore"):  # beyond half's range is inf, as OpenImageIO writes it
+            image = image.astype(np.float16)  # rounded as OpenImageIO rounds, in a third of its time
     with _atomic_path(target) as temp:
         _write_images(temp, target, format_name, [(spec, image)])
         _check_complete(temp, target)
@@ -557,15 +565,33 @@ def _atomic_path(target: Path) -> Iterator[Path]:
 
 
 def _check_complete(temp: Path, target: Path) -> None:
-    """Raise unless ``temp`` reads back whole: OpenEXR's writer can lose a short write on a full disk."""
+    """Raise unless ``temp`` reads back whole: OpenEXR's writer can lose a short write on a full disk.
+
+    A file cut short loses its end: its header and its first and last scanlines are read (the whole image
+    in formats that decode from the start, PNG and JPEG; a few kilobytes of an EXR, DPX or TIFF)."""
     try:
-        read_pixels(temp)
+        _read_ends(temp)
     except PlateError as exc:
         raise PlateError(
             f"cannot write '{target}': the file came out incomplete, so the disk (or your quota) is probably full: "
             "free some space, or write elsewhere",
             path=str(target),
         ) from exc
+
+
+def _read_ends(path: Path) -> None:
+    """Decode the first and the last scanline of ``path``; ``PlateError`` where either fails."""
+    text = os.fspath(path)
+    image_input = _open_input(text)
+    try:
+        spec = image_input.spec()
+        ends = sorted({spec.y, spec.y + spec.height - 1})
+        pixels = [image_input.read_scanlines(0, 0, y, y + 1, spec.z, 0, spec.nchannels, "float") for y in ends]
+        error = image_input.geterror()
+    finally:
+        image_input.close()
+    if error or any(scanline is None for scanline in pixels):
+        raise PlateError(f"cannot read '{text}': {_one_line(error) or 'no pixels returned'}", path=text)
 
 
 def _write_images(temp: Path, target: Path, format_name: str, images: List[Tuple[oiio.ImageSpec, np.ndarray]]) -> None:

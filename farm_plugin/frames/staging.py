@@ -72,11 +72,8 @@ def stage_frame_files(source_paths: Sequence[PathLike], dest_dir: PathLike, name
     Path(dest_dir).mkdir(parents=True, exist_ok=True)
     files = []
     for index, info in enumerate(infos):
-        pixels = read_pixels(info.path)
-        rgb = _rgb(pixels, info.channel_names)
-        alpha = _alpha(pixels, info.channel_names)
-        frame = rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)
-        working = to_working(frame, policy or ColourPolicy.default_for(info))
+        working = to_working(_rgba(read_pixels(info.path, keep_half=True), info.channel_names),
+                             policy or ColourPolicy.default_for(info))
         target = Path(dest_dir) / f"{name}.{index:05d}.npy"
         with atomic_path(target) as temp, open(temp, "wb") as stream:
             np.save(stream, np.ascontiguousarray(working, dtype="<f4"))
@@ -186,6 +183,17 @@ def _same_size(infos: List[PlateInfo]) -> List[PlateInfo]:
                 path=info.path,
             )
     return infos
+
+
+def _rgba(pixels: np.ndarray, channel_names: Sequence[str]) -> np.ndarray:
+    """RGB (``_rgb``) and the alpha where there is one (``_alpha``): the pixels themselves where they are
+    already R, G, B(, A) in this order."""
+    names = list(channel_names)
+    if names in (["R", "G", "B"], ["R", "G", "B", "A"]) or (not names and pixels.shape[2] in (3, 4)):
+        return pixels
+    rgb = _rgb(pixels, names)
+    alpha = _alpha(pixels, names)
+    return rgb if alpha is None else np.concatenate([rgb, alpha], axis=2)
 
 
 def _alpha(pixels: np.ndarray, channel_names: Sequence[str]) -> Optional[np.ndarray]:

@@ -2,7 +2,8 @@
 
 Used by the chunk runner for what ComfyUI returns, and by the joins for cross-faded frames, so that both
 write the same way: atomically, with the header of the source frame the output comes from (for an
-in-between made by an interpolation, the source frame before it), then read back whole.
+in-between made by an interpolation, the source frame before it), checked for a cut-short end before it
+takes its name, then its header checked.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class OutputWriter:
 
     @staticmethod
     def _verified(target: Path, written: PlateInfo) -> PlateInfo:
-        # write_frame read the pixels back whole before renaming: the header check is what is left to do
+        # write_frame decoded the file's ends before renaming: the header check is what is left to do
         verify_frame(target, width=written.width, height=written.height, channels=written.channels,
                      check_pixels=False)
         return written
