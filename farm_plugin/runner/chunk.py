@@ -104,6 +104,7 @@ class ChunkRunner:
         cancel: Optional[threading.Event] = None,
         join_dir: Optional[Path] = None,
         frame_nodes: bool = True,
+        write_behind: bool = False,
     ) -> None:
         self.record = record
         self.server = server
@@ -124,13 +125,36 @@ class ChunkRunner:
         self.queue_ahead = QUEUE_AHEAD
         self.write_threads = WRITE_THREADS
         self.totals = ChunkReport()  # every chunk this runner ran, also those that failed or were cancelled
+        # A chunk returns once ComfyUI has computed it; its last frames are written behind the next chunk, and
+        # close() waits for them (local mode: ComfyUI starts the next chunk at once). Not for a sequence
+        # workflow, whose next windows ask which of the frames around them are written.
+        self.write_behind = write_behind and sequence is None
+        self.late_failures: List[str] = []  # frames written behind whose write failed
+        self._io: Optional[_FrameIO] = None
+        self._claim_next: Optional[Callable[[], Optional[Sequence[int]]]] = None
+        self._prefetch: Optional[_Prefetch] = None  # the next chunk's first unit, staged ahead
         # False: the 8-bit path whatever the ComfyUI has (to compare with it, or with a sequence workflow)
         self._path: Optional[FramePath] = None if frame_nodes else FramePath(False, OFF)
 
     # -- the chunk --------------------------------------------------------------------------------
 
-    def run(self, frames: Sequence[int]) -> ChunkReport:
-        """Process the chunk ``frames`` (source frames); the report lists output frames."""
+    def run(self, frames: Sequence[int], *,
+            claim_next: Optional[Callable[[], Optional[Sequence[int]]]] = None) -> ChunkReport:
+        """Process the chunk ``frames`` (source frames); the report lists output frames.
+
+        ``claim_next`` (with ``write_behind``): called once every unit of this chunk is staged, it gives the
+        chunk the caller will run next (or None), whose first unit is then staged while ComfyUI computes the
+        last ones of this chunk."""
+        prefetch = self._take_prefetch(frames)
+        self._claim_next = claim_next if self.write_behind else None
+        try:
+            return self._run_chunk(frames, prefetch)
+        finally:
+            self._claim_next = None
+            if prefetch is not None and self._io is not None:
+                self._io.discard_after(prefetch.attempt_dir)  # staged for a unit this run did not need
+
+    def _run_chunk(self, frames: Sequence[int], prefetch: Optional[_Prefetch]) -> ChunkReport:
         report = ChunkReport()
         workflow = self.record.workflow
         units = plan_units(frames, workflow.mode, workflow.sequence, self.record.source.frames)
@@ -153,19 +177,32 @@ class ChunkRunner:
         self._report(report, total)
         if todo:
             Path(self.output.directory or ".").mkdir(parents=True, exist_ok=True)
-            attempt_dir = self.scratch_dir / f"chunk-{frames[0]}-{secrets.token_hex(4)}"
+            attempt_dir = prefetch.attempt_dir if prefetch is not None else self._attempt_dir(frames)
             try:
                 while todo:
                     self._check_cancel()
                     try:
-                        todo = self._run_units(todo, report, total, attempt_dir)
+                        todo = self._run_units(todo, report, total, attempt_dir, prefetch)
                     except (ConnectionLost, ComfyUIUnreachable, ComfyUITimeout) as exc:
                         todo = self._recover(exc, todo, report)
             finally:
-                shutil.rmtree(attempt_dir, ignore_errors=True)
+                if self._io is not None:  # writes behind still read ComfyUI's results and the staged alpha
+                    self._io.discard_after(attempt_dir)
+                else:
+                    shutil.rmtree(attempt_dir, ignore_errors=True)
         self._note_pending(units, report)
         report.restarts = self.restarts
         return report
+
+    def close(self) -> None:
+        """Wait for the frames written behind (``write_behind``) and count them; a failed write is noted in
+        ``late_failures``. A unit staged ahead for a chunk that was not run is removed."""
+        if self._prefetch is not None and self._io is not None:
+            self._io.discard_after(self._prefetch.attempt_dir)
+        self._prefetch = None
+        if self._io is not None:
+            io, self._io = self._io, None
+            self._count(io.close(), None, closing=True)
 
     def _needed(self, unit: Unit, done: set) -> bool:
         """Whether the unit's window must be computed: an output of its own is missing and not waiting for
@@ -206,7 +243,34 @@ class ChunkRunner:
 
     # -- one pass over the remaining units ---------------------------------------------------------
 
-    def _run_units(self, units: List[Unit], report: ChunkReport, total: int, attempt_dir: Path) -> List[Unit]:
+    def _attempt_dir(self, frames: Sequence[int]) -> Path:
+        return self.scratch_dir / f"chunk-{frames[0]}-{secrets.token_hex(4)}"
+
+    def _take_prefetch(self, frames: Sequence[int]) -> Optional[_Prefetch]:
+        """The unit staged ahead for the chunk ``frames``; one staged for another chunk is dropped."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None and prefetch.frames != tuple(frames):
+            if self._io is not None:
+                self._io.discard_after(prefetch.attempt_dir)
+            return None
+        return prefetch
+
+    def _stage_next_chunk(self, client: ComfyUIClient, io: _FrameIO, full_precision: bool) -> None:
+        """Ask for the next chunk (once per run) and stage its first unit, unless that unit is written."""
+        claim, self._claim_next = self._claim_next, None
+        frames = claim() if claim is not None else None
+        if not frames:
+            return
+        workflow = self.record.workflow
+        unit = plan_units(frames, workflow.mode, workflow.sequence, self.record.source.frames)[0]
+        if all(self.writer.is_done(frame) for frame in unit.outputs):
+            return
+        attempt_dir = self._attempt_dir(frames)
+        self._prefetch = _Prefetch(tuple(frames), unit.label, attempt_dir,
+                                   io.stage(self._prepare, client, unit, attempt_dir, full_precision))
+
+    def _run_units(self, units: List[Unit], report: ChunkReport, total: int, attempt_dir: Path,
+                   prefetch: Optional[_Prefetch] = None) -> List[Unit]:
         """Queue the units and collect their results, the frame I/O off ComfyUI's way: the next unit is staged
         while ComfyUI computes (at most ``queue_ahead`` prompts wait in its queue behind the one it runs) and
         results are written on worker threads (at most ``PENDING_WRITES`` units' worth at once). Returns the
@@ -220,7 +284,10 @@ class ChunkRunner:
         failed_frames: List[int] = []
         waiting = list(units)
         staged: Dict[str, Dict[int, Path]] = {}  # unit label -> its frame files by source frame
-        io = _FrameIO(self.write_threads)
+        chunk = _Chunk(report, total)
+        if self._io is None:
+            self._io = _FrameIO(self.write_threads)
+        io = self._io
         try:
             with client.session(on_event=tracker.on_event) as session:
                 staging: Optional[Tuple[Unit, Future]] = None
@@ -229,7 +296,13 @@ class ChunkRunner:
                         self._check_cancel()
                         if staging is None and waiting:
                             unit = waiting.pop(0)
-                            staging = unit, io.stage(self._prepare, client, unit, attempt_dir, full_precision)
+                            if prefetch is not None and prefetch.label == unit.label and not prefetch.used:
+                                prefetch.used = True  # staged while the chunk before ran
+                                staging = unit, prefetch.future
+                            else:
+                                staging = unit, io.stage(self._prepare, client, unit, attempt_dir, full_precision)
+                        elif staging is None and self._claim_next is not None:
+                            self._stage_next_chunk(client, io, full_precision)
                         if staging is not None and (not by_prompt or (staging[1].done()
                                                                        and len(by_prompt) <= self.queue_ahead)):
                             unit, prepared = staging[0], staging[1].result()
@@ -240,13 +313,13 @@ class ChunkRunner:
                             by_prompt[prompt_id] = unit
                             tracker.watch(prompt_id, unit)
                             continue
-                        self._settle(io, report, total)
+                        self._settle(io, chunk)
                         result = self._next_result(session, by_prompt, staging)
                         if result is None:
                             continue  # staged meanwhile, or cancelled: the loop's head decides
                         unit = by_prompt.pop(result.prompt_id)
                         if result.ok:
-                            self._collect(client, result, unit, infos, attempt_dir, report, total, io,
+                            self._collect(client, result, unit, infos, attempt_dir, chunk, io,
                                           staged.pop(unit.label, {}))
                             units = [u for u in units if u is not unit]
                         elif isinstance(result.error, PromptExecutionError):
@@ -255,27 +328,45 @@ class ChunkRunner:
                             logger.error("frames %s: %s", unit.label, result.error)
                         else:
                             raise result.error or ComfyUIError(f"prompt {result.prompt_id} ended: {result.status}")
-                    self._settle(io, report, total, wait=True)
+                    self._settle(io, chunk, wait=not self.write_behind)
                 except (ConnectionLost, ComfyUIUnreachable):
                     raise  # nothing to withdraw from a ComfyUI that is gone
                 except BaseException:
                     self._abandon(client, list(by_prompt))
                     raise
         finally:
-            for frame in io.close():  # writes under way finish whole, and count
-                self._written(frame, report, total)
+            if not self.write_behind:  # writes under way finish whole, and count
+                self.close()
         if failures:
             first = failures[0]
             raise ChunkFailed(f"{first} (frames {', '.join(map(str, failed_frames))})", frames=failed_frames)
         return []
 
-    def _settle(self, io: _FrameIO, report: ChunkReport, total: int, *, wait: bool = False) -> None:
-        """Count the frames the writers have finished (all of them: ``wait``); raise a writer's error."""
-        frames, error = io.harvest(wait=wait)
-        for frame in frames:
-            self._written(frame, report, total)
+    def _settle(self, io: _FrameIO, chunk: _Chunk, *, wait: bool = False) -> None:
+        """Count the frames the writers have finished (all of them: ``wait``); raise the first error of a write
+        of ``chunk`` (that of an earlier chunk, written behind, is noted in ``late_failures``)."""
+        error = self._count(io.harvest(wait=wait), chunk)
         if error is not None:
             raise error
+
+    def _count(self, writes: List[_Write], chunk: Optional[_Chunk], *, closing: bool = False
+               ) -> Optional[BaseException]:
+        """Count the frames of finished ``writes``; the first error of ``chunk``'s own writes, returned."""
+        first: Optional[BaseException] = None
+        for write in writes:
+            for frame in write.written:
+                self._written(frame, write.chunk.report, write.chunk.total, current=write.chunk is chunk)
+            error = write.error
+            if error is None or isinstance(error, ChunkCancelled):
+                continue
+            if write.chunk is chunk:
+                first = first or error
+            elif closing and not self.write_behind:
+                logger.warning("a result could not be written while the chunk stopped: %s", error)
+            else:
+                logger.error("%s", error)
+                self.late_failures.append(str(error))
+        return first
 
     def _next_result(self, session: PromptSession, by_prompt: Dict[str, Unit],
                      staging: Optional[Tuple[Unit, Future]]) -> Optional[PromptResult]:
@@ -338,7 +429,7 @@ class ChunkRunner:
         return _Prepared(graph, infos, {})
 
     def _collect(self, client: ComfyUIClient, result: PromptResult, unit: Unit, infos: Dict[int, PlateInfo],
-                 attempt_dir: Path, report: ChunkReport, total: int, io: _FrameIO, staged: Dict[int, Path]) -> None:
+                 attempt_dir: Path, chunk: _Chunk, io: _FrameIO, staged: Dict[int, Path]) -> None:
         """Check ``unit``'s result and hand its frames to the writers (the joins take a sequence's faded
         frames here, in order). ``staged``: the unit's frame files, by source frame."""
         workflow = self.record.workflow
@@ -355,6 +446,7 @@ class ChunkRunner:
                 raise ChunkFailed(f"frames {unit.label}: {node} {spec.node} gave {len(files)} image(s), expected "
                                   f"{expected}", frames=unit.outputs)
             outputs[spec.name] = files
+        report, total = chunk.report, chunk.total
         report.busy_seconds += result.busy_seconds or 0.0
         self.totals.busy_seconds += result.busy_seconds or 0.0
         download_dir = attempt_dir / "results"
@@ -382,7 +474,7 @@ class ChunkRunner:
                 path.unlink(missing_ok=True)
             return [frame for frame, _ in frames]
 
-        io.write([frame for frame, _ in frames], write)
+        io.write([frame for frame, _ in frames], write, chunk)
         for boundary in (unit.boundary, unit.handoff[0] if unit.handoff else None):
             if boundary is not None:
                 self._join(boundary, report, infos)
@@ -429,12 +521,14 @@ class ChunkRunner:
             what = f"the {pass_name} result" if self.record.workflow.several_passes else "the result"
             raise ChunkFailed(f"frame {frame}: cannot write {what}: {exc}", frames=[frame]) from exc
 
-    def _written(self, frame: int, report: ChunkReport, total: int) -> None:
-        """Output ``frame`` is on disk and verified: count it and say so."""
+    def _written(self, frame: int, report: ChunkReport, total: int, *, current: bool = True) -> None:
+        """Output ``frame`` is on disk and verified: count it and say so (and the progress of its chunk, when
+        that is the chunk under way)."""
         report.written.append(frame)
         self.totals.written.append(frame)
         self.progress.frame_done(frame)
-        self._report(report, total)
+        if current:
+            self._report(report, total)
 
     @staticmethod
     def _with_plate_alpha(staged: Optional[Path], pixels: np.ndarray) -> np.ndarray:
@@ -453,7 +547,7 @@ class ChunkRunner:
     # -- failure and cancel ------------------------------------------------------------------------
 
     def _recover(self, exc: ComfyUIError, units: List[Unit], report: ChunkReport) -> List[Unit]:
-        done = set(report.written) | set(report.skipped)
+        done = set(report.written) | set(report.skipped) | (self._io.writing if self._io is not None else set())
         units = [unit for unit in units if self._needed(unit, done)]  # collected ones left only parts or frames
         frames = [f for unit in units for f in unit.outputs if f not in done]
         if self.restarts >= self.restart_limit:
@@ -495,60 +589,108 @@ class _Prepared:
     files: Dict[int, Path]
 
 
+@dataclass
+class _Prefetch:
+    """The first unit of the next chunk, staged ahead (``claim_next``) into that chunk's scratch folder."""
+
+    frames: Tuple[int, ...]
+    label: str
+    attempt_dir: Path
+    future: Future
+    used: bool = False
+
+
+@dataclass
+class _Chunk:
+    """The chunk a write belongs to: its report, and its frame count for the progress."""
+
+    report: ChunkReport
+    total: int
+
+
+@dataclass
+class _Write:
+    """Frames handed to a writer together (one unit's), and how it went once finished."""
+
+    frames: List[int]
+    chunk: _Chunk
+    future: Future
+    written: List[int] = field(default_factory=list)
+    error: Optional[BaseException] = None
+
+
 class _FrameIO:
     """The frame I/O beside ComfyUI: one thread stages the next unit, ``threads`` threads write results.
 
     Memory: one frame being staged and one being written per writing thread, about three float32 copies each
     (as read, converted, encoded): about 0.3 GB at 2048x1080 RGBA and 1.2 GB at 3840x2160 with two writing
     threads. Units waiting for a writer (``PENDING_WRITES_PER_THREAD * threads`` at most) hold no pixels, only
-    their result files. On disk: the frame files of the units staged and queued in ComfyUI (docs/frames.md).
+    their result files. On disk: the frame files of the units staged and queued in ComfyUI, and those of the
+    units not written yet (docs/frames.md).
     """
 
     def __init__(self, threads: int) -> None:
         self._stager = ThreadPoolExecutor(1, thread_name_prefix="comfyfarm-stage")
         self._writers = ThreadPoolExecutor(max(1, threads), thread_name_prefix="comfyfarm-write")
         self._limit = max(1, threads) * PENDING_WRITES_PER_THREAD
-        self._writes: List[Tuple[List[int], Future]] = []
+        self._writes: List[_Write] = []
+        self._discards: List[Tuple[Path, List[Future]]] = []  # folders to remove once these writes are done
+        self._staging: List[Future] = []
         self.writing: Set[int] = set()  # output frames handed to a writer and not counted yet
 
     def stage(self, prepare: Callable[..., _Prepared], *args: Any) -> Future:
-        return self._stager.submit(prepare, *args)
+        future = self._stager.submit(prepare, *args)
+        self._staging = [staging for staging in self._staging if not staging.done()] + [future]
+        return future
 
-    def write(self, frames: List[int], job: Callable[[], List[int]]) -> None:
-        """Run ``job`` (it writes ``frames``) on a writer; first wait while too many are under way."""
-        running = [future for _, future in self._writes if not future.done()]
+    def write(self, frames: List[int], job: Callable[[], List[int]], chunk: _Chunk) -> None:
+        """Run ``job`` (it writes ``frames`` of ``chunk``) on a writer; first wait while too many are under way."""
+        running = [write.future for write in self._writes if not write.future.done()]
         if len(running) >= self._limit:
             wait(running, return_when=FIRST_COMPLETED)
         self.writing.update(frames)
-        self._writes.append((frames, self._writers.submit(job)))
+        self._writes.append(_Write(frames, chunk, self._writers.submit(job)))
 
-    def harvest(self, *, wait: bool = False) -> Tuple[List[int], Optional[BaseException]]:
-        """The frames written since the last harvest (every write finished first: ``wait``), and the first
-        error a writer raised."""
-        written: List[int] = []
-        error: Optional[BaseException] = None
-        pending: List[Tuple[List[int], Future]] = []
-        for frames, future in self._writes:
-            if not (wait or future.done()):
-                pending.append((frames, future))
+    def discard_after(self, folder: Path) -> None:
+        """Remove ``folder`` once the staging and the writes handed over so far are done (now, when none is
+        under way)."""
+        under_way = [write.future for write in self._writes] + self._staging
+        self._discards.append((folder, [future for future in under_way if not future.done()]))
+        self._discard_done()
+
+    def harvest(self, *, wait: bool = False) -> List[_Write]:
+        """The writes finished since the last harvest (every one under way finished first: ``wait``), with the
+        frames each wrote or its error."""
+        finished: List[_Write] = []
+        pending: List[_Write] = []
+        for write in self._writes:
+            if not (wait or write.future.done()):
+                pending.append(write)
                 continue
-            self.writing.difference_update(frames)
-            exception = future.exception()
-            if exception is None:
-                written.extend(future.result())
-            elif error is None:
-                error = exception
+            self.writing.difference_update(write.frames)
+            write.error = write.future.exception()
+            if write.error is None:
+                write.written = write.future.result()
+            finished.append(write)
         self._writes = pending
-        return written, error
+        self._discard_done()
+        return finished
 
-    def close(self) -> List[int]:
-        """Let the staging and the writes under way finish; the frames written meanwhile."""
+    def close(self) -> List[_Write]:
+        """Let the staging and the writes under way finish; the writes finished meanwhile."""
         self._stager.shutdown(wait=True)
-        written, error = self.harvest(wait=True)
+        finished = self.harvest(wait=True)
         self._writers.shutdown(wait=True)
-        if error is not None and not isinstance(error, ChunkCancelled):
-            logger.warning("a result could not be written while the chunk stopped: %s", error)
-        return written
+        return finished
+
+    def _discard_done(self) -> None:
+        kept = []
+        for folder, futures in self._discards:
+            if all(future.done() for future in futures):
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                kept.append((folder, futures))
+        self._discards = kept
 
 
 class _StatusTracker:

@@ -1,8 +1,11 @@
 """Local mode: a job's chunks spread over several ComfyUI instances on this machine.
 
 One ComfyUI per instance (or per GPU), started once and reused for every chunk it takes; chunks are
-pulled from a shared queue, so a fast instance takes more. The same :class:`ChunkRunner` runs each chunk
-as on the farm. Cancel (Ctrl-C) interrupts every ComfyUI and keeps what was written.
+pulled from a shared queue, so a fast instance takes more. An instance takes its next chunk when the last
+units of the one it runs are staged, and stages that chunk's first unit while ComfyUI computes them; the last
+frames of a chunk are written while ComfyUI starts the next (``ChunkRunner`` ``write_behind``). The same
+:class:`ChunkRunner` runs each chunk as on the farm. Cancel (Ctrl-C) interrupts every ComfyUI and keeps
+what was written.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Protocol, Sequence, Set
+from typing import Callable, List, Optional, Protocol, Sequence, Set
 
 from farm_plugin.comfyui.errors import ComfyUIError
 from farm_plugin.jobrecord import JobRecord
@@ -151,21 +154,38 @@ class LocalRun:
             idle_timeout_s=self.idle_timeout_s,
             cancel=self.cancel,
             join_dir=self.join_dir,
+            write_behind=True,  # ComfyUI starts the next chunk while the last frames of this one are written
         )
-        while not self.cancel.is_set():
+        claimed: List[Sequence[int]] = []  # taken from the queue by the runner, to stage ahead: run next
+
+        def claim_next() -> Optional[Sequence[int]]:
             try:
-                chunk = work.get_nowait()
+                claimed.append(work.get_nowait())
             except queue.Empty:
-                break
-            try:
-                runner.run(chunk)
-            except ChunkCancelled:
-                break
-            except (ChunkError, ComfyUIError) as exc:
-                logger.error("instance %d: %s", index, exc)
-                with self._lock:
-                    self.report.failures.append(str(exc))
+                return None
+            return claimed[-1]
+
+        try:
+            while not self.cancel.is_set():
+                if claimed:
+                    chunk = claimed.pop(0)
+                else:
+                    try:
+                        chunk = work.get_nowait()
+                    except queue.Empty:
+                        break
+                try:
+                    runner.run(chunk, claim_next=None if claimed else claim_next)
+                except ChunkCancelled:
+                    break
+                except (ChunkError, ComfyUIError) as exc:
+                    logger.error("instance %d: %s", index, exc)
+                    with self._lock:
+                        self.report.failures.append(str(exc))
+        finally:
+            runner.close()
         with self._lock:
+            self.report.failures.extend(runner.late_failures)
             self.report.written.extend(runner.totals.written)
             self.report.skipped.extend(runner.totals.skipped)
             self.report.busy_seconds += runner.totals.busy_seconds
