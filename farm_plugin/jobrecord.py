@@ -48,10 +48,13 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """Where results go: a frame pattern (source frame numbers), and a file format (None: the source's)."""
+    """Where results go: a frame pattern (source frame numbers), and a file format (None: the source's).
+    ``exr_layers``: a several-pass job writes its passes as the layers of one EXR per frame at ``pattern``
+    (``farm_plugin.frames.layers``) instead of one sequence per pass."""
 
     pattern: str
     file_format: Optional[str] = None
+    exr_layers: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,12 +229,20 @@ def job_retime(record: JobRecord) -> Retime:
 
 def pass_patterns(record: JobRecord, output_pattern: Optional[str] = None) -> Dict[str, FramePattern]:
     """Each pass's output pattern, by pass name, in the manifest's order: the job's own pattern (or
-    ``output_pattern``, where this machine sees it elsewhere) for a one-pass job, ``FramePattern.for_pass``
-    of it for each pass of a several-pass job."""
+    ``output_pattern``, where this machine sees it elsewhere) for a one-pass job and for every pass of a job
+    that writes its passes as EXR layers (``layered``), ``FramePattern.for_pass`` of it for each pass of
+    another several-pass job."""
     pattern = FramePattern.parse(output_pattern or record.output.pattern)
+    if layered(record):
+        return {spec.name: pattern for spec in record.workflow.passes}
     if not record.workflow.several_passes:
         return {record.workflow.passes[0].name: pattern}
     return {spec.name: pattern.for_pass(spec.name) for spec in record.workflow.passes}
+
+
+def layered(record: JobRecord) -> bool:
+    """Whether the job writes several passes as the layers of one EXR per frame."""
+    return record.output.exr_layers and record.workflow.several_passes
 
 
 def output_frames(record: JobRecord, frames: Optional[Sequence[int]] = None) -> List[int]:

@@ -16,8 +16,9 @@ from farm_plugin import __version__
 from farm_plugin.atomic import write_text_atomic
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.framelist import format_frame_list
+from farm_plugin.frames.layers import pass_channels
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import JobRecord, output_frames, pass_patterns
+from farm_plugin.jobrecord import JobRecord, layered, output_frames, pass_patterns
 from farm_plugin.paths import PathMapping, map_path
 from farm_plugin.workflow.package import DEFAULT_PASS
 
@@ -136,13 +137,21 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
         return map_path(path, mappings, source_os=record.farm_os, target_os=record.workstation_os)
 
     artist_patterns = pass_patterns(record)
+    names = [spec.name for spec in record.workflow.passes]
     passes = []
+    verified: Dict[str, Tuple[List[int], List[int], Optional[PlateInfo]]] = {}  # by pattern: layers share one
     for name, pattern in pass_patterns(record, output_pattern).items():
-        present, missing, header = verify_outputs(pattern, wanted)
+        key = pattern.to_hashes()
+        if key not in verified:
+            verified[key] = verify_outputs(pattern, wanted)
+        present, missing, header = verified[key]
+        channels = header.channels if header else None
+        if header is not None and layered(record):  # this pass's layer of the frames' EXR
+            channels = len(pass_channels(header.channel_names, names)[name])
         passes.append(PassOutput(name=name, output_pattern=artist_path(artist_patterns[name].to_hashes()),
                                  frames=tuple(present), missing_frames=tuple(missing),
                                  width=header.width if header else None, height=header.height if header else None,
-                                 channels=header.channels if header else None))
+                                 channels=channels))
     missing_any = sorted({frame for item in passes for frame in item.missing_frames})
     status = STATUS_FAILED if job_failed else STATUS_COMPLETED
     if not job_failed and missing_any:

@@ -194,6 +194,7 @@ def write_frame(
     file_format: Optional[str] = None,
     bit_depth: Optional[str] = None,
     metadata: Optional[Mapping[str, Any]] = None,
+    channel_names: Optional[Sequence[str]] = None,
 ) -> PlateInfo:
     """Write ``pixels`` (height, width, channels; floats in 0..1 for integer formats) to ``path`` atomically.
 
@@ -202,9 +203,10 @@ def write_frame(
     "uint12", "uint16", "half", "float"), else ``like``'s when ``like`` has the same format, else float
     when ``like`` is float and the format holds float (``FLOAT_FORMATS``: a half EXR plate's result in TIFF
     is a float TIFF, not a 16-bit integer one), else ``DEFAULT_BIT_DEPTHS``. ``like``'s carried metadata
-    and channel names go into the header, updated by ``metadata``. Before the file takes ``path``'s name its
-    first and last scanlines are decoded (a full disk can cut it short without the writer noticing). On
-    failure nothing at ``path`` changes and no temporary file is left. Returns the header of the written file.
+    and channel names go into the header, updated by ``metadata``; ``channel_names`` names the channels
+    instead. Before the file takes ``path``'s name its first and last scanlines are decoded (a full disk can
+    cut it short without the writer noticing). On failure nothing at ``path`` changes and no temporary file
+    is left. Returns the header of the written file.
     """
     target = Path(path)
     image = _image_array(pixels, target)
@@ -213,7 +215,14 @@ def write_frame(
     carried = dict(like.metadata) if like is not None else {}
     carried.update(metadata or {})
     spec = _output_spec(image, format_name, depth, carried)
-    if like is not None and like.channels == spec.nchannels:
+    if channel_names is not None:
+        if len(channel_names) != spec.nchannels:
+            raise PlateError(f"cannot write '{target}': {len(channel_names)} channel names for {spec.nchannels} "
+                             "channels", path=str(target))
+        spec.channelnames = tuple(channel_names)
+        if "A" in channel_names:
+            spec.alpha_channel = list(channel_names).index("A")
+    elif like is not None and like.channels == spec.nchannels:
         spec.channelnames = like.channel_names
     if depth == "half":
         with np.errstate(over="ignore"):  # beyond half's range is inf, as OpenImageIO writes it

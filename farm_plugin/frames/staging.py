@@ -34,6 +34,7 @@ from .image_io import (
     write_frame,
     write_pages,
 )
+from .layers import layer_channel_names
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +136,38 @@ def unstage_result(
     …) is carried, with the plate space recorded as ``oiio:ColorSpace``. Returns the written header.
     """
     policy = policy or ColourPolicy.default_for(source)
-    pixels = read_pixels(result_path, straight_alpha=True)  # ComfyUI's RGBA (JoinImageWithAlpha) is straight
-    result = pixels if pixels.shape[2] == 4 else _rgb(pixels)
-    plate = from_working(_fit_channels(result, dest_path, file_format), policy)
+    plate = from_working(_fit_channels(read_result_image(result_path), dest_path, file_format), policy)
     written = write_frame(dest_path, plate, like=source, file_format=file_format,
                           metadata=_plate_metadata(policy, plate.shape[2] == 4))
     logger.debug("unstaged %s → %s", os.fspath(result_path), written.path)
+    return written
+
+
+def read_result_image(result_path: PathLike) -> np.ndarray:
+    """An image ComfyUI saved (8-bit path): its RGB, or RGBA where it has an alpha, straight as ComfyUI
+    writes it (``JoinImageWithAlpha``), in the working space."""
+    pixels = read_pixels(result_path, straight_alpha=True)
+    return pixels if pixels.shape[2] == 4 else _rgb(pixels)
+
+
+def unstage_layers(layers: Sequence[Tuple[str, np.ndarray]], dest_path: PathLike, *, source: PlateInfo,
+                   policy: Optional[ColourPolicy] = None) -> PlateInfo:
+    """Write several passes' results (name, working-space RGB or RGBA pixels; the first pass first) as the
+    layers of one EXR (``layers``), in the plate's depth and with its header. Every pass must have the first
+    one's size (``PlateError`` naming both otherwise)."""
+    policy = policy or ColourPolicy.default_for(source)
+    first_name, first = layers[0]
+    for name, pixels in layers[1:]:
+        if pixels.shape[:2] != first.shape[:2]:
+            raise PlateError(
+                f"cannot write '{dest_path}': the {name} pass is {pixels.shape[1]}x{pixels.shape[0]} but the "
+                f"{first_name} pass is {first.shape[1]}x{first.shape[0]}: the layers of one EXR share one size; "
+                "write the passes as separate sequences (exr_layers off)", path=os.fspath(dest_path))
+    converted = [from_working(pixels, policy) for _, pixels in layers]
+    names = layer_channel_names([(name, pixels.shape[2]) for (name, _), pixels in zip(layers, converted)])
+    written = write_frame(dest_path, np.concatenate(converted, axis=2), like=source, file_format="exr",
+                          channel_names=names, metadata=_plate_metadata(policy, False))
+    logger.debug("unstaged %d passes as layers → %s", len(layers), written.path)
     return written
 
 

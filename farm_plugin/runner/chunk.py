@@ -34,7 +34,13 @@ from farm_plugin.errors import Cancelled, ComfyfarmError
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import PlateInfo
-from farm_plugin.frames.staging import read_frame_file, stage_frame, stage_frame_files, stage_window
+from farm_plugin.frames.staging import (
+    read_frame_file,
+    read_result_image,
+    stage_frame,
+    stage_frame_files,
+    stage_window,
+)
 from farm_plugin.jobrecord import JobRecord
 from farm_plugin.runner.binding import LOADER, OFF, SAVER, FramePath, bind_core_nodes, bind_frame_nodes, choose_path
 from farm_plugin.runner.joins import AFTER, BEFORE, JoinStore, join_edge
@@ -467,6 +473,11 @@ class ChunkRunner:
 
         def write() -> List[int]:
             for frame, index in frames:
+                if self.writer.layered:
+                    self._check_cancel()
+                    self._write_layers(client, frame, {name: files[index] for name, files in outputs.items()},
+                                       infos, download_dir, staged)
+                    continue
                 for name, files in outputs.items():
                     self._check_cancel()
                     self._write_output(client, frame, files[index], name, None, unit, infos, download_dir, staged)
@@ -520,6 +531,37 @@ class ChunkRunner:
         except (FrameError, OSError) as exc:
             what = f"the {pass_name} result" if self.record.workflow.several_passes else "the result"
             raise ChunkFailed(f"frame {frame}: cannot write {what}: {exc}", frames=[frame]) from exc
+
+    def _write_layers(self, client: ComfyUIClient, frame: int, outputs: Dict[str, OutputFile],
+                      infos: Dict[int, PlateInfo], download_dir: Path, staged: Mapping[int, Path]) -> None:
+        """Write output ``frame``'s passes (``outputs`` by pass, in the job's order) as the layers of one EXR.
+        The plate's alpha goes with the first pass only, where that pass has none of its own."""
+        layers: List[Tuple[str, np.ndarray]] = []
+        try:
+            for name, output in outputs.items():
+                pixels = self._result_pixels(client, frame, output, name, download_dir)
+                if not layers:
+                    pixels = self._with_plate_alpha(staged.get(self.writer.retime.source_of(frame)), pixels)
+                layers.append((name, pixels))
+            self.writer.write_layers(frame, layers, self.writer.source_info(frame, infos))
+        except (FrameError, OSError) as exc:
+            raise ChunkFailed(f"frame {frame}: cannot write the passes as layers: {exc}", frames=[frame]) from exc
+
+    def _result_pixels(self, client: ComfyUIClient, frame: int, output: OutputFile, pass_name: str,
+                       download_dir: Path) -> np.ndarray:
+        """One pass of ComfyUI's result for output ``frame``, in the working space; its file is removed."""
+        if output.path:  # full precision: comfyfarm's saver wrote the frame file here, on this machine
+            result = Path(output.path)
+            try:
+                return read_frame_file(result)
+            finally:
+                result.unlink(missing_ok=True)
+        local = download_dir / f"{frame}.{pass_name}.png"
+        try:
+            local.write_bytes(client.view(output))
+            return read_result_image(local)
+        finally:
+            local.unlink(missing_ok=True)
 
     def _written(self, frame: int, report: ChunkReport, total: int, *, current: bool = True) -> None:
         """Output ``frame`` is on disk and verified: count it and say so (and the progress of its chunk, when

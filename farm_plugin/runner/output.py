@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import PlateError
 from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
+from farm_plugin.frames.layers import pass_channels
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.frames.staging import unstage_pixels, unstage_result
-from farm_plugin.jobrecord import JobRecord, job_retime, pass_patterns
+from farm_plugin.frames.staging import unstage_layers, unstage_pixels, unstage_result
+from farm_plugin.jobrecord import JobRecord, job_retime, layered, pass_patterns
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,27 @@ class OutputWriter:
     def path(self, frame: int, pass_name: Optional[str] = None) -> Path:
         return Path((self.passes[pass_name] if pass_name else self.output).path(frame))
 
+    @property
+    def layered(self) -> bool:
+        """Whether every pass goes into one EXR per frame, as its layers (``write_layers``)."""
+        return layered(self.record)
+
     def is_done(self, frame: int) -> bool:
-        """Whether output ``frame`` exists in every pass and reads back whole."""
-        return all(self.pass_done(frame, name) for name in self.passes)
+        """Whether output ``frame`` exists in every pass and reads back whole (for layers: the frame's file
+        holds every pass's layer)."""
+        if not self.layered:
+            return all(self.pass_done(frame, name) for name in self.passes)
+        names = list(self.passes)
+        if not self.pass_done(frame, names[0]):
+            return False
+        path = self.path(frame)
+        found = pass_channels(probe(path).channel_names, names)
+        missing = [name for name in names if not found[name]]
+        if missing:
+            logger.warning("frame %d: existing output %s has no %s layer, redoing it", frame, path,
+                           " / ".join(missing))
+            return False
+        return True
 
     def pass_done(self, frame: int, pass_name: str) -> bool:
         """Whether output ``frame`` of pass ``pass_name`` exists and reads back whole."""
@@ -67,7 +86,7 @@ class OutputWriter:
     def remove_stale_temporaries(self, frames: Sequence[int]) -> None:
         """Remove what an earlier attempt killed mid-write left beside these frames (``.<name>.*.tmp.*``)."""
         for frame in frames:
-            for name in self.passes:
+            for name in self.passes if not self.layered else list(self.passes)[:1]:
                 target = self.path(frame, name)
                 for stale in target.parent.glob(f".{target.name}.*.tmp.*"):
                     logger.info("removing %s, left by an attempt that was stopped mid-write", stale)
@@ -98,6 +117,14 @@ class OutputWriter:
         spec = next((p for p in self.record.workflow.passes if p.name == pass_name), self.record.workflow.passes[0])
         written = unstage_pixels(pixels, target, source=source, policy=self.policy,
                                  file_format=self.record.output.file_format, straight_alpha=spec.alpha is not None)
+        return self._verified(target, written)
+
+    def write_layers(self, frame: int, layers: Sequence[Tuple[str, np.ndarray]], source: PlateInfo) -> PlateInfo:
+        """Write every pass's full-precision result (name, working-space pixels, in the job's pass order) as
+        the layers of output ``frame``'s EXR, and verify it."""
+        target = self.path(frame)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = unstage_layers(layers, target, source=source, policy=self.policy)
         return self._verified(target, written)
 
     @staticmethod

@@ -139,7 +139,7 @@ def check_colour(plate: PlateInfo, *, config: str, plate_space: Optional[str] = 
 
 
 def check_pass_formats(workflow: WorkflowSpec, output: FramePattern, plate: PlateInfo, *,
-                       file_format: Optional[str] = None) -> None:
+                       file_format: Optional[str] = None, exr_layers: bool = False) -> None:
     """The output format holds what the job writes into it, for every pass of ``workflow``.
 
     ``output`` is the job's output pattern as the user gave it (each pass of a several-pass job is written
@@ -156,7 +156,8 @@ def check_pass_formats(workflow: WorkflowSpec, output: FramePattern, plate: Plat
       word, and the deliverable would look right in a thumbnail while its highlights could never be graded
       back. The result's values are not known before the workflow runs, so the plate's type decides;
       whoever wants an integer deliverable converts the float result where the clipping is a visible
-      choice (Flame's export, a grade).
+      choice (Flame's export, a grade);
+    - ``exr_layers`` (the passes as the layers of one EXR per frame) with an output that is not EXR.
     """
     written = writable_format(output.path(0))
     if written is None:  # check_output_names says so
@@ -171,6 +172,12 @@ def check_pass_formats(workflow: WorkflowSpec, output: FramePattern, plate: Plat
         if wanted != written:
             raise PreflightError(f"output pattern '{output}' ends in .{output.extension} but the output format is "
                                  f"{file_format}: end it in {_FORMATS[wanted][1]}, or choose the output format {name}")
+    if exr_layers and written != "openexr" and workflow.several_passes:
+        raise PreflightError(
+            f"output pattern '{output}': {label} has no layers to hold the {len(workflow.passes)} passes of workflow "
+            f"{workflow.name} ({', '.join(spec.name for spec in workflow.passes)}) in one file: end it in .exr, or "
+            "turn exr_layers off to write each pass as its own sequence"
+        )
     with_alpha = [spec.name for spec in workflow.passes if spec.alpha is not None]
     if written in FORMATS_WITHOUT_ALPHA and with_alpha:
         raise PreflightError(
