@@ -19,6 +19,10 @@ For each size of ``--sizes`` (default 2048x1080 and 3840x2160), side by side in 
    the best EXR read+write rate of (2), the frame path the runner took ("full precision" or "8-bit path") and
    the largest difference between the first output frame and its plate.
 
+Each run also reports the runner's peak resident memory (sampled every 20 ms) and the CPU seconds it took with
+its ComfyUI processes; from those, ``speedup_2_ceiling`` = the most a second instance can gain where the work
+is CPU-bound: min(2, cores / CPU seconds per frame / frames per second with one instance).
+
 Targets (issue 17): busy >= 0.9 at 250 ms per frame, speedup_2 >= 1.8 on a 2-core machine, real_ratio >= 0.5.
 Each size prints a table with every ratio next to its target (met / NOT met) and the user CPU seconds that
 other processes took meanwhile (from /proc/stat: well above 0, the machine was shared and the figures are
@@ -38,6 +42,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -159,9 +164,45 @@ class PathSink(ProgressSink):
             self.paths.add(text)
 
 
+def process_cpu_seconds() -> float:
+    """User and system CPU seconds of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class PeakMemory:
+    """The largest resident memory of this process (the runner's) while in the block, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while True:
+            try:
+                with open("/proc/self/statm", encoding="ascii") as statm:
+                    resident = int(statm.read().split()[1]) * page / 1e6
+            except (OSError, ValueError, IndexError):
+                return  # not Linux: no figure
+            self.peak_mb = max(self.peak_mb, resident)
+            if self._stop.wait(0.02):
+                return
+
+
 def run_once(package: Path, plate: str, frames: List[int], out: Path, servers: List[LocalServer],
              chunk_size: int) -> Dict[str, Any]:
-    """One run-local run of ``package`` over ``frames``; wall, busy and start-up seconds, the frame path."""
+    """One run-local run of ``package`` over ``frames``; wall, busy and start-up seconds, the frame path, and
+    the runner's peak resident memory during the run (this process: the chunks run here)."""
     workflow = load_package(package)
     record = JobRecord(job_id=out.name, name=out.name, workflow=WorkflowSpec.from_package(workflow, workflow.graph, {}),
                        source=SourceSpec(plate, tuple(frames)), output=OutputSpec(str(out / "out.####.exr")))
@@ -169,14 +210,18 @@ def run_once(package: Path, plate: str, frames: List[int], out: Path, servers: L
     local = LocalRun(record, servers, scratch_dir=out / "scratch", progress_for=lambda _i: PathSink(paths),
                      restart_limit=0, idle_timeout_s=300)
     local.start_servers()
+    cpu_before = process_cpu_seconds()
     try:
-        report = local.run(chunk_frames(frames, chunk_size))
+        with PeakMemory() as memory:
+            report = local.run(chunk_frames(frames, chunk_size))
     finally:
-        local.stop_servers()
+        local.stop_servers()  # ComfyUI's processes end here: their CPU counts as this process's children's
+    cpu = process_cpu_seconds() - cpu_before
     if report.failures or len(report.written) != len(frames):
         raise SystemExit(f"benchmark run {out.name} failed: {report.failures[:3]}")
     return {"wall_s": round(report.processing_seconds, 3), "busy_s": round(report.busy_seconds, 3),
-            "startup_s": round(report.startup_seconds, 3), "path": "; ".join(sorted(paths)) or "unknown"}
+            "startup_s": round(report.startup_seconds, 3), "path": "; ".join(sorted(paths)) or "unknown",
+            "peak_rss_mb": round(memory.peak_mb), "cpu_s": round(cpu, 2)}
 
 
 def managed(comfyui_dir: Path, python: Optional[str], args: Tuple[str, ...], env: Dict[str, str],
@@ -236,6 +281,10 @@ def measure_size(width: int, height: int, count: int, args: argparse.Namespace, 
     result.update(runs)
     result["busy"] = round(runs["double_1"]["busy_s"] / runs["double_1"]["wall_s"], 3)
     result["speedup_2"] = round(runs["double_1"]["wall_s"] / runs["double_2"]["wall_s"], 3)
+    # CPU-bound, no run on this machine's cores can beat cores / (CPU per frame): the most two instances can gain
+    cpu_per_frame = runs["double_1"]["cpu_s"] / count
+    cores = os.cpu_count() or 1
+    result["speedup_2_ceiling"] = round(min(2.0, cores / cpu_per_frame * runs["double_1"]["wall_s"] / count), 3)
     if real is not None:
         out = root / "real-1"
         run = run_once(noop_package(work / "noop"), plate, frames, out, real(1, out / "scratch"), args.chunk_size)
@@ -269,9 +318,13 @@ def print_table(size: str, r: Dict[str, Any], delay_ms: float) -> None:
          f"wall {d1['wall_s']:.2f} s, busy {d1['busy_s']:.2f} s, start-up {d1['startup_s']:.2f} s"),
         ("double, 2 instances",
          f"wall {d2['wall_s']:.2f} s, busy {d2['busy_s']:.2f} s, start-up {d2['startup_s']:.2f} s"),
+        ("runner peak memory", f"{d1['peak_rss_mb']} MB with 1 instance, {d2['peak_rss_mb']} MB with 2 (resident, "
+                               "the whole run-local process)"),
         ("double frame path", d1["path"]),
         ("busy (1 instance)", f"{r['busy']:.3f} {verdict('busy', r['busy'])}"),
         ("speedup_2", f"{r['speedup_2']:.3f}x {verdict('speedup_2', r['speedup_2'])}"),
+        ("speedup_2 ceiling here", f"{r['speedup_2_ceiling']:.3f}x: {d1['cpu_s'] / r['frames']:.3f} CPU s a frame "
+                                   f"(runner + ComfyUI) on {os.cpu_count()} cores"),
     ]
     if real is None:
         rows.append(("real ComfyUI no-op", "not configured (COMFYUI_DIR or COMFYUI_URL): skipped"))
