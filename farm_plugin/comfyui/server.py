@@ -23,6 +23,7 @@ from typing import IO, AbstractSet, Deque, List, Mapping, Optional, Sequence, Tu
 
 from farm_plugin.comfyui.client import ComfyUIClient, check_address
 from farm_plugin.comfyui.errors import ComfyUIStartError, ComfyUIUnreachable
+from farm_plugin.comfyui.gpu_failures import classify_exit, classify_log
 
 logger = logging.getLogger(__name__)
 
@@ -199,9 +200,10 @@ class ComfyUIServer:
             code = self.process.poll()
             if code is not None:
                 self._close_log()
-                raise ComfyUIStartError(
-                    f"ComfyUI exited with code {code} while starting on port {self.port}", self.log_tail()
-                )
+                tail = self.log_tail()
+                text = f"ComfyUI exited with code {code} while starting on port {self.port}"
+                cause = classify_exit(code) or classify_log(tail)
+                raise ComfyUIStartError(cause.describe(text) if cause else text, tail)
             if client.is_healthy(timeout_s=2.0):
                 self._check_identity(client)
                 logger.info("ComfyUI is up at %s (pid %d)", self.url, self.process.pid)
@@ -227,6 +229,11 @@ class ComfyUIServer:
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def exit_code(self) -> Optional[int]:
+        """How ComfyUI's process ended (-9: killed by SIGKILL), until it is stopped or restarted; None while
+        it runs or when none was started."""
+        return self.process.poll() if self.process is not None else None
 
     def restart(self) -> None:
         """Stop (if needed) and start again on the same port."""

@@ -29,6 +29,7 @@ from farm_plugin.comfyui.errors import (
     PromptExecutionError,
 )
 from farm_plugin.comfyui.events import PromptSession
+from farm_plugin.comfyui.gpu_failures import classify_error, classify_exit, classify_log
 from farm_plugin.comfyui.prompts import OutputFile, PromptEvent, PromptResult
 from farm_plugin.errors import Cancelled, ComfyfarmError
 from farm_plugin.frames.errors import FrameError
@@ -344,8 +345,7 @@ class ChunkRunner:
             if not self.write_behind:  # writes under way finish whole, and count
                 self.close()
         if failures:
-            first = failures[0]
-            raise ChunkFailed(f"{first} (frames {', '.join(map(str, failed_frames))})", frames=failed_frames)
+            raise ChunkFailed(_failure_text(failures[0], failed_frames), frames=failed_frames)
         return []
 
     def _settle(self, io: _FrameIO, chunk: _Chunk, *, wait: bool = False) -> None:
@@ -592,17 +592,20 @@ class ChunkRunner:
         done = set(report.written) | set(report.skipped) | (self._io.writing if self._io is not None else set())
         units = [unit for unit in units if self._needed(unit, done)]  # collected ones left only parts or frames
         frames = [f for unit in units for f in unit.outputs if f not in done]
+        lines = self.server.log_tail(15)
+        exit_code = getattr(self.server, "exit_code", lambda: None)()  # a managed ComfyUI's, once it ended
+        cause = None if isinstance(exc, ComfyUITimeout) else classify_exit(exit_code) or classify_log(lines)
         if self.restarts >= self.restart_limit:
-            tail = "\n".join("  " + line for line in self.server.log_tail(15))
+            tail = "\n".join("  " + line for line in lines)
             what = f"hung ({exc})" if isinstance(exc, ComfyUITimeout) else "stopped"
-            raise ComfyUILost(
-                f"ComfyUI {what} during frames {format_frame_list(frames)} and was restarted "
-                f"{self.restarts} time(s), the limit: see its log; rerun to finish the missing frames"
-                + (f"\nlast lines of ComfyUI's log:\n{tail}" if tail else ""),
-                frames=frames,
-            ) from exc
+            text = (f"ComfyUI {what} during frames {format_frame_list(frames)} and was restarted "
+                    f"{self.restarts} time(s), the limit")
+            text = cause.describe(text) if cause else f"{text}: see its log; rerun to finish the missing frames"
+            raise ComfyUILost(text + (f"\nlast lines of ComfyUI's log:\n{tail}" if tail else ""),
+                              frames=frames) from exc
         self.restarts += 1
-        logger.warning("%s: restarting ComfyUI (%d/%d)", exc, self.restarts, self.restart_limit)
+        logger.warning("%s%s: restarting ComfyUI (%d/%d)", f"{cause.headline}: " if cause else "", exc,
+                       self.restarts, self.restart_limit)
         what = "hung" if isinstance(exc, ComfyUITimeout) else "stopped"
         self.progress.status(f"ComfyUI {what}: restarting it ({self.restarts}/{self.restart_limit})")
         self.server.restart()
@@ -629,6 +632,18 @@ class _Prepared:
     graph: Dict[str, Any]
     infos: Dict[int, PlateInfo]
     files: Dict[int, Path]
+
+
+def _failure_text(error: PromptExecutionError, frames: Sequence[int]) -> str:
+    """A node's failure for the chunk's error: ComfyUI's words and the frames, a GPU failure named first with
+    its fix (``gpu_failures``)."""
+    text = f"{error} (frames {', '.join(map(str, frames))})"
+    cause = classify_error(error.exception_type, error.exception_message)
+    if cause is None:
+        return text
+    first_line = (error.exception_message.strip().splitlines() or [""])[0]  # not ComfyUI's tips: ours follow
+    return cause.describe(f"ComfyUI node {error.node_id} ({error.node_type}) failed: {error.exception_type}: "
+                          f"{first_line} (frames {', '.join(map(str, frames))})")
 
 
 @dataclass

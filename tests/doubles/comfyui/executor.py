@@ -18,6 +18,7 @@ import copy
 import heapq
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -70,7 +71,8 @@ INTERRUPT = _InterruptFlag()
 # ---------------------------------------------------------------------------------------------------------
 # fault injection
 
-FAULT_KEYS = {"node_delay_s", "fail_node", "die_on_prompt", "startup_delay_s", "refuse_start", "no_gpu", "gpu_count"}
+FAULT_KEYS = {"node_delay_s", "fail_node", "die_on_prompt", "kill_on_prompt", "startup_delay_s", "refuse_start",
+              "no_gpu", "gpu_count"}
 
 
 def check_faults(faults: Any) -> Dict[str, Any]:
@@ -84,10 +86,9 @@ def check_faults(faults: Any) -> Dict[str, Any]:
         if key in faults and (not isinstance(faults[key], (int, float)) or isinstance(faults[key], bool)
                               or faults[key] < 0):
             raise ValueError(f"{key} must be a number >= 0")
-    if "die_on_prompt" in faults and (not isinstance(faults["die_on_prompt"], int)
-                                      or isinstance(faults["die_on_prompt"], bool)
-                                      or faults["die_on_prompt"] < 1):
-        raise ValueError("die_on_prompt must be an integer >= 1 (1-based count of executed prompts)")
+    for key in ("die_on_prompt", "kill_on_prompt"):
+        if key in faults and (not isinstance(faults[key], int) or isinstance(faults[key], bool) or faults[key] < 1):
+            raise ValueError(f"{key} must be an integer >= 1 (1-based count of executed prompts)")
     if "no_gpu" in faults and not isinstance(faults["no_gpu"], bool):
         raise ValueError("no_gpu must be true or false")
     if "gpu_count" in faults and (not isinstance(faults["gpu_count"], int) or isinstance(faults["gpu_count"], bool)
@@ -132,6 +133,10 @@ class Faults:
     def die_on_prompt(self) -> Optional[int]:
         with self._lock:
             return self._faults.get("die_on_prompt")
+
+    def kill_on_prompt(self) -> Optional[int]:
+        with self._lock:
+            return self._faults.get("kill_on_prompt")
 
     def failure_for(self, node_id: str, class_type: str) -> Optional[Dict[str, Any]]:
         with self._lock:
@@ -735,6 +740,9 @@ class PromptExecutor:
 
     def _die(self) -> None:
         self.server.flush_messages(timeout=1.0)
+        if self.faults.kill_on_prompt() == self.prompts_started:
+            # What the kernel's out-of-memory killer does: SIGKILL, no chance to say anything
+            os.kill(os.getpid(), signal.SIGKILL)
         sys.stderr.write(f"[ComfyUI test double] fault die_on_prompt={self.prompts_started}: exiting abruptly\n")
         sys.stderr.flush()
         os._exit(1)
@@ -788,7 +796,7 @@ class PromptExecutor:
         for node_id in list(execute_outputs):
             execution_list.add_node(node_id)
 
-        die = self.faults.die_on_prompt() == self.prompts_started
+        die = self.prompts_started in (self.faults.die_on_prompt(), self.faults.kill_on_prompt())
         failed = False
         while not execution_list.is_empty():
             node_id, error = execution_list.stage()
