@@ -7,7 +7,8 @@ the package, the node id, its class and the input: what ``comfyfarm validate`` p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional
+from fnmatch import fnmatchcase
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from farm_plugin.workflow.graph import find_cycle, is_link
 from farm_plugin.workflow.object_info import InputSpec, NodeDefinitions, looks_like_model_input
@@ -15,6 +16,48 @@ from farm_plugin.workflow.package import Parameter, WorkflowPackage
 
 SAVE_FRAMES = "ComfyFarmSaveFrames"
 SAVE_NODES = ("SaveImage", SAVE_FRAMES)  # nodes that write what a job delivers
+
+# What the packs do that their node definitions cannot show, read from their source and seen when the library
+# ran through the real packs (tests/real_packs). Classes are fnmatch patterns.
+
+#: Inputs that must be above a value: (class, input) -> (the bound, what goes wrong at or below it).
+EXCLUSIVE_MINIMUMS: Mapping[Tuple[str, str], Tuple[float, str]] = {
+    ("ProPostVignette", "intensity"): (0.0, "at 0 ProPost's vignette returns the bare image instead of a tuple, "
+                                            "and ComfyUI hands on only the first frame, without its batch axis"),
+}
+
+#: Inputs that set how many frames a node makes per source frame: a sequence package's ratio must equal them
+#: (a per-frame package's is 1).
+FRAME_MULTIPLIERS: Mapping[str, str] = {"* VFI": "multiplier"}  # ComfyUI-Frame-Interpolation
+
+#: Nodes that read an IMAGE as 8 bits without clipping it to 0..1 first, so that comfyfarm's float frames
+#: (a highlight above 1, a value below 0) wrap round: class -> (input, how).
+READS_8_BIT_UNCLIPPED: Mapping[str, Tuple[str, str]] = {
+    "*Preprocessor": ("image", "comfyui_controlnet_aux casts image x 255 to uint8"),
+    "*Preprocessor_aux": ("image", "comfyui_controlnet_aux casts image x 255 to uint8"),
+    "*_Preprocessor": ("image", "comfyui_controlnet_aux casts image x 255 to uint8"),
+    "ImageRemoveBackground+": ("image", "ToPILImage casts image x 255 to a byte"),
+    "ProPostVignette": ("image", "a frame whose maximum is above 1 is taken for a 0-255 frame"),
+}
+
+#: Nodes whose IMAGE output is always within 0..1 whatever they are given.
+CLIPS_TO_0_1 = ("ImageBlend", "ImageUpscaleWithModel", "ImageSharpen", "DepthAnything_V2", "*Preprocessor",
+                "*Preprocessor_aux", "*_Preprocessor", "InspyrenetRembg", "ImageRemoveBackground+")
+
+#: Nodes whose IMAGE output is not the size of their input: class -> how.
+CHANGE_THE_SIZE: Mapping[str, str] = {
+    "DepthAnything_V2": "returns the size rounded down to even",
+    "*Preprocessor": "returns its processing resolution (DSINE's padded to a multiple of 64)",
+    "*Preprocessor_aux": "returns its processing resolution",
+    "*_Preprocessor": "returns its processing resolution",
+}
+
+#: Nodes after which the size is the workflow's choice again.
+SET_THE_SIZE = ("ImageScale", "ImageScaleBy", "ImageCrop", "ImageUpscaleWithModel", "ImageScaleToTotalPixels")
+
+
+def _matching(class_type: str, table: Iterable[str]) -> Optional[str]:
+    return next((pattern for pattern in table if fnmatchcase(class_type, pattern)), None)
 
 
 @dataclass(frozen=True)
@@ -67,6 +110,7 @@ def validate_package(
     _check_graph(report)
     _check_bindings(report)
     _check_parameters(report)
+    _check_pack_values(report)
     if allowed_nodes is not None:
         allowed = set(allowed_nodes)
         for node_id, node in package.graph.items():
@@ -207,6 +251,8 @@ def _check_against_definitions(report: _Report, definitions: NodeDefinitions, *,
             elif not bound:
                 _check_literal(report, node_id, declared, value, check_models=check_models)
     _check_alphas(report, definitions)
+    _check_unclipped_inputs(report, definitions)
+    _check_pass_sizes(report, definitions)
 
 
 def _check_alphas(report: _Report, definitions: NodeDefinitions) -> None:
@@ -295,3 +341,103 @@ def _widget_value_problem(spec: InputSpec, value: Any) -> Optional[tuple]:
         if spec.max is not None and value > spec.max:
             return "value_bigger_than_max", f"{value} is bigger than the maximum {spec.max}"
     return None
+
+
+def _check_pack_values(report: _Report) -> None:
+    """Values the packs fail on though their definitions admit them, and frame multipliers against the ratio."""
+    for node_id, node in report.package.graph.items():
+        _check_node_values(report, node_id, node)
+    for parameter in report.package.parameters:
+        if parameter.node in report.package.graph:  # otherwise reported as a bad parameter
+            _check_parameter_range(report, parameter, report.package.graph[parameter.node]["class_type"])
+
+
+def _check_node_values(report: _Report, node_id: str, node: Mapping[str, Any]) -> None:
+    package = report.package
+    for (pattern, name), (bound, why) in EXCLUSIVE_MINIMUMS.items():
+        value = node["inputs"].get(name)
+        if fnmatchcase(node["class_type"], pattern) and isinstance(value, (int, float)) and value <= bound:
+            report.add("value_breaks_node", f"{value:g} must be above {bound:g}: {why}", node_id, name)
+    multiplier = _matching(node["class_type"], FRAME_MULTIPLIERS)
+    if multiplier is None:
+        return
+    value = node["inputs"].get(FRAME_MULTIPLIERS[multiplier])
+    ratio = package.sequence.ratio if package.sequence is not None else 1
+    if isinstance(value, (int, float)) and value != ratio:
+        where = "sequence.ratio" if package.sequence is not None else "a per_frame package (ratio 1)"
+        report.add("ratio_mismatch", f"makes {value:g} frames per source frame but {where} is {ratio:g}: "
+                   "comfyfarm would number the frames wrong; set them equal", node_id, FRAME_MULTIPLIERS[multiplier])
+
+
+def _check_parameter_range(report: _Report, parameter: Parameter, class_type: str) -> None:
+    for (pattern, name), (bound, why) in EXCLUSIVE_MINIMUMS.items():
+        if fnmatchcase(class_type, pattern) and parameter.input == name and (
+                parameter.min is None or parameter.min <= bound):
+            report.add("value_breaks_node", f"parameter '{parameter.key}' lets an artist set {bound:g} or less "
+                       f"(min {parameter.min}): {why}", parameter.node, name)
+    multiplier = _matching(class_type, FRAME_MULTIPLIERS)
+    if multiplier is not None and parameter.input == FRAME_MULTIPLIERS[multiplier]:
+        report.add("ratio_mismatch", f"parameter '{parameter.key}' sets the frames made per source frame, which "
+                   "must stay equal to sequence.ratio: remove the parameter", parameter.node, parameter.input)
+
+
+def _image_sources(report: _Report, definitions: NodeDefinitions, node_id: str,
+                   names: Optional[Iterable[str]] = None) -> Iterator[str]:
+    """The nodes whose IMAGE output feeds ``node_id`` (through its inputs ``names``, default: every IMAGE input)."""
+    node = report.package.graph[node_id]
+    definition = definitions.get(node["class_type"])
+    for name, value in node["inputs"].items():
+        spec = definition.input(name) if definition else None
+        if is_link(value) and value[0] in report.package.graph and (
+                (names is not None and name in names) or (names is None and spec is not None and spec.type == "IMAGE")):
+            yield value[0]
+
+
+def _reaches(report: _Report, definitions: NodeDefinitions, start: Iterable[str], stop: Iterable[str],
+             wanted: Iterable[str]) -> Optional[str]:
+    """The first node upstream of ``start`` along IMAGE links, not through a node whose class matches ``stop``,
+    whose class matches ``wanted`` or whose id is in it."""
+    seen: set = set()
+    todo = list(start)
+    while todo:
+        node_id = todo.pop()
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        class_type = report.package.graph[node_id]["class_type"]
+        if _matching(class_type, wanted) or node_id in wanted:
+            return node_id
+        if not _matching(class_type, stop):
+            todo.extend(_image_sources(report, definitions, node_id))
+    return None
+
+
+def _check_unclipped_inputs(report: _Report, definitions: NodeDefinitions) -> None:
+    """A node that reads 8 bits without clipping must get the frames clipped to 0..1 (core ImageBlend of the frame
+    with itself at blend_factor 1 clamps and changes nothing inside 0..1)."""
+    loader = report.package.input.node
+    for node_id, node in report.package.graph.items():
+        pattern = _matching(node["class_type"], READS_8_BIT_UNCLIPPED)
+        if pattern is None:
+            continue
+        name, how = READS_8_BIT_UNCLIPPED[pattern]
+        sources = list(_image_sources(report, definitions, node_id, [name]))
+        if _reaches(report, definitions, sources, CLIPS_TO_0_1, [loader]) is not None:
+            report.add("unclipped_input", f"gets comfyfarm's float frames unclipped, and {how}: a highlight above 1 "
+                       "wraps round to a dark value; put an ImageBlend of the frame with itself (blend_factor 1, "
+                       "normal), which clamps to 0..1, in front of it", node_id, name)
+
+
+def _check_pass_sizes(report: _Report, definitions: NodeDefinitions) -> None:
+    """A pass must not come from a node that changes the frame's size without a scale or crop after it."""
+    for output in report.package.outputs:
+        if output.node not in report.package.graph:
+            continue  # reported as a bad binding
+        sources = list(_image_sources(report, definitions, output.node))
+        found = _reaches(report, definitions, sources, SET_THE_SIZE, CHANGE_THE_SIZE)
+        if found is not None:
+            class_type = report.package.graph[found]["class_type"]
+            why = CHANGE_THE_SIZE[_matching(class_type, CHANGE_THE_SIZE) or class_type]
+            report.add("pass_size", f"pass '{output.name}' comes from node {found} ({class_type}), which {why}: the "
+                       "pass would not have the plate's size (nor its alpha); scale it back with ImageScale to "
+                       "GetImageSize of the plate", output.node)

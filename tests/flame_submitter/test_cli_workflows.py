@@ -111,6 +111,8 @@ def test_a_missing_folder_is_a_usage_error(capsys, tmp_path: Path) -> None:
 CORE = {
     "LoadImage": node({"image": [["frame.png"]]}, ("IMAGE", "MASK")),
     "SaveImage": node({"images": ["IMAGE"], "filename_prefix": ["STRING", {}]}, (), output_node=True),
+    "ImageBlend": node({"image1": ["IMAGE"], "image2": ["IMAGE"], "blend_factor": ["FLOAT", {}],
+                        "blend_mode": [["normal", "multiply", "screen", "overlay", "soft_light", "difference"]]}),
 }
 
 
@@ -137,7 +139,7 @@ def test_doctor_says_ok_when_the_pack_and_the_model_are_there(capsys, tmp_path: 
     code, out, err = comfyfarm(capsys, "doctor", "film_look_lut", "--object-info", str(answer))
     assert code == 0
     assert out == "film_look_lut: OK\n"
-    assert f"1 package(s) checked against {answer} (4 node classes): 1 OK, 0 cannot run" in err
+    assert f"1 package(s) checked against {answer} (5 node classes): 1 OK, 0 cannot run" in err
 
 
 def test_doctor_names_the_missing_model_and_its_folder(capsys, tmp_path: Path) -> None:

@@ -563,6 +563,21 @@ class ImageInvert(Node):
         return (1.0 - image,)
 
 
+class ImageBlend(Node):
+    """comfy_extras/nodes_post_processing.py ImageBlend: image1 x (1 - f) + blend(image1, image2) x f, clamped
+    to 0..1 (image2 the size of image1, as the workflows use it)."""
+
+    CLASS_TYPE = "ImageBlend"
+
+    def run(self, image1, image2, blend_factor, blend_mode):
+        a, b = np.asarray(image1, dtype=np.float32), np.asarray(image2, dtype=np.float32)
+        if a.shape != b.shape:
+            raise ValueError(f"the double's ImageBlend takes images of one size, not {a.shape} and {b.shape}")
+        blended = {"normal": b, "multiply": a * b, "screen": 1 - (1 - a) * (1 - b), "difference": a - b,
+                   "overlay": np.where(a <= 0.5, 2 * a * b, 1 - 2 * (1 - a) * (1 - b))}[blend_mode]
+        return (np.clip(a * (1 - blend_factor) + blended * blend_factor, 0, 1).astype(np.float32),)
+
+
 class InvertMask(Node):
     """comfy_extras/nodes_mask.py InvertMask: ``1.0 - mask``, one float32 subtraction as in torch."""
 
@@ -852,7 +867,7 @@ class ComfyFarmTemporalMean(Node):
 
 NODE_CLASS_MAPPINGS: Dict[str, type] = {
     cls.CLASS_TYPE: cls
-    for cls in (LoadImage, ImageInvert, ImageBlur, ImageScale, ImageScaleBy, ImageBatch, RepeatImageBatch,
+    for cls in (LoadImage, ImageInvert, ImageBlend, ImageBlur, ImageScale, ImageScaleBy, ImageBatch, RepeatImageBatch,
                 ImageFromBatch, SaveImage, PreviewImage, InvertMask, ImageToMask, MaskToImage, JoinImageWithAlpha,
                 RIFEVFI, ComfyFarmTemporalMean)
 }

@@ -30,6 +30,8 @@ IMAGE = ["IMAGE"]
 CORE_FOR_FILM_LOOK = {
     "LoadImage": node({"image": [["frame.png"]]}, ("IMAGE", "MASK")),
     "SaveImage": node({"images": IMAGE, "filename_prefix": ["STRING", {}]}, (), output_node=True),
+    "ImageBlend": node({"image1": IMAGE, "image2": IMAGE, "blend_factor": ["FLOAT", {}],
+                        "blend_mode": [["normal", "multiply", "screen", "overlay", "soft_light", "difference"]]}),
 }
 
 
