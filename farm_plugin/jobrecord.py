@@ -25,7 +25,7 @@ from farm_plugin.workflow.package import DEFAULT_PASS, SequenceSettings, Workflo
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: the workflow's named passes (1: one output node)
+SCHEMA_VERSION = 3  # 3: exr_layers, the workflow's vram_gb; 2: the workflow's named passes (1: one output node)
 OLDEST_READABLE_SCHEMA = 1
 
 
@@ -97,6 +97,7 @@ class WorkflowSpec:
     passes: Tuple[PassSpec, ...]
     parameters: Mapping[str, Any] = field(default_factory=dict)
     sequence: Optional[SequenceSettings] = None
+    vram_gb: Optional[float] = None  # the GPU memory the workflow needs free (its manifest's requirements)
 
     @property
     def several_passes(self) -> bool:
@@ -117,6 +118,7 @@ class WorkflowSpec:
                          for output in package.outputs),
             parameters=dict(parameters),
             sequence=package.sequence,
+            vram_gb=package.requirements.vram_gb,
         )
 
 

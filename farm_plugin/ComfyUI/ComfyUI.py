@@ -53,7 +53,7 @@ from Deadline.Scripting import FileUtils, RepositoryUtils, SystemUtils
 from FranticX.Processes import ManagedProcess
 
 COMFYFARM_VERSION = "0.1.0"  # the product version (farm_plugin.__version__), shown in every job's log
-JOB_RECORD_SCHEMAS = (1, 2)  # the oldest and newest job record schema this plugin and its runtime read
+JOB_RECORD_SCHEMAS = (1, 3)  # the oldest and newest job record schema this plugin and its runtime read
 COMFYUI_PROCESS = "ComfyUI"
 LOOPBACK = "127.0.0.1"
 HEALTH_POLL_SECONDS = 0.25

@@ -156,7 +156,7 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
     status = STATUS_FAILED if job_failed else STATUS_COMPLETED
     if not job_failed and missing_any:
         reason = f"{len(missing_any)} frame(s) missing or unreadable: {format_frame_list(missing_any)}"
-        if len(passes) > 1:
+        if len(passes) > 1 and not layered(record):  # layers: every pass misses the same frames
             reason += " (" + "; ".join(f"{item.name}: {format_frame_list(item.missing_frames)}"
                                        for item in passes if item.missing_frames) + ")"
     first = passes[0]

@@ -3,9 +3,10 @@
 ``framelist`` parses and formats Deadline frame lists and cuts them into chunks; ``pattern`` turns
 ``plate.####.exr`` into paths and finds frames on disk; ``image_io`` reads and writes plates with
 OpenImageIO (atomic writes, headers carried over); ``colour`` converts between a plate's colour space and
-the workflow's working space with OpenColorIO; ``staging`` prepares 8-bit inputs for ComfyUI and turns its
-results back into plates; ``retime`` numbers the output frames of a workflow that changes the frame count.
-Errors live in ``errors``.
+the workflow's working space with OpenColorIO (``curves``: by table where the conversion is a curve);
+``layers`` names the channels of passes written as the layers of one EXR; ``staging`` prepares inputs for
+ComfyUI and turns its results back into plates; ``retime`` numbers the output frames of a workflow that
+changes the frame count. Errors live in ``errors``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "framelist": ("chunk_frames", "format_frame_list", "parse_frame_list"),
     "image_io": ("FLOAT_FORMATS", "FORMATS_WITHOUT_ALPHA", "PlateInfo", "probe", "read_pixels", "timecode_bcd",
                  "verify_frame", "writable_format", "write_frame"),
+    "layers": ("layer_channel_names", "pass_channels"),
     "pattern": ("FramePattern",),
     "retime": ("Retime", "RetimeError", "ratio_steps"),
-    "staging": ("read_frame_file", "stage_frame", "stage_frame_files", "stage_window", "unstage_pixels",
-                "unstage_result"),
+    "staging": ("load_frame_file", "read_frame_file", "read_result_image", "stage_frame", "stage_frame_files",
+                "stage_window", "unstage_layers", "unstage_pixels", "unstage_result"),
 }
 __all__, __getattr__ = public_names(__name__, _PUBLIC)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -37,6 +38,8 @@ from .image_io import (
 from .layers import layer_channel_names
 
 logger = logging.getLogger(__name__)
+
+_LOAD_LOCK = threading.Lock()
 
 
 def stage_frame(source_path: PathLike, dest_png: PathLike, policy: Optional[ColourPolicy] = None) -> PlateInfo:
@@ -82,12 +85,20 @@ def stage_frame_files(source_paths: Sequence[PathLike], dest_dir: PathLike, name
     return files, infos
 
 
+def load_frame_file(path: PathLike, *, mmap: bool = False) -> np.ndarray:
+    """``numpy.load`` of a frame file (``mmap``: mapped read-only), one thread at a time: it parses the header
+    with ``ast.literal_eval``, which CPython 3.11.7 and earlier can fail on when threads call it at once
+    ("AST constructor recursion depth mismatch", CPython gh-106905)."""
+    with _LOAD_LOCK:
+        return np.load(os.fspath(path), allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
 def read_frame_file(path: PathLike) -> np.ndarray:
     """A frame file that ``ComfyFarmSaveFrames`` wrote: float32 (height, width, 3 or 4); ``PlateError``
     where it is missing or not one."""
     text = os.fspath(path)
     try:
-        pixels = np.load(text, allow_pickle=False)
+        pixels = load_frame_file(text)
     except (OSError, ValueError) as exc:
         raise PlateError(f"cannot read ComfyUI's result '{text}': {exc}: the file is missing or damaged; run "
                          "the frame again", path=text) from exc

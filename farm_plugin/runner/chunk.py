@@ -36,6 +36,7 @@ from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.image_io import PlateInfo
 from farm_plugin.frames.staging import (
+    load_frame_file,
     read_frame_file,
     read_result_image,
     stage_frame,
@@ -577,7 +578,7 @@ class ChunkRunner:
         """A result without alpha, of its plate's size, takes the plate's alpha (a keyer's gives its own)."""
         if pixels.shape[2] != 3 or staged is None or not staged.is_file():
             return pixels
-        plate = np.load(staged, mmap_mode="r")
+        plate = load_frame_file(staged, mmap=True)
         if plate.shape[2] != 4 or plate.shape[:2] != pixels.shape[:2]:
             return pixels
         return np.concatenate([pixels, plate[..., 3:4]], axis=2)

@@ -16,7 +16,7 @@ import numpy as np
 
 from farm_plugin.frames.colour import ColourPolicy
 from farm_plugin.frames.errors import PlateError
-from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame
+from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame, writable_format
 from farm_plugin.frames.layers import pass_channels
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.frames.staging import unstage_layers, unstage_pixels, unstage_result
@@ -123,6 +123,9 @@ class OutputWriter:
         """Write every pass's full-precision result (name, working-space pixels, in the job's pass order) as
         the layers of output ``frame``'s EXR, and verify it."""
         target = self.path(frame)
+        if writable_format(target) != "openexr":  # preflight refuses such a job: a record made by hand
+            raise PlateError(f"cannot write '{target}': the passes go as layers into an EXR, and this is not one: "
+                             "name the output .exr, or turn exr_layers off", path=str(target))
         target.parent.mkdir(parents=True, exist_ok=True)
         written = unstage_layers(layers, target, source=source, policy=self.policy)
         return self._verified(target, written)

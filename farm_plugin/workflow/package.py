@@ -94,6 +94,8 @@ class Requirements:
     nodes: Tuple[str, ...] = ()
     models: Tuple[ModelRequirement, ...] = ()
     packs: Tuple[str, ...] = ()
+    vram_gb: Optional[float] = None  # GPU memory the workflow needs free (a Worker's service checks it)
+    model_family: str = ""  # the models it loads, for scheduling ("flux", "sdxl", "depth"...: lower-case, no space)
 
 
 @dataclass(frozen=True)
@@ -369,10 +371,20 @@ def _read_requirements(reader: _Reader, raw: Any) -> Requirements:
                 folder=reader.text(spec, "folder", f"requirements.models[{index}].", default=""),
             )
         )
+    vram_gb = reader.number(data, "vram_gb", "requirements.")
+    if vram_gb is not None and vram_gb <= 0:
+        raise reader.fail("requirements.vram_gb", f"expected the GPU memory in GB the workflow needs (e.g. 12), got "
+                                                  f"{vram_gb!r}")
+    family = reader.text(data, "model_family", "requirements.", default="")
+    if family and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", family):
+        raise reader.fail("requirements.model_family", f"{family!r} is not a family name: use lower-case letters, "
+                                                        "digits, _ and - (e.g. flux, sdxl, depth)")
     return Requirements(
         nodes=reader.names(data, "nodes", "requirements."),
         models=tuple(models),
         packs=reader.names(data, "packs", "requirements."),
+        vram_gb=float(vram_gb) if vram_gb is not None else None,
+        model_family=family,
     )
 
 

@@ -55,6 +55,10 @@ def add_parsers(commands: Any) -> None:
     parser.add_argument("--group")
     parser.add_argument("--farm", action="append", default=[], metavar="KEY=VALUE",
                         help="override any job template field, e.g. --farm machine_limit=4 --farm limit_groups=nuke")
+    parser.add_argument("--exr-layers", action="store_true",
+                        help="a workflow with several passes writes them as the layers of one EXR per frame at "
+                             "--output, imported into Flame as one clip (the template's exr_layers: true; "
+                             "--farm exr_layers=false turns a template's off); needs an .exr output")
     parser.add_argument("--project", help="the Flame project the results go back to (relink)")
     parser.add_argument("--comment", default="")
     parser.add_argument("--dry-run", action="store_true", help="print JobInfo and PluginInfo as JSON (with "
@@ -102,7 +106,9 @@ def run_submit(args: argparse.Namespace) -> int:
         parameters = resolve_parameters(package, parse_assignments(args.set))
         template = load_template(args.template or package.template, list(config.job_templates_dirs))
         overrides = {key: value for key, value in (("chunk_size", args.chunk_size), ("priority", args.priority),
-                                                   ("pool", args.pool), ("group", args.group)) if value is not None}
+                                                   ("pool", args.pool), ("group", args.group),
+                                                   ("exr_layers", True if args.exr_layers else None))
+                     if value is not None}
         template = template.with_overrides({**parse_assignments(args.farm, option="--farm", example="chunk_size=8"),
                                               **overrides})
         source = FramePattern.parse(args.input, role="input")
@@ -117,12 +123,15 @@ def run_submit(args: argparse.Namespace) -> int:
         return _fail(exc)
     if args.backend == "deadline-cloud":
         return run_submit_bundle(args, jobs, config)
+    placed = jobs[0].scheduling if jobs else None  # one workflow and one template: the same for every job
+    for note in placed.notes() if placed is not None else []:
+        print(f"comfyfarm: {note}", file=sys.stderr)  # what the template's gpu_groups / family_limits chose
     if args.dry_run:
         print(json.dumps(dry_run_document(jobs), indent=2))
         return 0
     try:
         client = deadline_client(config)
-        preflight_farm(client, template)
+        preflight_farm(client, template, jobs)
         submitted = submit_jobs(jobs, client)
     except (BadInput, SubmissionIncomplete, SubmissionUncertain) as exc:  # the last two: say which jobs may exist
         return _fail(exc)

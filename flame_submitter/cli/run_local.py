@@ -24,7 +24,7 @@ from farm_plugin.comfyui.server import (
 from farm_plugin.errors import EXIT_CANCELLED, EXIT_FAILED, ComfyfarmError, UsageError, exit_code
 from farm_plugin.frames.framelist import chunk_frames, format_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import JobRecord, output_frames, pass_patterns, read_job_record
+from farm_plugin.jobrecord import JobRecord, layered, output_frames, pass_patterns, read_job_record
 from farm_plugin.runner.local import LocalRun, LocalRunReport, LocalServer
 from farm_plugin.runner.preflight import check_clip, check_colour, check_pass_formats
 from farm_plugin.workflow.params import parse_assignments, resolve_parameters
@@ -75,6 +75,10 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--comfyui-url", action="append", default=[], metavar="URL",
                         help="attach to a running ComfyUI instead of starting one (may repeat)")
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output file format (default: the source's)")
+    parser.add_argument("--exr-layers", action="store_true",
+                        help="a workflow with several passes writes them as the layers of one EXR per frame at "
+                             "--output (the first pass as R,G,B(,A), each other as <pass>.R ...), not as a "
+                             "sequence each; needs an .exr output")
     parser.add_argument("--ocio-config", metavar="CONFIG", help="OCIO config (default: config, ocio://default)")
     parser.add_argument("--plate-space", metavar="NAME", help="the plates' colour space (default: from the plate)")
     parser.add_argument("--working-space", metavar="NAME", help="the colour space the workflow sees")
@@ -94,7 +98,11 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
     frames = requested_frames(args.frames, source)
     plate = check_clip(source, output, frames)
     workflow = workflow_spec(package, values)
-    check_pass_formats(workflow, output, plate, file_format=args.format)
+    exr_layers = bool(getattr(args, "exr_layers", False))  # --exr-layers; a Namespace built without it: off
+    check_pass_formats(workflow, output, plate, file_format=args.format, exr_layers=exr_layers)
+    if exr_layers and not workflow.several_passes:
+        logger.warning("--exr-layers: workflow %s writes one pass: nothing to layer, its output is as without it",
+                       package.name)
     colour = colour_spec(config.ocio_config, config.working_space, user_ocio_config=args.ocio_config,
                          user_plate_space=args.plate_space, user_working_space=args.working_space)
     check_colour(plate, config=colour.config, plate_space=args.plate_space, working_space=args.working_space)
@@ -102,7 +110,7 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
                        colourspace=args.plate_space)
     return job_record(clip, job_id=f"{package.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}",
                       name=f"{clip.name} {package.title}", workflow=workflow, colour=colour,
-                      file_format=args.format)
+                      file_format=args.format, exr_layers=exr_layers)
 
 
 def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[LocalServer]:
@@ -241,7 +249,8 @@ def execute(record: JobRecord, servers: Sequence[LocalServer], chunks: List[List
 
 
 def summarise(record: JobRecord, report: LocalRunReport) -> int:
-    """The run's last lines: what was written where (each pass of a several-pass job), and what is missing."""
+    """The run's last lines: what was written where (each pass of a several-pass job; the one file of a job that
+    writes its passes as EXR layers), and what is missing."""
     wanted = output_frames(record)
     passes = pass_patterns(record)
     missing_by_pass = {name: pattern.missing_frames(wanted) for name, pattern in passes.items()}
@@ -254,6 +263,13 @@ def summarise(record: JobRecord, report: LocalRunReport) -> int:
         (output,) = passes.values()
         print(f"comfyfarm: {len(report.written)} frame(s) written, {len(report.skipped)} already there, to "
               f"{output.to_hashes()} in {report.processing_seconds:.1f} s ({rate:.1f} frames/s){restarts}",
+              file=sys.stderr)
+        missing_detail = format_frame_list(missing)
+    elif layered(record):  # every pass is a layer of the one file: named once
+        output = next(iter(passes.values()))
+        print(f"comfyfarm: {len(report.written)} frame(s) written, {len(report.skipped)} already there, in "
+              f"{report.processing_seconds:.1f} s ({rate:.1f} frames/s){restarts}; {len(passes)} passes in one file:\n"
+              f"  {output.to_hashes()}: passes {', '.join(passes)} as layers ({len(wanted) - len(missing)} frames)",
               file=sys.stderr)
         missing_detail = format_frame_list(missing)
     else:

@@ -1,6 +1,6 @@
 """A client for the Deadline 10 Web Service REST API (shared/reference/deadline.md §1).
 
-The surface follows Deadline's Standalone API (jobs, tasks, reports, pools, groups), but errors are
+The surface follows Deadline's Standalone API (jobs, tasks, reports, pools, groups, Limits), but errors are
 typed (errors.py) instead of strings. Every call has a timeout; only idempotent reads are retried, with
 exponential backoff. Credentials go in the ``Authorization`` header and nowhere else: not in URLs, logs
 or error messages.
@@ -254,6 +254,14 @@ class DeadlineClient:
 
     def group_names(self) -> List[str]:
         return [str(g) for g in self._get("/api/groups")]
+
+    def limit_names(self) -> List[str]:
+        """The names of the farm's Limits (``GET /api/limitgroups?NamesOnly=true``, Thinkbox's REST docs,
+        rest-limits; the Standalone API's ``LimitGroups.GetLimitGroupNames``)."""
+        answer = self._get("/api/limitgroups", NamesOnly="true")
+        if not isinstance(answer, list):
+            raise DeadlineUnexpected("GET", "/api/limitgroups", f"expected an array of names, got {answer!r:.200}")
+        return [str(name) for name in answer]
 
 
 def _check_kind(kind: str) -> None:

@@ -29,13 +29,16 @@ def task_counts(job: Mapping[str, Any]) -> Tuple[int, int]:
 def job_outputs(job: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """``(pass, path)`` of each output the job names (``OutDir``/``OutFile``, from JobInfo's ``OutputDirectory<i>``
     and ``OutputFilename<i>``, in the farm's paths): the pass names of a several-pass job from its
-    ``comfyfarm_passes`` extra info, ``""`` for a one-pass job's only output."""
+    ``comfyfarm_passes`` extra info, ``""`` for a one-pass job's only output, and for a job whose passes are the
+    layers of its one output (``comfyfarm_exr_layers``) ``output (passes a, b as layers)``."""
     folders, files = list(job.get("OutDir") or []), list(job.get("OutFile") or [])
-    listed = str(((job.get("Props") or {}).get("ExDic") or {}).get("comfyfarm_passes") or "")
-    names = [name for name in listed.split(",") if name]
+    extra = (job.get("Props") or {}).get("ExDic") or {}
+    names = [name for name in str(extra.get("comfyfarm_passes") or "").split(",") if name]
     paths = [_joined(str(folder), str(name)) for folder, name in zip(folders, files)]
     if len(paths) == 1 and not names:
         return [("", paths[0])]
+    if len(paths) == 1 and str(extra.get("comfyfarm_exr_layers") or "") == "true":
+        return [(f"output (passes {', '.join(names)} as layers)", paths[0])]
     return [(names[index] if index < len(names) else f"output {index}", path) for index, path in enumerate(paths)]
 
 

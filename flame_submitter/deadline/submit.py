@@ -2,7 +2,8 @@
 
 Every check runs before anything is written or sent: the workflow validates, the frames exist on shared
 storage the farm can reach, the output and jobs folders are on shared storage and writable, the Web
-Service answers and the credentials work, the pool and group exist. Then the job folders are written and
+Service answers and the credentials work, the pools, groups and Limits the jobs name exist (a group a GPU
+class chose, a model family's Limit: docs/farm_scheduling.md). Then the job folders are written and
 the jobs submitted, one ``POST /api/jobs`` each (client.py says why not a batch): per clip its preview (if
 any) and that one's hand-back job, then its main job, waiting for the preview, and that one's hand-back job.
 
@@ -28,7 +29,7 @@ from farm_plugin.runner.preflight import check_clip, check_output, check_pass_fo
 from farm_plugin.workflow.package import WorkflowPackage
 from flame_submitter.config import Config
 from flame_submitter.deadline.client import DeadlineClient
-from flame_submitter.deadline.errors import DeadlineError, DeadlineTimeout
+from flame_submitter.deadline.errors import DeadlineError, DeadlineRejected, DeadlineTimeout
 from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, hand_back_of, plan_jobs, waiting_for
 from flame_submitter.jobs.record import SourceClip, check_workflow, colour_spec, source_clip, workflow_spec
 from flame_submitter.jobs.submission import JobSubmission
@@ -95,9 +96,10 @@ class ClipRequest:
 
 
 def preflight_clips(requests: Sequence[ClipRequest], config: Config, *, workflow: WorkflowSpec,
-                    file_format: Optional[str] = None) -> List[SourceClip]:
+                    file_format: Optional[str] = None, exr_layers: bool = False) -> List[SourceClip]:
     """Check each clip's frames and output, and that the output format holds what ``workflow`` writes (in
-    ``file_format``, the job template's); returns the clips with what their plates' headers say."""
+    ``file_format``, the job template's; with ``exr_layers``, its passes as the layers of one EXR: an EXR
+    output); returns the clips with what their plates' headers say."""
     clips = []
     for request in requests:
         source = FramePattern.parse(request.pattern, role="input")
@@ -105,14 +107,16 @@ def preflight_clips(requests: Sequence[ClipRequest], config: Config, *, workflow
         check_shared(request.pattern, "the input", config)
         check_shared(request.output_pattern, "the output", config)
         plate = check_clip(source, output, request.frames, read_whole=False)
-        check_pass_formats(workflow, output, plate, file_format=file_format)
+        check_pass_formats(workflow, output, plate, file_format=file_format, exr_layers=exr_layers)
         clips.append(source_clip(request.name, request.pattern, request.frames, request.output_pattern, plate,
                                  relink=request.relink))
     return clips
 
 
-def preflight_farm(client: DeadlineClient, template: JobTemplate) -> None:
-    """The Web Service answers, the credentials work, and the template's pool and group exist."""
+def preflight_farm(client: DeadlineClient, template: JobTemplate, jobs: Sequence[PlannedJob] = ()) -> None:
+    """The Web Service answers, the credentials work, and the pools, groups and Limits exist: the template's,
+    the group a GPU class chose (``gpu_groups``) and the model family's Limit (``family_limits``) of each of
+    ``jobs``; without ``jobs``, every group of the template's ``gpu_groups`` and every Limit it names."""
     client.ping()
     pools = client.pool_names()
     groups = client.group_names()
@@ -120,6 +124,67 @@ def preflight_farm(client: DeadlineClient, template: JobTemplate) -> None:
                                ("group", template.group, groups), ("finish group", template.finish_group, groups)):
         if value and value not in known:
             raise SubmitError(f"{what} '{value}' does not exist on the farm: use one of {', '.join(known)}")
+    for group, memory in _gpu_class_groups(template, jobs):
+        if group not in groups:
+            raise SubmitError(f"group '{group}' (the {memory:g} GB GPU class of job template '{template.name}', "
+                              f"gpu_groups) does not exist on the farm: create it in Deadline Monitor and add the "
+                              f"Workers with that much GPU memory to it, or change gpu_groups in "
+                              f"{template.path or 'the template'} (groups: {', '.join(groups)})")
+    needed = _limits_named(template, jobs)
+    if needed:
+        _check_limits(client, needed, template)
+
+
+def _gpu_class_groups(template: JobTemplate, jobs: Sequence[PlannedJob]) -> List[Tuple[str, float]]:
+    """(group, GB) of each GPU class group the jobs go to; without jobs, every class of the template's, unless
+    it names a group (which wins)."""
+    if jobs:
+        chosen = {(job.scheduling.group, job.scheduling.gpu_class) for job in jobs
+                  if job.scheduling is not None and job.scheduling.gpu_class is not None}
+        return sorted((group, memory) for group, memory in chosen if memory is not None)
+    if template.group.strip().lower() not in ("", "none"):
+        return []
+    return [(group, memory) for memory, group in template.gpu_groups]
+
+
+def _limits_named(template: JobTemplate, jobs: Sequence[PlannedJob]) -> Dict[str, str]:
+    """Each Limit the jobs name (JobInfo ``LimitGroups``), and where it comes from; without jobs, the
+    template's ``limit_groups`` and the Limits its ``family_limits`` mapping names."""
+    origin = {limit: f"limit_groups of job template '{template.name}'" for limit in template.limit_groups}
+    families = {limit: family for family, limit in template.family_limits.names}
+    for job in jobs:
+        placed = job.scheduling
+        if placed is not None and placed.family_limit:
+            families[placed.family_limit] = placed.model_family
+    for limit, family in families.items():
+        origin.setdefault(limit, f"model family {family}, family_limits of job template '{template.name}'")
+    if not jobs:
+        return origin
+    sent = {name for job in jobs for name in job.submission.job_info.get("LimitGroups", "").split(",") if name}
+    return {limit: origin.get(limit, "JobInfo LimitGroups") for limit in sorted(sent)}
+
+
+def _check_limits(client: DeadlineClient, needed: Mapping[str, str], template: JobTemplate) -> None:
+    """Every Limit in ``needed`` exists. A Web Service that cannot list Limits (404) is let through, with a
+    warning: the jobs go as they are."""
+    try:
+        known = client.limit_names()
+    except DeadlineRejected as exc:
+        if exc.status != 404:
+            raise
+        logger.warning("the Deadline Web Service cannot list Limits (GET /api/limitgroups: HTTP 404): not checked "
+                       "that %s exist(s)", ", ".join(needed))
+        return
+    for limit, origin in needed.items():
+        if limit in known:
+            continue
+        if origin.startswith("model family"):
+            fix = (f"create it in Deadline Monitor (the Limits panel, as a super user) with the number of Workers "
+                   f"that may run the family at once, or set family_limits: false in {template.path or 'the template'}")
+        else:
+            fix = "create it in Deadline Monitor (the Limits panel, as a super user), or leave it out of limit_groups"
+        raise SubmitError(f"Limit '{limit}' ({origin}) does not exist on the farm: {fix} "
+                          f"(Limits: {', '.join(known) or 'none'})")
 
 
 def plan(
@@ -136,7 +201,7 @@ def plan(
     paths = farm_paths(config)
     check_shared(str(paths.jobs_root), "the jobs root", config)
     clips = preflight_clips(requests, config, workflow=workflow_spec(workflow, parameters),
-                            file_format=template.output_format)
+                            file_format=template.output_format, exr_layers=template.exr_layers)
     check_writable_folder(paths.jobs_root, "the jobs root")
     if paths.inbox_root is not None:
         check_shared(str(paths.inbox_root), "the inbox", config)

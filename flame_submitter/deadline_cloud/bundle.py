@@ -31,7 +31,10 @@ Every pass of a several-pass workflow goes into ``OutputDir`` beside the others
 (``farm_plugin.jobrecord.pass_patterns``: ``sh010.####.exr`` → ``sh010_depth.####.exr``, same folder): the
 tasks and the Finish step get the job's pattern in ``OutputDir`` and derive each pass's from it, so the OUT data
 flow, job attachments and ``deadline job download-output`` carry every pass, and the completion record lists
-each (flame/bundle_import.py imports them all).
+each (flame/bundle_import.py imports them all). A job whose passes are the layers of one EXR per frame (the
+record's ``exr_layers``, ``farm_plugin.jobrecord.layered``) writes that one sequence at the job's own pattern:
+the template's description says so, the completion record lists every pass at it, and the import brings it in
+once, as one multi-channel clip.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from farm_plugin import __version__
 from farm_plugin.errors import BadInput
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import JobRecord
+from farm_plugin.jobrecord import JobRecord, layered
 from farm_plugin.paths import PathMapping, map_path
 from flame_submitter.jobs.builder import PlannedJob
 
@@ -299,7 +302,8 @@ def build_bundle(parts: Sequence[PlannedJob], options: BundleOptions = BundleOpt
         "specificationVersion": SPECIFICATION,
         "extensions": [TASK_CHUNKING],
         "name": record.name[:MAX_JOB_NAME],
-        "description": f"{main.get('Comment', '')} (comfyfarm job {record.job_id}, record {parts[0].record_path})",
+        "description": f"{main.get('Comment', '')} (comfyfarm job {record.job_id}, record {parts[0].record_path})"
+                       + output_text(record, output_name),
         "parameterDefinitions": parameter_definitions(cpu=options.cpu, inbox=bool(options.inbox)),
         "steps": steps,
     }
@@ -313,6 +317,15 @@ def build_bundle(parts: Sequence[PlannedJob], options: BundleOptions = BundleOpt
     values += [{"name": key, "value": value} for key, value in options.job_parameters.items()]
     values += deadline_values(parts)
     return JobBundle(parts[0].key, record.name, template, values)
+
+
+def output_text(record: JobRecord, output_name: str) -> str:
+    """What the job writes into ``OutputDir``, where one file holds several passes (``""`` otherwise: the file
+    names say it)."""
+    if not layered(record):
+        return ""
+    names = ", ".join(spec.name for spec in record.workflow.passes)
+    return f"; writes {output_name} in OutputDir, one EXR per frame with the passes {names} as its layers"
 
 
 def deadline_values(parts: Sequence[PlannedJob]) -> List[Dict[str, Any]]:

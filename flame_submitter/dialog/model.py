@@ -8,8 +8,9 @@ thread; the dialog never submits anything itself.
 
 Last choices are remembered per user in a small JSON file (:class:`ChoicesStore`, by default
 ``~/.config/comfyfarm/submit_dialog.json``): the workflow, its parameters and farm preset, the pool,
-group and priority, the frame range mode and output format, and the last pool and group lists the
-Deadline Web Service gave, so the dialog still offers them when the farm cannot be reached.
+group and priority, the frame range mode and output format, whether a several-pass workflow's passes go
+into one EXR as its layers, and the last pool and group lists the Deadline Web Service gave, so the dialog
+still offers them when the farm cannot be reached.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class ClipSummary:
     width: int = 0
     height: int = 0
     fps: float = 0.0
+    source_format: str = ""  # what its results are with the output format "source": exr, dpx, png, tiff; "": unknown
 
     @property
     def frame_count(self) -> int:
@@ -120,7 +122,9 @@ class SubmitChoice:
 
     ``parameters`` are resolved and checked (every parameter of the workflow, typed). The job template is
     ``load_template(template).with_overrides(template_overrides)`` (see :meth:`job_template`); for a local
-    run only ``chunk_size`` and ``output_format`` mean anything. ``output_format`` None keeps the source's.
+    run only ``chunk_size``, ``output_format`` and ``exr_layers`` mean anything. ``output_format`` None keeps
+    the source's. ``exr_layers``: the workflow's several passes as the layers of one EXR per frame (the job
+    template's own, with the overrides applied).
     """
 
     workflow: str
@@ -133,6 +137,7 @@ class SubmitChoice:
     output_format: Optional[str]
     local: bool
     clips: Tuple[ClipSummary, ...] = ()
+    exr_layers: bool = False
 
     def frames_for(self, clip: ClipSummary) -> List[int]:
         """The frames of ``clip`` to process: all, between its marks (all when it has none), or the custom list."""
@@ -377,6 +382,7 @@ class WorkflowMemory:
     template: str = ""
     chunk_size: Optional[int] = None
     gpus_per_task: Optional[int] = None
+    exr_layers: Optional[bool] = None  # a several-pass workflow's passes as EXR layers; None: the preset's
 
 
 @dataclass(frozen=True)
@@ -405,7 +411,8 @@ class RememberedChoices:
             "farm": {"pool": self.pool, "group": self.group, "priority": self.priority},
             "workflows": {
                 name: {"parameters": dict(memory.parameters), "template": memory.template,
-                       "chunk_size": memory.chunk_size, "gpus_per_task": memory.gpus_per_task}
+                       "chunk_size": memory.chunk_size, "gpus_per_task": memory.gpus_per_task,
+                       "exr_layers": memory.exr_layers}
                 for name, memory in sorted(self.workflows.items())
             },
             "farm_lists": {"pools": list(self.known_pools), "groups": list(self.known_groups),
@@ -428,6 +435,7 @@ class RememberedChoices:
                     template=_str(raw.get("template")),
                     chunk_size=_int_or_none(raw.get("chunk_size")),
                     gpus_per_task=_int_or_none(raw.get("gpus_per_task")),
+                    exr_layers=raw.get("exr_layers") if isinstance(raw.get("exr_layers"), bool) else None,
                 )
         mode = _str(data.get("frame_mode"))
         output = _str(data.get("output_format"))
@@ -540,6 +548,7 @@ class DialogModel:
             self.frame_mode = "all"
         self.custom_frames = self.memory.custom_frames
         self.output_format = self.memory.output_format
+        self.exr_layers = base.exr_layers  # as asked; it applies where exr_layers_available() says so
         self.known_pools: Tuple[str, ...] = self.memory.known_pools
         self.known_groups: Tuple[str, ...] = self.memory.known_groups
         self.lists_live = False
@@ -597,10 +606,13 @@ class DialogModel:
         if template is not None:
             self.farm["chunk_size"] = self.suggested_chunk_size(template)
             self.farm["gpus_per_task"] = template.gpus_per_task
+            self.exr_layers = template.exr_layers
         for key in ("chunk_size", "gpus_per_task"):
             remembered = getattr(memory, key)
             if remembered is not None and _farm_number(key, remembered)[1] is None:
                 self.farm[key] = remembered
+        if memory.exr_layers is not None:
+            self.exr_layers = memory.exr_layers
 
     def suggested_chunk_size(self, template: JobTemplate) -> int:
         """The template's chunk size; for a sequence workflow the nearest whole number of windows, as the job
@@ -615,11 +627,13 @@ class DialogModel:
         self.raw_values[key] = raw
 
     def select_template(self, name: str) -> None:
-        """Choose a farm preset: its chunk size, priority, pool, group and GPUs per task replace the fields."""
+        """Choose a farm preset: its chunk size, priority, pool, group, GPUs per task and passes as EXR layers
+        replace the fields."""
         template = self.templates[name]
         self.template_name = name
         self.farm.update(chunk_size=self.suggested_chunk_size(template), priority=template.priority,
                          pool=template.pool, group=template.group, gpus_per_task=template.gpus_per_task)
+        self.exr_layers = template.exr_layers
         if template.output_format is not None:
             self.output_format = template.output_format
 
@@ -640,6 +654,34 @@ class DialogModel:
         if output_format not in OUTPUT_FORMAT_CHOICES:
             raise ValueError(f"output format '{output_format}' is not one of {', '.join(OUTPUT_FORMAT_CHOICES)}")
         self.output_format = output_format
+
+    def set_exr_layers(self, on: bool) -> None:
+        """Ask for the workflow's passes as the layers of one EXR per frame (or each as its own sequence)."""
+        self.exr_layers = bool(on)
+
+    def exr_layers_available(self) -> Tuple[bool, str]:
+        """Whether the passes can be the layers of one EXR: a workflow with several passes and an EXR output (the
+        output format OpenEXR, or "source" where every clip's results are EXR); else why not, in words."""
+        if self.workflow is None:
+            return False, "Choose a workflow with several passes first."
+        if len(self.workflow.outputs) < 2:
+            return False, f"{self.workflow.title} writes one pass: there is nothing to put in layers."
+        if self.output_format == "exr":
+            return True, ""
+        if self.output_format != "source":
+            label = "TIFF" if self.output_format == "tiff" else self.output_format.upper()
+            return False, f"{label} files hold no layers: choose OpenEXR as the output format."
+        others = [clip.name for clip in self.clips if clip.source_format != "exr"]
+        if others:
+            one = len(others) == 1
+            return False, (f"{', '.join(others)} {'keeps its' if one else 'keep their'} own format, not EXR, with "
+                           "'Same as the source': choose OpenEXR as the output format.")
+        return True, ""
+
+    @property
+    def effective_exr_layers(self) -> bool:
+        """Whether the job writes the passes as EXR layers: asked for, and available."""
+        return self.exr_layers and self.exr_layers_available()[0]
 
     def set_farm_lists(self, pools: Sequence[str], groups: Sequence[str], *, live: bool) -> None:
         """The pools and groups to offer; ``live`` when they come from the Web Service just now."""
@@ -727,6 +769,10 @@ class DialogModel:
             sequence = self.workflow.sequence
             hints.append(f"{self.workflow.title} renders {sequence.context_frames}-frame windows and keeps {own} "
                          f"frames of each: a chunk size of {own} (or a multiple) wastes no GPU time.")
+        available, why = self.exr_layers_available()
+        if self.exr_layers and not available and self.workflow is not None and len(self.workflow.outputs) > 1:
+            hints.append(f"Each pass of {self.workflow.title} is written as its own sequence, not as a layer of one "
+                         f"EXR. {why}")
         if self.frame_mode == "marks":
             unmarked = [clip.name for clip in self.clips if clip.marks is None]
             if unmarked:
@@ -773,6 +819,8 @@ class DialogModel:
         output_format = None if self.output_format == "source" else self.output_format
         if output_format != template.output_format:
             overrides["output_format"] = output_format
+        if self.effective_exr_layers != template.exr_layers:
+            overrides["exr_layers"] = self.effective_exr_layers
         template.with_overrides(overrides, origin="the submit dialog")  # the templates' own checks
         return overrides
 
@@ -792,6 +840,7 @@ class DialogModel:
             output_format=None if self.output_format == "source" else self.output_format,
             local=self.local,
             clips=self.clips,
+            exr_layers=self.effective_exr_layers,
         )
 
     def remember(self) -> RememberedChoices:
@@ -812,6 +861,7 @@ class DialogModel:
                 template=previous.template if self.local else self.template_name,
                 chunk_size=chunk[0] if chunk[1] is None else previous.chunk_size,
                 gpus_per_task=previous.gpus_per_task if self.local or gpus[1] else gpus[0],
+                exr_layers=self.exr_layers if len(self.workflow.outputs) > 1 else previous.exr_layers,
             )
         pool, group, priority = memory.pool, memory.group, memory.priority  # a local run keeps the farm's
         if not self.local:

@@ -62,6 +62,7 @@ OUTPUT_FORMAT_LABELS = {
     "tiff": "TIFF (.tif)",
 }
 FRAME_MODE_LABELS = {"all": "All frames", "marks": "Between marks", "custom": "Custom"}
+LAYERS_LABEL = "Passes as layers of one EXR"
 CUSTOM_FRAMES_PLACEHOLDER = "e.g. 1001-1100 or 1001-1100x2"
 
 _BACKGROUND = "#2b2b2b"
@@ -549,10 +550,14 @@ class SubmitDialog(QtWidgets.QDialog):
         self.format_combo.setToolTip("The results' file format. 'Same as the source' keeps each clip's format and "
                                      "bit depth.")
         self.format_combo.currentIndexChanged.connect(self._on_output_format)
+        self.layers_check = QtWidgets.QCheckBox(LAYERS_LABEL)
+        self.layers_check.setObjectName("ExrLayers")
+        self.layers_check.toggled.connect(self._on_exr_layers)
         radio_grid.addWidget(self.custom_frames_edit, 3, 0, 1, 2)
         self.custom_frames_edit.setMinimumWidth(200)
         form.addRow("Range", radios)
         form.addRow("Output format", self.format_combo)
+        form.addRow("", self.layers_check)
         self.frames_box = box
         return box
 
@@ -720,10 +725,30 @@ class SubmitDialog(QtWidgets.QDialog):
         else:
             self.problem_label.setText("")
         self.problem_label.setVisible(bool(problems) and not self.busy)
+        self._show_exr_layers()
         self.hint_label.setText("\n".join(model.hints()))
         self.hint_label.setVisible(bool(model.hints()))
         self.submit_button.setEnabled(not problems and not self.busy)
         self.submit_button.setToolTip("\n".join(problems))
+
+    def _show_exr_layers(self) -> None:
+        """The layers checkbox: enabled for a several-pass workflow with an EXR output, ticked as it applies."""
+        available, why = self.model.exr_layers_available()
+        was_updating, self._updating = self._updating, True
+        try:
+            self.layers_check.setEnabled(available)
+            self.layers_check.setChecked(self.model.effective_exr_layers)
+        finally:
+            self._updating = was_updating
+        package = self.model.workflow
+        if available and package is not None:
+            names = [output.name for output in package.outputs]
+            self.layers_check.setToolTip(
+                f"One EXR per frame holds every pass of {package.title}: {names[0]} as its R, G, B (and A), "
+                f"{', '.join(names[1:])} as the layers {', '.join(f'{n}.R/G/B' for n in names[1:])}. Flame imports "
+                "it as one multi-channel clip. Unticked: each pass is its own sequence and its own clip.")
+        else:
+            self.layers_check.setToolTip(why)
 
     def _select_tree_item(self, name: str) -> None:
         iterator = QtWidgets.QTreeWidgetItemIterator(self.workflow_tree)
@@ -793,6 +818,12 @@ class SubmitDialog(QtWidgets.QDialog):
         if self._updating:
             return
         self.model.set_output_format(self.format_combo.itemData(index))
+        self._refresh()
+
+    def _on_exr_layers(self, checked: bool) -> None:
+        if self._updating:
+            return
+        self.model.set_exr_layers(checked)
         self._refresh()
 
     # -- pools and groups -----------------------------------------------------------------------------

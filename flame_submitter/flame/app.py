@@ -135,7 +135,7 @@ class FlameApp:
         from flame_submitter.dialog.model import SubmitResult
         from flame_submitter.flame.launch import clean_environment, comfyfarm_command
         from flame_submitter.flame.media import SelectionError, describe
-        from flame_submitter.flame.relink import import_render, passes_at
+        from flame_submitter.flame.relink import as_layers, import_render, passes_at
         from flame_submitter.flame.submit import clip_summary, local_requests, run_locally
 
         try:
@@ -161,7 +161,8 @@ class FlameApp:
                 dialog.show_result(SubmitResult(error=f"Run locally could not start: an unexpected error ({exc!r})"))
                 return
             title, pass_names = package.title, [output.name for output in package.outputs]
-            rendered = [(r.name, passes_at(r.output_pattern, pass_names, r.frames)) for r in requests]
+            rendered = [(r.name, passes_at(r.output_pattern, pass_names, r.frames, exr_layers=choice.exr_layers))
+                        for r in requests]
             answers: queue.Queue[Any] = queue.Queue()
             gpus, env = tuple(self.config.gpus), clean_environment()
             threading.Thread(target=lambda: answers.put(run_locally(requests, choice, progress=dialog.post_progress,
@@ -187,8 +188,12 @@ class FlameApp:
                         result = SubmitResult(error=f"Rendered, but Flame could not import it ({exc}): the frames "
                                                     f"are in {where}{done}")
                     else:
+                        layers = next((passes for _name, passes in rendered if as_layers(passes)), None)
+                        kind = "a multi-channel clip" if len(rendered) == 1 else "multi-channel clips"
+                        held = (f": {kind} with the passes {', '.join(p.name for p in layers)} as layers" if layers
+                                else "")
                         result = SubmitResult(
-                            message=f"Imported {', '.join(names)} into {self.config.flame_library}")
+                            message=f"Imported {', '.join(names)} into {self.config.flame_library}{held}")
                 dialog.show_result(result)
 
             self.flame.schedule_idle_event(finish, 0)
@@ -201,15 +206,15 @@ class FlameApp:
         """The menu action: describe the selection, open the dialog, and submit off the main thread."""
         from flame_submitter.dialog import SubmitDialog, flame_main_window
         from flame_submitter.flame.media import SelectionError, describe
-        from flame_submitter.flame.submit import clip_summary, start_submission
+        from flame_submitter.flame.submit import clip_summary, shared_check, start_submission
 
         try:
             sources = describe(tuple(selection), self.flame, use_marks=False)
         except SelectionError as exc:
             self.flame.messages.show_in_dialog("ComfyUI Farm", str(exc), "error", ["OK"])
             return None
-        dialog = SubmitDialog.from_config([clip_summary(s) for s in sources], self.config, local=False,
-                                          parent=flame_main_window())
+        dialog = SubmitDialog.from_config([clip_summary(s, shared_check(self.config)) for s in sources], self.config,
+                                          local=False, parent=flame_main_window())
         # start_submission answers every outcome through show_result (a failed export too), never by raising
         dialog.submit_requested.connect(
             lambda choice: start_submission(self.flame, sources, choice, self.config, dialog.show_result))

@@ -7,10 +7,11 @@ farm cannot reach the artist's inbox, the frames and their record still come bac
 job attachments, ``deadline job download-output`` brings both). So the artist picks that folder, or the job
 folder, or the bundle folder, and its verified frames are imported as the relink watcher imports them: every
 pass the record lists, as the next ``<clip>_<workflow>_vNNN`` (``<clip>_<workflow>_<pass>_vNNN`` for each pass
-of a several-pass job, one version for all) in the "ComfyUI Renders" library. A failed or incomplete job (a
-frame missing from any pass, on the farm or in the picked folder) imports nothing and says why in Flame's
-console; so does a job one of whose passes Flame cannot import (the passes imported before it are deleted
-again). Everything here runs on Flame's main thread.
+of a several-pass job, one version for all; a job that wrote its passes as the layers of one EXR per frame comes
+in once, as one multi-channel ``<clip>_<workflow>_vNNN``) in the "ComfyUI Renders" library. A failed or
+incomplete job (a frame missing from any pass, on the farm or in the picked folder) imports nothing and says
+why in Flame's console; so does a job one of whose passes Flame cannot import (the passes imported before it
+are deleted again). Everything here runs on Flame's main thread.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from farm_plugin.frames.framelist import format_frame_list
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.openjd.finish import COMPLETION_SUFFIX, JOB_FOLDER_COMPLETION
 from flame_submitter.deadline_cloud.bundle import job_record_of
-from flame_submitter.flame.relink import PassImportError, import_render, missing_text, passes_of
+from flame_submitter.flame.relink import (
+    PassImportError,
+    as_layers,
+    import_render,
+    imported_text,
+    missing_text,
+    passes_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +106,13 @@ def import_folder(flame: Any, folder: Path, *, library: str, inbox: Optional[Pat
                        "imported: rerun the job's failed tasks", "warning")
             continue
         passes = passes_of(record)
+        files = passes[:1] if as_layers(passes) else passes  # the layers of one file: looked for once
         absent = [(item, FramePattern.parse(item.output_pattern).missing_frames(list(item.frames)))
-                  for item in passes]
+                  for item in files]
         absent = [(item, frames) for item, frames in absent if frames]
         if absent:
             where = "; ".join(
-                (f"{len(frames)} frame(s) of {job} are not in {Path(item.output_pattern).parent}" if len(passes) == 1
+                (f"{len(frames)} frame(s) of {job} are not in {Path(item.output_pattern).parent}" if len(files) == 1
                  else f"{len(frames)} frame(s) of the {item.name} pass of {job} are not in "
                       f"{Path(item.output_pattern).parent}") + f" ({format_frame_list(frames)})"
                 for item, frames in absent)
@@ -117,8 +126,7 @@ def import_folder(flame: Any, folder: Path, *, library: str, inbox: Optional[Pat
             say(flame, f"comfyfarm: {job} (job {record.deadline_job_id}): {exc}", "error")
             continue
         names += imported
-        say(flame, f"comfyfarm: imported {', '.join(imported)} ({format_frame_list(record.frames)}) into {library}",
-            "info")
+        say(flame, f"comfyfarm: {imported_text(imported, passes, record.frames, library)}", "info")
         _mark_inbox_copy_handled(inbox, record)
     return names
 

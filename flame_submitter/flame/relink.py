@@ -9,7 +9,10 @@ off the main thread. For each record of the current project and user it:
   per pass;
 - names the clip ``<source>_<workflow>_v<NNN>`` (one-pass job), or each pass's clip
   ``<source>_<workflow>_<pass>_v<NNN>`` (several-pass job), with one version NNN for all passes of the job:
-  the next free one across the passes' names (never overwriting); gives each clip the source's start frame
+  the next free one across the passes' names (never overwriting). A job that wrote its passes as the layers
+  of one EXR per frame (``exr_layers``: the record lists every pass at the same pattern) is imported once, as
+  one multi-channel clip (Flame 2022 and later import such a file so) named like a one-pass job's clip, and
+  the console says which passes it holds as layers; gives each clip the source's start frame
   (the frames carry the source timecode in their headers) and marks it with a colour so artists see what
   came from the farm;
 - moves the record to ``<inbox>/imported/``, so that it is imported once, also across Flame restarts.
@@ -82,13 +85,32 @@ def passes_of(record: CompletionRecord) -> List[RenderedPass]:
     return [RenderedPass(item.name, item.output_pattern, tuple(item.frames)) for item in listed]
 
 
-def passes_at(output_pattern: str, pass_names: Sequence[str], frames: Sequence[int]) -> List[RenderedPass]:
+def passes_at(output_pattern: str, pass_names: Sequence[str], frames: Sequence[int], *,
+              exr_layers: bool = False) -> List[RenderedPass]:
     """Where a job writes its passes (as the farm does, ``pass_patterns``): a one-pass job at its output
-    pattern, each pass of a several-pass job at ``FramePattern.for_pass`` of it."""
+    pattern, each pass of a several-pass job at ``FramePattern.for_pass`` of it, or with ``exr_layers`` every
+    pass at the output pattern, as the layers of its one EXR per frame."""
     if len(pass_names) <= 1:
         return [RenderedPass(pass_names[0] if pass_names else "result", output_pattern, tuple(frames))]
+    if exr_layers:
+        return [RenderedPass(name, output_pattern, tuple(frames)) for name in pass_names]
     pattern = FramePattern.parse(output_pattern)
     return [RenderedPass(name, pattern.for_pass(name).to_hashes(), tuple(frames)) for name in pass_names]
+
+
+def as_layers(passes: Sequence[RenderedPass]) -> bool:
+    """Whether ``passes`` are the layers of one EXR sequence: several passes, all at one pattern (a job with
+    ``exr_layers``; every other several-pass job writes each pass at a pattern of its own)."""
+    return len(passes) > 1 and len({item.output_pattern for item in passes}) == 1
+
+
+def imported_text(names: Sequence[str], passes: Sequence[RenderedPass], frames: Sequence[int], library: str) -> str:
+    """The console's words for a render imported as the clips ``names``: ``imported sh010_blur_v001 (1001-1024)
+    into ComfyUI Renders``, and for passes imported as the layers of one clip which passes it holds."""
+    text = f"imported {', '.join(names)} ({format_frame_list(list(frames))}) into {library}"
+    if as_layers(passes):
+        text += f": one multi-channel clip, the passes {', '.join(item.name for item in passes)} as its layers"
+    return text
 
 
 def missing_text(record: CompletionRecord) -> Optional[str]:
@@ -99,7 +121,7 @@ def missing_text(record: CompletionRecord) -> Optional[str]:
     empty = [item.name for item in listed if not item.frames]
     if not missing and record.frames and not empty:
         return None
-    if len(listed) <= 1:
+    if len(listed) <= 1 or as_layers(passes_of(record)):  # layers: the passes of one file miss the same frames
         return f"{len(missing)} frame(s) missing ({format_frame_list(missing)})"
     detail = "; ".join(f"{item.name}: {format_frame_list(item.missing_frames) if item.missing_frames else 'none'}"
                        for item in listed if item.missing_frames or not item.frames)
@@ -248,8 +270,7 @@ class RelinkWatcher:
                 self.say(outcome.message, "error")
                 return outcome
             outcome = Outcome(path.name, imported=tuple(names), message=(
-                f"comfyfarm: imported {', '.join(names)} ({format_frame_list(record.frames)}) into "
-                f"{self.library_name}"))
+                f"comfyfarm: {imported_text(names, passes_of(record), record.frames, self.library_name)}"))
             self.say(outcome.message, "info")
         self.mark_handled(path)
         return outcome
@@ -275,14 +296,21 @@ def import_render(flame: Any, library_name: str, *, workflow: str, workflow_titl
                   passes: Sequence[RenderedPass]) -> List[str]:
     """Import a finished render into ``library_name`` / ``workflow_title``, one clip per pass, as the next
     ``<clip>_<workflow>_vNNN`` (one pass) or ``<clip>_<workflow>_<pass>_vNNN`` (several passes, one NNN for
-    all), each with its first frame as start frame and the farm colour; returns the clips' names. All or
-    nothing: raises PassImportError, after deleting the clips of the passes already imported. Main thread only."""
+    all), each with its first frame as start frame and the farm colour; returns the clips' names. Passes that
+    are the layers of one EXR sequence (``as_layers``) are that sequence, imported once as one multi-channel
+    clip named like a one-pass job's. The version is free for every name a job of the workflow gives its
+    clips: a several-pass workflow's jobs, with layers or without, count on from one another. All or nothing:
+    raises PassImportError, after deleting the clips of the passes already imported. Main thread only."""
+    taken = [f"{clip_name}_{workflow}"] + ([f"{clip_name}_{workflow}_{item.name}" for item in passes]
+                                           if len(passes) > 1 else [])
+    if as_layers(passes):
+        passes = passes[:1]  # the file holds every pass: Flame makes one multi-channel clip of it
     several = len(passes) > 1
     bases = [f"{clip_name}_{workflow}_{rendered.name}" if several else f"{clip_name}_{workflow}"
              for rendered in passes]
     try:
         folder = destination(flame, library_name, workflow_title or workflow)
-        version = next_version(folder, bases)
+        version = next_version(folder, taken)
     except Exception as exc:  # e.g. a library Flame will not open or write to: nothing was imported
         logger.exception("comfyfarm: the library %s cannot take the render", library_name)
         raise PassImportError(None, f"the library {library_name} cannot take it: {exc}") from exc

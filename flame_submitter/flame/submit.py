@@ -42,19 +42,25 @@ from flame_submitter.flame.media import FlameSource, SelectionError, direct_patt
 logger = logging.getLogger(__name__)
 
 OUTPUT_EXTENSIONS = {"exr": "exr", "dpx": "dpx", "png": "png", "tiff": "tif"}  # by the dialog's format choice
+FORMAT_OF_EXTENSION = {"exr": "exr", "dpx": "dpx", "png": "png", "tif": "tiff", "tiff": "tiff"}
 
 RESULT_POLL_SECONDS = 1
 
 
-def clip_summary(source: FlameSource) -> ClipSummary:
-    """What the dialog shows of a source (its frame numbers; marks as frame numbers, both included)."""
+def clip_summary(source: FlameSource, is_shared: Optional[Callable[[str], bool]] = None) -> ClipSummary:
+    """What the dialog shows of a source (its frame numbers; marks as frame numbers, both included), with the
+    format its results take with the output format "source": its own image sequence's when the farm reads it
+    in place (``is_shared``; None: everywhere, as for a local run), else EXR (it is exported as EXR)."""
     first, last = source.frames[0], source.frames[-1]
     marks = None
     if source.clip_marks:
         marks = (first + source.clip_marks[0] - 1, first + source.clip_marks[1] - 2)
+    in_place = source.pattern if source.pattern and (is_shared is None or is_shared(source.pattern)) else None
+    extension = source_output_extension(in_place) if in_place else "exr"
     return ClipSummary(name=source.name, first_frame=first, last_frame=last, has_marks=marks is not None,
                        mark_in=marks[0] if marks else None, mark_out=marks[1] if marks else None,
-                       width=source.width, height=source.height, fps=source.fps or 0.0)
+                       width=source.width, height=source.height, fps=source.fps or 0.0,
+                       source_format=FORMAT_OF_EXTENSION.get(extension, ""))
 
 
 def shared_check(config: Config) -> Callable[[str], bool]:
@@ -67,6 +73,12 @@ def output_extension(choice: SubmitChoice, source_pattern: str) -> str:
     or for a movie or any format comfyfarm does not write)."""
     if choice.output_format:
         return OUTPUT_EXTENSIONS[choice.output_format]
+    return source_output_extension(source_pattern)
+
+
+def source_output_extension(source_pattern: str) -> str:
+    """The extension of the results of a plate at ``source_pattern`` with the output format "source": the
+    plate's own, or EXR for a movie or any format comfyfarm does not write."""
     extension = FramePattern.parse(source_pattern, role="input").extension.lower()
     return extension if extension in OUTPUT_EXTENSIONS.values() or extension == "tiff" else "exr"
 
@@ -107,7 +119,7 @@ def submit_in_background(requests: Sequence[ClipRequest], choice: SubmitChoice, 
         template = choice.job_template(list(config.job_templates_dirs))
         jobs = plan(requests, workflow=package, parameters=choice.parameters, template=template, config=config)
         client = deadline_client(config)
-        preflight_farm(client, template)
+        preflight_farm(client, template, jobs)
         ids = submit(jobs, client)
     except (BadInput, SubmissionIncomplete, SubmissionUncertain) as exc:  # what to change, or which jobs exist
         return SubmitResult(error=str(exc))
@@ -117,7 +129,9 @@ def submit_in_background(requests: Sequence[ClipRequest], choice: SubmitChoice, 
         logger.exception("comfyfarm: submission failed")
         return SubmitResult(error=f"Nothing was submitted: an unexpected error ({exc!r}); see the shell's log")
     names = ", ".join(r.name for r in requests)
-    return SubmitResult(job_ids=tuple(ids), message=f"{len(ids)} Deadline job(s) submitted for {names}")
+    scheduled = jobs[0].scheduling if jobs else None
+    chosen = "".join(f"; {note}" for note in (scheduled.notes() if scheduled is not None else []))
+    return SubmitResult(job_ids=tuple(ids), message=f"{len(ids)} Deadline job(s) submitted for {names}{chosen}")
 
 
 def start_submission(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice, config: Config,
@@ -182,6 +196,8 @@ def run_locally(requests: Sequence[ClipRequest], choice: SubmitChoice, *,
             command += ["--chunk-size", str(choice.template_overrides["chunk_size"])]
         if choice.output_format:
             command += ["--format", choice.output_format]
+        if choice.exr_layers:
+            command.append("--exr-layers")
         if gpus:
             command += ["--gpus", ",".join(str(g) for g in gpus)]
         try:

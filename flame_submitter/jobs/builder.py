@@ -11,6 +11,13 @@ a failure removes what this build wrote.
 
 The record is built by record.py, as for ``run-local``; this module adds only the farm's part: the paths as
 the farm sees them, the relink identity, the job template's settings and the job folders.
+
+Where a job runs (``scheduling``, docs/farm_scheduling.md): the template's group, or, when it names none and has
+``gpu_groups``, the group of the smallest GPU memory class that holds the workflow's ``requirements.vram_gb`` (a
+workflow that needs more than the biggest class is refused, ``SchedulingError``); its Limits are the template's
+``limit_groups`` and, with ``family_limits``, the Limit of the workflow's ``requirements.model_family``. The
+job's ``ExtraInfoKeyValue`` entries say why (``comfyfarm_vram_gb``, ``comfyfarm_gpu_class``,
+``comfyfarm_model_family``).
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin import __version__
-from farm_plugin.errors import ServiceError
+from farm_plugin.errors import BadInput, ServiceError
 from farm_plugin.frames.framelist import format_frame_list
-from farm_plugin.jobrecord import ColourSpec, JobRecord, output_frames, pass_patterns
+from farm_plugin.jobrecord import ColourSpec, JobRecord, layered, output_frames, pass_patterns
 from farm_plugin.paths import PathMapping, map_path
 from farm_plugin.runner.units import window_budget
 from farm_plugin.workflow.package import WorkflowPackage
@@ -66,6 +73,68 @@ class FarmPaths:
         return map_path(path, self.mappings, source_os=self.workstation_os, target_os=self.farm_os)
 
 
+class SchedulingError(BadInput):
+    """A workflow cannot be placed on the farm the job template describes: the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """Where a job runs and under which Limits, and why (``scheduling``)."""
+
+    template: str  # the job template's name
+    group: str  # JobInfo Group
+    limit_groups: Tuple[str, ...] = ()  # JobInfo LimitGroups: the template's, then the family's
+    vram_gb: Optional[float] = None  # the workflow's requirements.vram_gb
+    gpu_class: Optional[float] = None  # the GPU memory class (GB) whose group this is; None: the template's group
+    model_family: str = ""  # the workflow's requirements.model_family
+    family_limit: str = ""  # the Limit family_limits gave that family ("" for none)
+
+    def notes(self) -> List[str]:
+        """What the template's scheduling fields chose, one line each, for the artist."""
+        notes = []
+        if self.gpu_class is not None and self.vram_gb is not None:
+            notes.append(f"group {self.group}: the workflow needs {self.vram_gb:g} GB of GPU memory, the "
+                         f"{self.gpu_class:g} GB class of job template '{self.template}' (gpu_groups)")
+        if self.family_limit:
+            notes.append(f"Limit {self.family_limit}: model family {self.model_family} (job template "
+                         f"'{self.template}', family_limits)")
+        return notes
+
+    def extra_info(self) -> Dict[str, str]:
+        """The ``ExtraInfoKeyValue`` entries that say why (empty values are left out)."""
+        return {"comfyfarm_vram_gb": f"{self.vram_gb:g}" if self.vram_gb is not None else "",
+                "comfyfarm_gpu_class": f"{self.gpu_class:g}" if self.gpu_class is not None else "",
+                "comfyfarm_model_family": self.model_family}
+
+
+def explicit_group(group: str) -> bool:
+    """Whether a template (or the artist) named a group: anything but "" and Deadline's default "none"."""
+    return bool(group.strip()) and group.strip().lower() != "none"
+
+
+def scheduling(template: JobTemplate, workflow: WorkflowPackage) -> Scheduling:
+    """The group and Limits of ``workflow``'s jobs under ``template``. A group the template (or the artist) names
+    wins; else, with ``gpu_groups`` and a workflow that declares ``requirements.vram_gb``, the group of the
+    smallest class that holds it; a workflow that needs more than the biggest class raises SchedulingError."""
+    needs = workflow.requirements.vram_gb
+    family = workflow.requirements.model_family
+    group, gpu_class = template.group or "none", None
+    if not explicit_group(template.group) and template.gpu_groups and needs is not None:
+        fitting = [(memory, name) for memory, name in template.gpu_groups if memory >= needs]
+        if not fitting:
+            biggest, name = template.gpu_groups[-1]
+            where = template.path or f"job template '{template.name}'"
+            raise SchedulingError(
+                f"workflow '{workflow.name}' needs {needs:g} GB of GPU memory (requirements.vram_gb), more than the "
+                f"biggest GPU class of job template '{template.name}' ({biggest:g} GB, group {name}): add a bigger "
+                f"class to gpu_groups in {where}, or choose a group whose GPUs hold it (--group)")
+        gpu_class, group = fitting[0]
+    limit = template.family_limits.limit_for(family)
+    limits = tuple(dict.fromkeys(template.limit_groups + ((limit,) if limit else ())))
+    return Scheduling(template=template.name, group=group, limit_groups=limits, vram_gb=needs, gpu_class=gpu_class,
+                      model_family=family, family_limit=limit)
+
+
 @dataclass(frozen=True)
 class PlannedJob:
     key: str                # the job folder's name
@@ -75,6 +144,7 @@ class PlannedJob:
     part: str = "main"      # "preview" or "main"
     waits_for: Optional[str] = None  # the part of this clip's jobs that must complete first (main: "preview")
     hand_back: Optional[JobSubmission] = None  # runs after this job however it ends; see hand_back_of
+    scheduling: Optional[Scheduling] = None  # its group and Limits, and why
 
     @property
     def record_path(self) -> Path:
@@ -122,6 +192,9 @@ def plan_jobs(
                        template.name, template.preview_every, workflow.name)
     batch = f"{workflow.title} - {len(clips)} clip(s) - {user} - {stamp}"  # every clip has its hand-back job
     template = sequence_chunk_size(template, workflow)
+    placed = scheduling(template, workflow)
+    for note in placed.notes():  # the front ends show them (PlannedJob.scheduling)
+        logger.debug("%s: %s", workflow.name, note)
     jobs: List[PlannedJob] = []
     for clip in clips:
         key = f"{stamp}_{_safe(clip.name)}_{workflow.name}_{token or secrets.token_hex(2)}"
@@ -133,6 +206,7 @@ def plan_jobs(
             workflow=spec,
             colour=colour or ColourSpec(),
             file_format=template.output_format,
+            exr_layers=template.exr_layers,
             to_farm=paths.to_farm,
             relink=clip.relink,
             workstation_os=paths.workstation_os,
@@ -146,11 +220,12 @@ def plan_jobs(
         parts = _split_preview(list(clip.frames), preview)
         for index, (part, frames) in enumerate(parts):
             job_info = _job_info(record, clip, template, frames, user=user, comment=comment, batch=batch,
-                                 farm_record=farm_record, part=part, preview=preview, paths=paths)
+                                 farm_record=farm_record, part=part, preview=preview, paths=paths, placed=placed)
             submission = JobSubmission(job_info, _plugin_info(farm_record, template, part))
             hand_back = _hand_back(job_info, farm_record, template, part, frames)
             jobs.append(PlannedJob(key, folder, record, submission, part,
-                                   waits_for=parts[index - 1][0] if index else None, hand_back=hand_back))
+                                   waits_for=parts[index - 1][0] if index else None, hand_back=hand_back,
+                                   scheduling=placed))
     return jobs
 
 
@@ -205,7 +280,7 @@ def _split_preview(frames: List[int], every: int) -> List[Tuple[str, List[int]]]
 
 def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames: List[int], *, user: str,
               comment: str, batch: str, farm_record: str, part: str, preview: int,
-              paths: FarmPaths) -> Dict[str, str]:
+              paths: FarmPaths, placed: Scheduling) -> Dict[str, str]:
     name = record.name if part == "main" else f"{record.name} [preview: every {preview}th frame]"
     info: Dict[str, str] = {
         "Plugin": template.plugin,
@@ -215,7 +290,7 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
         "Frames": format_frame_list(frames),
         "ChunkSize": str(1 if part == "preview" else template.chunk_size),
         "Pool": template.pool,
-        "Group": template.group,
+        "Group": placed.group,
         "Priority": str(min(100, template.priority + (10 if part == "preview" else 0))),
         "ConcurrentTasks": str(template.concurrent_tasks),
         "MachineLimit": str(template.machine_limit),
@@ -231,8 +306,8 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
     }
     if template.secondary_pool:
         info["SecondaryPool"] = template.secondary_pool
-    if template.limit_groups:
-        info["LimitGroups"] = ",".join(template.limit_groups)
+    if placed.limit_groups:
+        info["LimitGroups"] = ",".join(placed.limit_groups)
     if template.task_timeout_minutes:
         info["TaskTimeoutMinutes"] = str(template.task_timeout_minutes)
         info["OnTaskTimeout"] = "Error"
@@ -253,9 +328,11 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
         "flame_user": clip.relink.user or user,
         "flame_host": clip.relink.host,
         "comfyfarm_passes": ",".join(p.name for p in record.workflow.passes) if record.workflow.several_passes else "",
+        "comfyfarm_exr_layers": "true" if layered(record) else "",  # the passes are the layers of its one output
     }
     if record.workflow.sequence is not None and record.workflow.sequence.ratio != 1.0:
         relink["comfyfarm_output_frames"] = format_frame_list(output_frames(record, frames))
+    relink.update(placed.extra_info())
     index = 0
     for key, value in relink.items():
         if value:
@@ -265,10 +342,13 @@ def _job_info(record: JobRecord, clip: SourceClip, template: JobTemplate, frames
 
 
 def output_keys(record: JobRecord) -> Dict[str, str]:
-    """``OutputDirectory<i>`` / ``OutputFilename<i>`` (``#`` padding) for each pass, i = 0…N-1 in the manifest's
-    order, in the farm's paths: Deadline Monitor's output actions and the job's ``OutDir``/``OutFile`` lists."""
+    """``OutputDirectory<i>`` / ``OutputFilename<i>`` (``#`` padding) for each file sequence the job writes,
+    i = 0…N-1, in the farm's paths: Deadline Monitor's output actions and the job's ``OutDir``/``OutFile`` lists.
+    One per pass in the manifest's order; one in all for a job whose passes are the layers of one EXR
+    (``layered``: every pass has the same pattern, and Deadline would list the same file N times)."""
     keys: Dict[str, str] = {}
-    for index, pattern in enumerate(pass_patterns(record).values()):
+    patterns = list({pattern.to_hashes(): pattern for pattern in pass_patterns(record).values()}.values())
+    for index, pattern in enumerate(patterns):
         keys[f"OutputDirectory{index}"] = pattern.directory
         keys[f"OutputFilename{index}"] = f"{pattern.head}{'#' * pattern.padding}{pattern.tail}"
     return keys
@@ -289,8 +369,8 @@ def _hand_back(job_info: Mapping[str, str], farm_record: str, template: JobTempl
                frames: List[int]) -> JobSubmission:
     """The hand-back job of a job whose JobInfo is ``job_info`` (its dependency and the id it hands back are
     added by ``hand_back_of``): one short task, promptly, on the job's pool and the template's
-    ``finish_group`` (else the job's group), where the runtime is installed. No GPU, no limit groups, no
-    machine limit: it only reads frame headers and writes one file."""
+    ``finish_group`` (else the job's group, the GPU class's where gpu_groups chose it), where the runtime is
+    installed. No GPU, no limit groups, no machine limit: it only reads frame headers and writes one file."""
     info = {
         "Plugin": template.plugin,
         "Name": f"{job_info['Name']} [hand back]",
@@ -300,7 +380,7 @@ def _hand_back(job_info: Mapping[str, str], farm_record: str, template: JobTempl
         "Frames": "0",
         "ChunkSize": "1",
         "Pool": template.pool,
-        "Group": template.finish_group or template.group,
+        "Group": template.finish_group or job_info["Group"],
         "Priority": str(min(100, int(job_info["Priority"]) + HAND_BACK_PRIORITY_BOOST)),
         "OnJobComplete": template.on_complete,
         "InitialStatus": "Active",  # Pending until its job ends: a suspended job's hand-back waits with it

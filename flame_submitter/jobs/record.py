@@ -125,6 +125,7 @@ def job_record(
     workflow: WorkflowSpec,
     colour: ColourSpec,
     file_format: Optional[str] = None,
+    exr_layers: bool = False,
     to_farm: Callable[[str], str] = str,
     relink: Optional[RelinkIdentity] = None,
     workstation_os: Optional[str] = None,
@@ -132,15 +133,17 @@ def job_record(
     path_mappings: Tuple[Mapping[str, str], ...] = (),
     inbox: Optional[str] = None,
 ) -> JobRecord:
-    """The job record of ``clip``. ``to_farm`` turns its paths into the farm's; the farm also gives the relink
-    identity, both sides' operating systems with the path mappings, and the inbox (a farm path)."""
+    """The job record of ``clip``. ``exr_layers``: a several-pass workflow writes its passes as the layers of one
+    EXR per frame at the output pattern (``farm_plugin.jobrecord.layered``). ``to_farm`` turns its paths into the
+    farm's; the farm also gives the relink identity, both sides' operating systems with the path mappings, and
+    the inbox (a farm path)."""
     return JobRecord(
         job_id=job_id,
         name=name,
         workflow=workflow,
         source=SourceSpec(pattern=to_farm(clip.pattern), frames=tuple(clip.frames), width=clip.width,
                           height=clip.height, fps=clip.fps, timecode=clip.timecode, colourspace=clip.colourspace),
-        output=OutputSpec(pattern=to_farm(clip.output_pattern), file_format=file_format),
+        output=OutputSpec(pattern=to_farm(clip.output_pattern), file_format=file_format, exr_layers=exr_layers),
         colour=colour,
         relink=relink,
         workstation_os=workstation_os,

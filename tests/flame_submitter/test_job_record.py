@@ -14,6 +14,7 @@ import yaml
 from farm_plugin.frames.errors import FrameListError
 from farm_plugin.frames.image_io import write_frame
 from farm_plugin.frames.pattern import FramePattern
+from farm_plugin.jobrecord import OutputSpec, pass_patterns
 from farm_plugin.workflow.package import WorkflowPackageError, load_package
 from farm_plugin.workflow.params import resolve_parameters
 from flame_submitter.cli.run_local import build_record
@@ -21,6 +22,7 @@ from flame_submitter.config import Config, load_config
 from flame_submitter.deadline.submit import ClipRequest, plan
 from flame_submitter.jobs.record import check_workflow, clip_name, requested_frames
 from flame_submitter.jobs.templates import load_template
+from tests.flame_submitter.two_passes import two_pass_package
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = (1001, 1002, 1003)
@@ -67,6 +69,18 @@ def test_run_local_and_the_farm_build_the_same_record_of_a_clip(plate: Path, con
     assert local.colour.working_space == "sRGB - Texture"  # the configuration's
     assert local.name == "sh010_plate Gaussian blur" and farm.name == "sh010_plate - Gaussian blur"
     assert local.relink is None and farm.relink is not None
+
+
+def test_run_local_and_the_farm_ask_for_exr_layers_alike(plate: Path, config: Config, tmp_path: Path) -> None:
+    package = two_pass_package(tmp_path / "invert")
+    output = tmp_path / "out" / "sh010.####.exr"
+    local = build_record(local_arguments(plate, output, workflow=str(package), set=[], exr_layers=True), config)
+    (job,) = plan([ClipRequest("sh010_plate", str(plate), list(FRAMES), str(output))],
+                  workflow=load_package(package), parameters={},
+                  template=load_template("default").with_overrides({"exr_layers": True}), config=config)
+    assert local.output == job.record.output == OutputSpec(str(output), None, exr_layers=True)
+    assert pass_patterns(local) == pass_patterns(job.record) == {"inverted": FramePattern.parse(str(output)),
+                                                                 "original": FramePattern.parse(str(output))}
 
 
 def test_the_users_colour_choices_go_over_the_configurations(plate: Path, config: Config, tmp_path: Path) -> None:

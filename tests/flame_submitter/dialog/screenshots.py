@@ -6,6 +6,9 @@ Writes ``submit_dialog_invert.png`` (a workflow without settings) and ``submit_d
 (``toonyou_style``: prompts, numbers, a seed). Two clips, one with marks; the farm's pools and groups
 come from a stand-in for the Web Service that answers at once; nothing is remembered between runs.
 
+Writes ``submit_dialog_layers.png``: ``matte_depth_normal`` (three passes) with the output format OpenEXR and
+"Passes as layers of one EXR" ticked.
+
 Writes ``settings_dialog.png``: a studio file sets the farm and the shared storage, the artist's file
 sets the user, the password and Run locally, the inbox comes from Flame's environment, and Test connection
 has answered (a stand-in again). The files live in a scratch folder, shown under the paths a workstation
@@ -81,6 +84,38 @@ def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
     return written
 
 
+def render_layers(output_dir: Path, file_name: str = "submit_dialog_layers.png", *,
+                  clips: Sequence[ClipSummary] = SAMPLE_CLIPS) -> Path:
+    """The dialog with a three-pass workflow, OpenEXR output and its passes as the layers of one EXR; returns
+    the file."""
+    from flame_submitter.dialog.qt_compat import QtWidgets
+    from flame_submitter.dialog.submit_dialog import SubmitDialog
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    packages, _ = load_workflow_packages([bundled_workflows_dir()])
+    templates, _ = load_job_templates(template_dirs())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        dialog = SubmitDialog(clips, packages=packages, templates=templates,
+                              choices_store=ChoicesStore(Path(scratch) / "submit_dialog.json"),
+                              farm_lists=lambda: (["none", "gpu", "cpu"], ["none", "gpu_24gb", "gpu_48gb"]))
+        dialog.show()
+        _wait(app, lambda: "from Deadline" in dialog.farm_status.text())
+        dialog._select_tree_item("matte_depth_normal")
+        dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("exr"))
+        dialog.layers_check.click()
+        _wait(app, lambda: False, 0.2)
+        if not dialog.layers_check.isChecked():
+            raise RuntimeError("the layers checkbox did not tick: nothing to show")
+        path = output_dir / file_name
+        if not dialog.grab().save(str(path)):
+            raise RuntimeError(f"could not write {path}")
+        dialog.close()
+        dialog.deleteLater()
+        app.processEvents()
+    return path
+
+
 def settings_sources(scratch: Path) -> Any:
     """A studio file, the artist's file and Flame's environment, as on a workstation."""
     from flame_submitter.config.settings_model import SettingsSources
@@ -125,7 +160,7 @@ def render_settings(output_dir: Path, file_name: str = "settings_dialog.png") ->
 
 def main(argv: Sequence[str]) -> int:
     output = Path(argv[0]) if argv else DEFAULT_OUTPUT
-    for path in [*render(output), render_settings(output)]:
+    for path in [*render(output), render_layers(output), render_settings(output)]:
         print(path)
     return 0
 
