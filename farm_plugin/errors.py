@@ -31,6 +31,7 @@ the command line maps a category to an exit status in one place (:func:`exit_cod
     │    ├── ManifestError            farm_plugin.installation.manifest
     │    ├── PythonProbeError         farm_plugin.installation.pythons
     │    ├── PassImportError          flame_submitter.flame.relink: Flame would not import a render
+    │    ├── WorkerServiceError …     farm_plugin.service.state: the Worker's ComfyUI service; ServiceUnavailable
     │    └── DependencyError, RuntimeCheckError   install/comfyfarm_install/
     ├── ComfyUIError …          ComfyUI failed: farm_plugin.comfyui.errors draws its tree (1)
     ├── ChunkError              a chunk did not finish: farm_plugin.runner.chunk (1)
@@ -62,6 +63,7 @@ __all__ = [
     "EXIT_CANCELLED",
     "EXIT_COMFYUI_LOST",
     "EXIT_FAILED",
+    "EXIT_NO_SERVICE",
     "EXIT_OK",
     "BadInput",
     "Cancelled",
@@ -73,13 +75,14 @@ __all__ = [
 
 # The exit codes of the ``comfyfarm`` command and of the worker processes (the chunk runner, the OpenJD
 # steps, the relink event's completion command). For the workers they are a protocol: the Deadline plugin
-# (farm_plugin/ComfyUI/ComfyUI.py, which cannot import comfyfarm) repeats EXIT_OK, EXIT_COMFYUI_LOST and
-# EXIT_CANCELLED, and the OpenJD task reads the chunk runner's; tests/farm_plugin/test_errors.py keeps the
-# copies equal.
+# (farm_plugin/ComfyUI/ComfyUI.py, which cannot import comfyfarm) repeats EXIT_OK, EXIT_COMFYUI_LOST,
+# EXIT_NO_SERVICE and EXIT_CANCELLED, and the OpenJD task reads the chunk runner's;
+# tests/farm_plugin/test_errors.py keeps the copies equal.
 EXIT_OK = 0
 EXIT_FAILED = 1  # it failed (the farm, a service, ComfyUI, a frame): the last line says why
 EXIT_BAD_INPUT = 2  # bad arguments or input: nothing was started
 EXIT_COMFYUI_LOST = 3  # the chunk runner only: ComfyUI stopped, hung or cannot be reached; its owner may restart it
+EXIT_NO_SERVICE = 4  # ``python -m farm_plugin.service prepare`` only: no service answers; start your own ComfyUI
 EXIT_CANCELLED = 130  # Ctrl-C or SIGTERM: finished frames stay, no partial file
 
 

@@ -7,16 +7,20 @@ An Advanced plugin (Deadline 10, Python 3), thin over comfyfarm's worker runtime
   (child_environment), choose the GPU(s) the Redshift way, derive the port, start ComfyUI as a monitored
   managed process bound to 127.0.0.1 with ``CUDA_VISIBLE_DEVICES`` (or attach to ``ExternalServerURL``) and
   wait until it answers, or until the task is canceled. A ComfyUI that does not come up is stopped before
-  the task fails. Models then stay loaded for every task of the job.
+  the task fails. Models then stay loaded for every task of the job. Where the Worker runs comfyfarm's
+  service (``WorkerService``, farm_plugin.service) the task's GPU already has a warm ComfyUI, kept across jobs:
+  ``python -m farm_plugin.service prepare`` checks it and tidies it (queue, memory and prompt limits, free
+  VRAM) and the job uses it; where no service answers, the plugin starts its own as above.
 - RenderTasks (per task): make sure ComfyUI runs (a StartJob that was canceled left none; one that exited
-  since is restarted), then run ``python -m farm_plugin.runner`` for the task's frames against it; its
-  progress lines (stdout) become SetProgress / SetStatusMessage; a ComfyUI that died is restarted
+  since is restarted; the service's is prepared again: the hygiene between tasks), then run
+  ``python -m farm_plugin.runner`` for the task's frames against it; its progress lines (stdout) become
+  SetProgress / SetStatusMessage; a ComfyUI that died is restarted
   (``RestartLimit``) and the chunk goes on; failures become FailRender with ComfyUI's node, class and
   exception text. Cancel kills the runner at once (no SIGTERM), so the plugin withdraws the chunk: ComfyUI's
   queue is cleared and interrupted, and half-written output files of every pass are removed.
 - MonitoredManagedProcessExit: a ComfyUI that exits on its own is logged; the next step that needs it
   restarts it (above) or fails the task with its log. Without this handler Deadline fails the task at once.
-- EndJob: shut ComfyUI down.
+- EndJob: shut down the ComfyUI this plugin started (the service's stays warm for the next job).
 - Hand-back jobs (PluginInfo ``Mode=finish``, one task, submitted with every render job and waiting for it
   however it ends): no ComfyUI; the task runs ``python -m farm_plugin.completion.cli`` for the job named by
   ``FinishesJob``, which Deadline says is Completed, Failed (a cancel too), or no longer there (deleted):
@@ -42,6 +46,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -74,6 +79,8 @@ PASS_SEPARATORS = "._-"  # farm_plugin.frames.pattern's: what may stand between 
 
 EXIT_OK = 0
 EXIT_COMFYUI_LOST = 3
+EXIT_NO_SERVICE = 4  # farm_plugin.service prepare: no service answers for the GPU: start our own ComfyUI
+SERVICE_OFF = "Off"
 EXIT_CANCELLED = 130
 # A hand-back job (flame_submitter/jobs/builder.py: HAND_BACK_MODE, FINISHED_JOB_KEY, FINISHED_FRAMES_KEY)
 FINISH_MODE = "finish"
@@ -128,6 +135,23 @@ def select_gpus(override_affinity, affinity, thread, gpus_per_task, explicit):
     if gpus_per_task > 0:
         return list(range(thread * gpus_per_task, thread * gpus_per_task + gpus_per_task)), warnings
     return [], warnings
+
+
+def service_state_dir(configured, environ, platform, home):
+    """Where the Worker's comfyfarm service writes its state: the plugin's Service State Directory, else
+    ``COMFYFARM_SERVICE_DIR``, else the user's state folder (farm_plugin.service.state.default_state_dir's
+    rule, repeated here: this file imports nothing of comfyfarm)."""
+    if configured:
+        return Path(configured)
+    if environ.get("COMFYFARM_SERVICE_DIR"):
+        return Path(environ["COMFYFARM_SERVICE_DIR"])
+    if platform == "win32":
+        base = Path(environ.get("LOCALAPPDATA") or Path(home) / "AppData" / "Local")
+    elif platform == "darwin":
+        base = Path(home) / "Library" / "Application Support"
+    else:
+        base = Path(environ.get("XDG_STATE_HOME") or Path(home) / ".local" / "state")
+    return base / "comfyfarm" / "service"
 
 
 def port_is_free(port):
@@ -339,6 +363,8 @@ class ComfyUIPlugin(DeadlinePlugin):
         self.MonitoredManagedProcessExitCallback += self.MonitoredManagedProcessExit
         self.comfyui = None  # ComfyUIProcess while we own one
         self.external = False  # attached to ExternalServerURL: nothing of ours to start or stop
+        self.service_gpu = None  # the GPU whose comfyfarm service ComfyUI this job uses (farm_plugin.service)
+        self.prepared = False  # the service's ComfyUI was just checked (StartJob): the first task need not
         self.url = ""
         self.restarts = 0
         self.scratch = ""
@@ -428,7 +454,67 @@ class ComfyUIPlugin(DeadlinePlugin):
             self.LogInfo(f"comfyfarm: attaching to the ComfyUI at {external}")
             self.wait_until_healthy(self.startup_timeout_s(), owned=False)
             return
+        if self.attach_service():
+            return
         self.start_comfyui(self.startup_timeout_s())
+
+    # -- the Worker's comfyfarm service (farm_plugin.service) --------------------------------------
+
+    def service_gpu_for_task(self):
+        """The GPU whose service ComfyUI a task uses: its one GPU; without a selection or affinity, the one
+        numbered like the Worker thread. None for a task of several GPUs (a service ComfyUI has one)."""
+        gpus = self.gpus()
+        if len(gpus) > 1:
+            return None
+        return str(gpus[0]) if gpus else str(self.GetThreadNumber())
+
+    def attach_service(self):
+        """Use the service's ComfyUI of the task's GPU when one answers (True); False: start our own."""
+        if self.GetConfigEntryWithDefault("WorkerService", "Use When Running") == SERVICE_OFF:
+            return False
+        gpu = self.service_gpu_for_task()
+        if gpu is None:
+            self.LogInfo("comfyfarm: a task of several GPUs: starting ComfyUI for this job (the service runs one "
+                         "per GPU)")
+            return False
+        state = self.service_directory() / f"gpu-{gpu}.json"
+        if not state.is_file():  # no service on this machine: nothing to ask, no process to start
+            self.LogInfo(f"comfyfarm: no comfyfarm service for GPU {gpu} on this Worker (no {state}): starting "
+                         "ComfyUI for this job")
+            return False
+        self.prepare_environment()
+        url = self.prepare_service(gpu)
+        if url is None:
+            return False
+        self.url, self.service_gpu, self.prepared = url, gpu, True
+        self.LogInfo(f"comfyfarm: using the warm ComfyUI of comfyfarm's service on GPU {gpu} at {url}")
+        return True
+
+    def service_directory(self):
+        configured = self.GetConfigEntryWithDefault("ServiceDirectory", "").strip()
+        return service_state_dir(RepositoryUtils.CheckPathMapping(configured) if configured else "", os.environ,
+                                 sys.platform, Path.home())
+
+    def prepare_service(self, gpu):
+        """``python -m farm_plugin.service prepare``: the URL to use, or None where no service answers.
+        Fails the task where the service's ComfyUI cannot take it (the figures are in the message)."""
+        _path, record = self.job_record()
+        process = ServiceProcess(self, self.python(), str(self.service_directory()), gpu, self.GetJob().JobId,
+                                 (record.get("workflow") or {}).get("vram_gb"))
+        try:
+            self.RunManagedProcess(process)
+        finally:
+            process.Cleanup()
+        code = process.exit_code if process.exit_code is not None else process.ExitCode
+        if code == EXIT_OK and process.url:
+            return process.url
+        if code == EXIT_NO_SERVICE:
+            self.LogInfo(f"comfyfarm: {process.said or 'no comfyfarm service answers'}: starting ComfyUI for this "
+                         "job")
+            return None
+        self.FailRender(f"comfyfarm: the service's ComfyUI on GPU {gpu} cannot take this task: "
+                        f"{process.said or f'the runtime exited with code {code}'}")
+        return None
 
     def gpus(self):
         try:
@@ -601,6 +687,15 @@ class ComfyUIPlugin(DeadlinePlugin):
         (RestartLimit)."""
         if self.external:
             return
+        if self.service_gpu is not None:
+            if self.prepared:  # StartJob has just checked it
+                self.prepared = False
+                return
+            url = self.prepare_service(self.service_gpu)  # the hygiene between tasks
+            if url is not None:
+                self.url = url
+                return
+            self.service_gpu = None  # the service went away: ours from now on
         if self.comfyui is None:
             self.start_comfyui(self.startup_timeout_s())
         elif not self.MonitoredManagedProcessIsRunning(COMFYUI_PROCESS):
@@ -642,6 +737,12 @@ class ComfyUIPlugin(DeadlinePlugin):
             lost = code == EXIT_COMFYUI_LOST
             if lost and self.comfyui is not None and self.restarts < self.restart_limit():
                 self.restart_comfyui()
+                continue
+            if lost and self.service_gpu is not None and self.restarts < self.restart_limit():
+                self.restarts += 1  # the service restarts its ComfyUI; prepare waits for it, or ours starts
+                self.LogWarning(f"comfyfarm: the service's ComfyUI on GPU {self.service_gpu} stopped; running the "
+                                f"chunk again once it is back ({self.restarts}/{self.restart_limit()})")
+                self.ensure_comfyui()
                 continue
             detail = chunk.error or f"the comfyfarm runtime exited with code {code}"
             tail = f"\n{self.comfyui_log_tail()}" if lost else ""
@@ -815,6 +916,31 @@ class ChunkProcess(ExitCodeProcess):
 
     def failed(self):
         self.error = self.GetRegexMatch(1)
+
+
+class ServiceProcess(ExitCodeProcess):
+    """``python -m farm_plugin.service prepare`` for the task's GPU: its ``URL`` line says which ComfyUI to use;
+    its ``comfyfarm service:`` line why it cannot be used. Its log lines (each check and decision, with the
+    figures) go to the task's log."""
+
+    def __init__(self, plugin, python, state_dir, gpu, job_id, vram_gb):
+        arguments = ["-m", "farm_plugin.service", "--state-dir", state_dir, "prepare", "--gpu", gpu, "--job", job_id,
+                     "--wait-s", str(plugin.startup_timeout_s())]
+        if vram_gb:
+            arguments += ["--vram-gb", str(vram_gb)]
+        super().__init__(plugin, python, " ".join(quote(a) for a in arguments))
+        self.url = ""
+        self.said = ""
+
+    def add_handlers(self):
+        self.AddStdoutHandlerCallback(r"^URL (\S+)").HandleCallback += self.heard_url
+        self.AddStdoutHandlerCallback(r"comfyfarm service: (.*)").HandleCallback += self.heard
+
+    def heard_url(self):
+        self.url = self.GetRegexMatch(1)
+
+    def heard(self):
+        self.said = self.GetRegexMatch(1)
 
 
 class HandBackProcess(ExitCodeProcess):

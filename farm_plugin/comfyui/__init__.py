@@ -2,7 +2,8 @@
 
 ``client`` makes the HTTP calls, ``events`` follows prompts on a WebSocket session, ``prompts`` holds the
 data both share (queued prompts, events, results); ``server`` starts, watches and stops a ComfyUI,
-``devices`` asks it which GPUs it sees, and ``errors`` draws the ComfyUI error tree.
+``devices`` asks it which GPUs it sees, ``errors`` draws the ComfyUI error tree and ``gpu_failures`` tells
+GPU failures apart (out of memory, a lost GPU, no driver, a process killed outright).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
         "PromptExecutionError",
     ),
     "events": ("PromptSession",),
+    "gpu_failures": ("GpuFailure", "classify_error", "classify_exit", "classify_log"),
     "prompts": ("OutputFile", "PromptEvent", "PromptResult"),
     "server": (
         "ATTACH_TIMEOUT_SECONDS", "FRAME_NODES_DIR", "ComfyUIServer", "ExternalServer", "ServerConfig",

@@ -25,6 +25,8 @@ from farm_plugin.errors import UsageError
 from farm_plugin.installation import layout
 from farm_plugin.installation.manifest import Manifest
 from farm_plugin.runner.binding import LOADER, SAVER
+from farm_plugin.service.prepare import inspect
+from farm_plugin.service.state import ServiceUnavailable, default_state_dir, service_gpus
 from flame_submitter.doctor.installed import manifest_checks, reinstall
 from flame_submitter.doctor.report import Check, fail, ok, warn
 
@@ -209,4 +211,35 @@ def worker_checks(options: Any, config: Any, object_info: Optional[List[Any]] = 
     if setup.gpu_note is not None:
         checks.append(setup.gpu_note)
     checks.extend(comfyui_checks(setup, object_info))
+    checks.extend(service_checks(manifest, default_state_dir()))
+    return checks
+
+
+SERVICE_UNIT = "comfyfarm-comfyui"
+
+
+def service_checks(manifest: Optional[Manifest], state_dir: Path) -> List[Check]:
+    """The warm ComfyUI of comfyfarm's service on each GPU it serves, as a task's ``prepare`` would find it
+    (changing nothing). None running is fine where the service was not installed (``--service``)."""
+    gpus = service_gpus(state_dir)
+    installed = bool(manifest is not None and manifest.details.get("service"))
+    fix = (f"start it (systemctl --user start {SERVICE_UNIT}, or {layout.COMMAND}-serve) and read its log "
+           f"(journalctl --user -u {SERVICE_UNIT})")
+    if not gpus:
+        if installed:
+            return [fail("worker", "comfyfarm service", f"installed, but not running: no state in {state_dir}", fix)]
+        return [ok("worker", "comfyfarm service", f"none on this Worker (no state in {state_dir}): the plugin starts "
+                                                  "ComfyUI for each job; install.sh worker --service keeps one warm")]
+    checks = []
+    for gpu in gpus:
+        try:
+            found = inspect(gpu, state_dir=state_dir)
+        except ServiceUnavailable as exc:
+            checks.append(fail("worker", f"comfyfarm service, GPU {gpu}", str(exc), fix))
+            continue
+        memory = f", {found['rss_gb']} GB resident" if found["rss_gb"] is not None else ""
+        vram = f", {found['free_vram_gb']} GB GPU memory free" if found["free_vram_gb"] is not None else ""
+        checks.append(ok("worker", f"comfyfarm service, GPU {gpu}",
+                         f"warm ComfyUI at {found['url']} (pid {found['pid']}, started {found['starts']} time(s)"
+                         f"{memory}, {found['prompts']} prompt(s){vram})"))
     return checks

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     gpus.add_argument("--gpus", metavar="LIST", help="worker: the GPUs to check ComfyUI on (default: nvidia-smi's)")
     gpus.add_argument("--cpu", action="store_true", help="worker: check ComfyUI on the CPU (no GPU on this node)")
     install.add_argument("--skip-check", action="store_true", help="worker: do not check that ComfyUI starts")
+    install.add_argument("--service", action="store_true",
+                         help="worker: also install comfyfarm's ComfyUI service (one warm ComfyUI per GPU, kept "
+                              "across jobs): its launcher and a systemd unit")
     return parser
 
 

@@ -45,6 +45,7 @@ class Options:
     gpus: Optional[str] = None
     cpu: bool = False
     skip_check: bool = False
+    service: bool = False
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import subprocess
 from pathlib import Path
 from typing import List, Optional
@@ -97,6 +98,9 @@ def plan_worker(options: Options, version: str, staging: Path, previous: Optiona
     bundle.add(purelib / layout.PTH_FILE, Source(data=(pth + "\n".join(pth_lines) + "\n").encode()))
     details["command"] = str(command)
     next_steps = [f"Deadline Monitor > Configure Plugins > ComfyUI: Python Executable {target}"]
+    if options.service:
+        add_service(bundle, prefix, target, comfyui.executable, Path(details["comfyui_dir"]), options, version,
+                    details, next_steps)
     label = "comfyfarm's venv" if options.venv else "ComfyUI's Python"
     runtime = [RuntimeTarget(label, target, lib, RUNTIME_MODULES, packages[comfyui.minor])]
     plan = RolePlan("worker", prefix, bundle, details, notes, next_steps, prepare=prepare, runtime=runtime)
@@ -104,6 +108,45 @@ def plan_worker(options: Options, version: str, staging: Path, previous: Optiona
         plan.check = lambda: check_comfyui(command, prefix, target, options)
         next_steps.append(f"check it again any time: {command} doctor --role worker")
     return plan
+
+
+SERVICE_UNIT = "comfyfarm-comfyui"
+
+
+def add_service(bundle: Bundle, prefix: Path, runtime_python: Path, comfyui_python: Path, comfyui_dir: Path,
+                options: Options, version: str, details: dict, next_steps: List[str]) -> None:
+    """comfyfarm's ComfyUI service (farm_plugin.service): ``bin/comfyfarm-serve`` runs it with this worker's
+    runtime, on ``--gpus`` (default: every GPU torch sees, or the CPU with ``--cpu``), and
+    ``systemd/comfyfarm-comfyui.service`` is a unit for it, to link into the Worker user's systemd."""
+    launcher = prefix / "bin" / f"{layout.COMMAND}-serve"
+    gpus = "cpu" if options.cpu else (options.gpus or "auto")
+    arguments = ["-m", "farm_plugin.service", "serve", "--comfyui-dir", str(comfyui_dir), "--gpus", gpus,
+                 "--python", str(comfyui_python)]
+    script = (
+        "#!/bin/sh\n"
+        f"# comfyfarm {version}: comfyfarm's ComfyUI service, installed by install/install.sh worker --service.\n"
+        "# More options (--max-rss-gb, --max-prompts, --min-free-vram-gb, --free-after-job): python -m "
+        "farm_plugin.service serve --help\n"
+        f"exec {shlex.quote(str(runtime_python))} {' '.join(shlex.quote(a) for a in arguments)} \"$@\"\n"
+    )
+    bundle.add(launcher, Source(data=script.encode(), executable=True))
+    unit = prefix / "systemd" / f"{SERVICE_UNIT}.service"
+    bundle.add(unit, Source(data=(
+        "[Unit]\n"
+        f"Description=comfyfarm {version}: a warm ComfyUI per GPU for the Deadline Worker\n"
+        "After=network-online.target\n\n"
+        "[Service]\n"
+        f"ExecStart={launcher}\n"
+        "Restart=on-failure\n"
+        "RestartSec=10\n"
+        "TimeoutStopSec=60\n\n"
+        "[Install]\n"
+        "WantedBy=default.target\n").encode()))
+    details.update(service=True, service_launcher=str(launcher), service_unit=str(unit))
+    next_steps.append(
+        f"start the service as the user the Deadline Worker runs as: systemctl --user link {unit} && systemctl "
+        f"--user enable --now {SERVICE_UNIT} (and loginctl enable-linger that user), or run {launcher} from the "
+        "Worker's own start-up; then the ComfyUI plugin's Worker Service setting uses it")
 
 
 def _venv_maker(base: Path, venv: Path):

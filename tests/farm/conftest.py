@@ -44,6 +44,8 @@ class Studio:
             "IdleTimeoutSeconds": "60",
             "ScratchDirectory": str(self.root.parent / "worker-scratch"),
             "ExtraEnvironment": environment,
+            # no comfyfarm service unless a test starts one there (never one of the machine running the tests)
+            "ServiceDirectory": str(self.root.parent / "service-state"),
         }
         settings.update({k: str(v) for k, v in values.items()})
         self.farm.configure_plugin("ComfyUI", **settings)

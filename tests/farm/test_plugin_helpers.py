@@ -139,3 +139,28 @@ def test_child_environment_scrubs_deadlines_folders_and_exempts_loopback_from_th
         "localhost,127.0.0.1,::1,comfy.studio.internal")
     assert "LD_LIBRARY_PATH" not in plugin.child_environment({"LD_LIBRARY_PATH": "/opt/studio/lib"})
     assert "LD_LIBRARY_PATH" not in plugin.child_environment(worker, windows=True)
+
+
+@pytest.mark.parametrize(("configured", "environ", "platform", "expected"), [
+    ("/srv/state", {"COMFYFARM_SERVICE_DIR": "/x"}, "linux", "/srv/state"),
+    ("", {"COMFYFARM_SERVICE_DIR": "/x"}, "linux", "/x"),
+    ("", {}, "linux", "/home/w/.local/state/comfyfarm/service"),
+    ("", {"XDG_STATE_HOME": "/var/w"}, "linux", "/var/w/comfyfarm/service"),
+    ("", {"LOCALAPPDATA": "C:/Users/w/AppData/Local"}, "win32", "C:/Users/w/AppData/Local/comfyfarm/service"),
+    ("", {}, "darwin", "/home/w/Library/Application Support/comfyfarm/service"),
+])
+def test_the_plugin_looks_for_the_service_where_it_writes_its_state(plugin, monkeypatch, configured, environ,
+                                                                     platform, expected) -> None:
+    """The plugin's copy of farm_plugin.service.state.default_state_dir (it imports nothing of comfyfarm)."""
+    from farm_plugin.service import state
+
+    assert plugin.service_state_dir(configured, environ, platform, "/home/w") == Path(expected)
+    if configured:
+        return
+    monkeypatch.setattr(state.sys, "platform", platform)
+    monkeypatch.setattr(state.Path, "home", classmethod(lambda cls: Path("/home/w")))
+    for name in ("COMFYFARM_SERVICE_DIR", "XDG_STATE_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert state.default_state_dir() == Path(expected)

@@ -264,7 +264,8 @@ def test_a_node_error_is_reported_in_comfyuis_words_not_in_a_log_line_of_the_run
     read as ``ERROR`` protocol lines."""
     studio.submit("--chunk-size", "1", frames="1001")
     node = worker(faults='{"fail_node": {"class_type": "ImageInvert", "exception_type": "RuntimeError", '
-                         '"message": "CUDA out of memory"}}')
+                         '"message": "expected 4 channels, got 3"}}')
     outcome = node.run()
     assert outcome.state == "failed"
-    assert outcome.error == "ComfyUI node 2 (ImageInvert) failed: RuntimeError: CUDA out of memory (frames 1001)"
+    assert outcome.error == ("ComfyUI node 2 (ImageInvert) failed: RuntimeError: expected 4 channels, got 3 "
+                             "(frames 1001)")

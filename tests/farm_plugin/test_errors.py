@@ -21,6 +21,7 @@ from farm_plugin.errors import (
     EXIT_CANCELLED,
     EXIT_COMFYUI_LOST,
     EXIT_FAILED,
+    EXIT_NO_SERVICE,
     EXIT_OK,
     BadInput,
     Cancelled,
@@ -173,7 +174,8 @@ def test_the_deadline_plugin_reads_the_same_exit_codes() -> None:
     copies = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
               for target in node.targets if isinstance(target, ast.Name) and target.id.startswith("EXIT_")
               and isinstance(node.value, ast.Constant)}
-    assert copies == {"EXIT_OK": EXIT_OK, "EXIT_COMFYUI_LOST": EXIT_COMFYUI_LOST, "EXIT_CANCELLED": EXIT_CANCELLED}
+    assert copies == {"EXIT_OK": EXIT_OK, "EXIT_COMFYUI_LOST": EXIT_COMFYUI_LOST, "EXIT_NO_SERVICE": EXIT_NO_SERVICE,
+                      "EXIT_CANCELLED": EXIT_CANCELLED}
 
 
 def test_a_command_that_lets_an_error_through_still_says_it_on_one_line(monkeypatch: pytest.MonkeyPatch,

@@ -193,7 +193,7 @@ def test_the_worker_doctor_checks_the_workflows_on_the_comfyui_it_starts(gpu_nod
                          "https://github.com/digitaljohn/comfyui-propost); model not checked (its node is missing): "
                          "film_look.cube -> ComfyUI/models/luts",
     }
-    assert result.stderr.splitlines()[-1] == "6 check(s): 5 OK, 1 failed"  # the frame nodes' check among them
+    assert result.stderr.splitlines()[-1] == "7 check(s): 6 OK, 1 failed"  # the frame nodes' and the service's too
 
 
 def test_a_comfyui_without_the_frame_nodes_fails_their_check(tmp_path: Path) -> None:

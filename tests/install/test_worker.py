@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
+
 from farm_plugin import __version__
+from tests.doubles.comfyui.harness import free_port
 from tests.farm_plugin.runner.conftest import make_record, write_plate
 
 from .conftest import MODERN, Studio, run_installer, run_script, snapshot
@@ -23,7 +29,9 @@ def site_packages(studio: Studio, python=None) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_install_into_comfyuis_environment_then_check_comfyui_on_each_gpu(gpu_node: Studio) -> None:
+def test_install_into_comfyuis_environment_then_check_comfyui_on_each_gpu(gpu_node: Studio,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYFARM_SERVICE_DIR", str(gpu_node.root / "state"))  # this machine's own service is not asked
     comfyui_before = snapshot(gpu_node.comfyui_dir)
     code, out = install(gpu_node, "--gpus", "0,1")
     assert code == 0, out
@@ -50,7 +58,10 @@ def test_install_into_comfyuis_environment_then_check_comfyui_on_each_gpu(gpu_no
     assert checks[3].endswith("on cuda:0 ComfyUI test double GPU (CUDA_VISIBLE_DEVICES=1) : cudaMallocAsync")
     assert checks[4] == ("OK    worker      frame nodes (full precision): ComfyFarmLoadFrames and ComfyFarmSaveFrames "
                          f"load from {prefix}/lib/farm_plugin/ComfyUINodes: frames keep float and alpha")
-    assert len(checks) == 5
+    assert checks[5] == (f"OK    worker      comfyfarm service: none on this Worker (no state in "
+                         f"{gpu_node.root / 'state'}): the plugin starts ComfyUI for each job; install.sh worker "
+                         "--service keeps one warm")
+    assert len(checks) == 6
     # What the Deadline plugin runs, from a Worker's folder: the installed runtime.
     runner = subprocess.run([str(gpu_node.comfyui_python), "-m", "farm_plugin.runner", "--help"], capture_output=True,
                             text=True, cwd=str(gpu_node.root.parent))
@@ -211,3 +222,40 @@ def test_another_comfyfarm_in_comfyuis_environment_fails_the_install(gpu_node: S
         f"install.sh worker: ComfyUI's Python ({gpu_node.comfyui_python}) imports comfyfarm 0.0.9 from "
         f"{site}/farm_plugin, not comfyfarm {__version__} from {gpu_node.worker_prefix}/lib: remove that other "
         f"comfyfarm from that Python ({gpu_node.comfyui_python} -m pip uninstall comfyfarm)")
+
+
+def test_the_service_is_installed_runs_warm_comfyuis_and_goes_with_uninstall(gpu_node: Studio, tmp_path: Path) -> None:
+    before = snapshot(gpu_node.root)
+    code, out = install(gpu_node, "--skip-check", "--service", "--gpus", "0,1")
+    assert code == 0, out
+    prefix = gpu_node.worker_prefix
+    launcher, unit = prefix / "bin" / "comfyfarm-serve", prefix / "systemd" / "comfyfarm-comfyui.service"
+    lines = out.splitlines()
+    assert f"installed     {launcher}" in lines and f"installed     {unit}" in lines
+    assert f"ExecStart={launcher}" in unit.read_text().splitlines()
+    assert any(line.startswith(f"next: start the service as the user the Deadline Worker runs as: systemctl --user "
+                               f"link {unit} && systemctl --user enable --now comfyfarm-comfyui") for line in lines)
+    manifest = json.loads((prefix / ".comfyfarm" / "worker.json").read_text())
+    assert manifest["details"]["service"] is True
+    # the launcher as systemd runs it: a warm ComfyUI per GPU, found where the plugin looks
+    state = tmp_path / "state"
+    service = subprocess.Popen([str(launcher), "--base-port", str(free_port()), "--startup-timeout-s", "30"],
+                               env={**os.environ, "COMFYFARM_SERVICE_DIR": str(state)}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, cwd=str(tmp_path), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while sorted(p.name for p in state.glob("gpu-*.json")) != ["gpu-0.json", "gpu-1.json"]:
+            assert service.poll() is None and time.monotonic() < deadline, service.stdout.read().decode()
+            time.sleep(0.1)
+        status = subprocess.run([str(gpu_node.comfyui_python), "-m", "farm_plugin.service", "status"],
+                                env={**os.environ, "COMFYFARM_SERVICE_DIR": str(state)}, capture_output=True,
+                                text=True, timeout=60, cwd=str(tmp_path))
+        assert [entry["gpu"] for entry in json.loads(status.stdout)] == ["0", "1"], status.stderr
+        assert all(entry["starts"] == 1 and "error" not in entry for entry in json.loads(status.stdout))
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=60)
+    assert list(state.glob("gpu-*.json")) == []  # stopped cleanly: its state went with it
+    code, out = run_installer("uninstall", "worker", "--prefix", str(prefix))
+    assert code == 0, out
+    assert snapshot(gpu_node.root) == before

@@ -71,8 +71,9 @@ INTERRUPT = _InterruptFlag()
 # ---------------------------------------------------------------------------------------------------------
 # fault injection
 
+LEAKED: List[bytearray] = []  # leak_mb_per_prompt's memory, held for the life of the process
 FAULT_KEYS = {"node_delay_s", "fail_node", "die_on_prompt", "kill_on_prompt", "startup_delay_s", "refuse_start",
-              "no_gpu", "gpu_count"}
+              "no_gpu", "gpu_count", "leak_mb_per_prompt"}
 
 
 def check_faults(faults: Any) -> Dict[str, Any]:
@@ -82,7 +83,7 @@ def check_faults(faults: Any) -> Dict[str, Any]:
     unknown = set(faults) - FAULT_KEYS
     if unknown:
         raise ValueError(f"unknown fault keys: {sorted(unknown)} (known: {sorted(FAULT_KEYS)})")
-    for key in ("node_delay_s", "startup_delay_s"):
+    for key in ("node_delay_s", "startup_delay_s", "leak_mb_per_prompt"):
         if key in faults and (not isinstance(faults[key], (int, float)) or isinstance(faults[key], bool)
                               or faults[key] < 0):
             raise ValueError(f"{key} must be a number >= 0")
@@ -137,6 +138,10 @@ class Faults:
     def kill_on_prompt(self) -> Optional[int]:
         with self._lock:
             return self._faults.get("kill_on_prompt")
+
+    def leak_mb_per_prompt(self) -> float:
+        with self._lock:
+            return float(self._faults.get("leak_mb_per_prompt", 0) or 0)
 
     def failure_for(self, node_id: str, class_type: str) -> Optional[Dict[str, Any]]:
         with self._lock:
@@ -779,6 +784,9 @@ class PromptExecutor:
         self.status_messages = []
         self.prompts_started += 1
         self.stats["prompts_executed"] += 1
+        leak = int(self.faults.leak_mb_per_prompt() * 1024 * 1024)
+        if leak:  # memory that is never given back, touched so that it is resident
+            LEAKED.append(bytearray(b"\x01") * leak)
         self.add_message("execution_start", {"prompt_id": prompt_id}, broadcast=False)
 
         progress = ProgressRegistry(self.server, prompt_id)

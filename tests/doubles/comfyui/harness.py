@@ -50,6 +50,8 @@ Faults (env COMFYFARM_FAKE_FAULTS at start, or POST /__fake__/faults with the wh
   WebSocket close frames;
 * ``kill_on_prompt``: N: as ``die_on_prompt``, but the process kills itself with SIGKILL (what the Linux kernel's
   out-of-memory killer sends; see its mm/oom_kill.c), saying nothing;
+* ``leak_mb_per_prompt``: each prompt allocates this much memory and never frees it (resident: it is
+  written), as a ComfyUI that grows over a long API session does;
 * ``startup_delay_s``: sleep (after printing the start-up lines and a line saying so) before listening;
 * ``refuse_start``: print a traceback-like block ending with this text to stderr and exit 1 at once;
 * ``no_gpu``: true: a machine whose torch has no CUDA (a CPU build): started without ``--cpu`` the double

@@ -85,7 +85,8 @@ def test_refusing_to_start_raises_with_the_log_tail(tmp_path: Path) -> None:
     with pytest.raises(ComfyUIStartError) as caught:
         ComfyUIServer(config).start()
     message = str(caught.value)
-    assert message.startswith(f"ComfyUI exited with code 1 while starting on port {config.port}")
+    assert message.startswith(f"no usable GPU driver: ComfyUI exited with code 1 while starting on port {config.port}: "
+                              "install or repair the NVIDIA driver")  # named first (gpu_failures), with the fix
     assert "RuntimeError: Found no NVIDIA driver on your system." in message
 
 

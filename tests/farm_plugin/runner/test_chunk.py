@@ -103,12 +103,12 @@ def test_blur_parameters_reach_comfyui(fake_comfyui, tmp_path: Path) -> None:
 
 def test_a_failing_node_fails_the_chunk_with_comfyuis_words(fake_comfyui, tmp_path: Path) -> None:
     fake_comfyui.set_faults(fail_node={"class_type": "ImageInvert", "exception_type": "RuntimeError",
-                                       "message": "CUDA out of memory"})
+                                       "message": "expected 4 channels, got 3"})
     plate = write_plate(tmp_path / "plate")
     record = make_record(plate, str(tmp_path / "out" / "inv.####.exr"))
     with pytest.raises(ChunkFailed) as caught:
         ChunkRunner(record, ExternalServer(fake_comfyui.url), scratch_dir=tmp_path / "s").run(FRAMES[:2])
-    assert str(caught.value) == ("ComfyUI node 2 (ImageInvert) failed: RuntimeError: CUDA out of memory "
+    assert str(caught.value) == ("ComfyUI node 2 (ImageInvert) failed: RuntimeError: expected 4 channels, got 3 "
                                  "(frames 1001, 1002)")
     assert caught.value.frames == [1001, 1002]
     assert not (tmp_path / "out").exists() or outputs(tmp_path / "out") == []

@@ -57,13 +57,13 @@ def test_mapped_patterns_override_the_record(fake_comfyui, tmp_path: Path) -> No
 
 def test_a_node_error_exits_1_with_comfyuis_words(fake_comfyui, tmp_path: Path) -> None:
     fake_comfyui.set_faults(fail_node={"class_type": "ImageInvert", "exception_type": "RuntimeError",
-                                       "message": "CUDA out of memory"})
+                                       "message": "expected 4 channels, got 3"})
     plate = write_plate(tmp_path / "plate")
     record = make_record(plate, str(tmp_path / "out" / "inv.####.exr")).write(tmp_path / "job.json")
     result = run(record, "1001", fake_comfyui.url, tmp_path / "s")
     assert result.returncode == 1
-    assert messages(result.stdout)[-1].text == ("ComfyUI node 2 (ImageInvert) failed: RuntimeError: CUDA out of "
-                                                "memory (frames 1001)")
+    assert messages(result.stdout)[-1].text == ("ComfyUI node 2 (ImageInvert) failed: RuntimeError: expected 4 "
+                                                "channels, got 3 (frames 1001)")
 
 
 def test_a_lost_comfyui_exits_3(fake_comfyui, tmp_path: Path) -> None:

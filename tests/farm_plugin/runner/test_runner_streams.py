@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 def test_a_failing_chunk_logs_its_error_on_stderr_in_lines_that_are_not_protocol_lines(fake_comfyui,
                                                                                       tmp_path: Path) -> None:
     fake_comfyui.set_faults(fail_node={"class_type": "ImageInvert", "exception_type": "RuntimeError",
-                                       "message": "CUDA out of memory"})
+                                       "message": "expected 4 channels, got 3"})
     plate = write_plate(tmp_path / "plate")
     record = make_record(plate, str(tmp_path / "out" / "inv.####.exr")).write(tmp_path / "job.json")
     result = subprocess.run([sys.executable, "-m", "farm_plugin.runner", "--job", str(record), "--frames", "1001",
@@ -32,4 +32,4 @@ def test_a_failing_chunk_logs_its_error_on_stderr_in_lines_that_are_not_protocol
     assert [line for line in log if parse_progress_line(line)] == []
     assert all(parse_progress_line(line) for line in result.stdout.splitlines())
     assert parse_progress_line(result.stdout.splitlines()[-1]).text == (  # type: ignore[union-attr]
-        "ComfyUI node 2 (ImageInvert) failed: RuntimeError: CUDA out of memory (frames 1001)")
+        "ComfyUI node 2 (ImageInvert) failed: RuntimeError: expected 4 channels, got 3 (frames 1001)")
