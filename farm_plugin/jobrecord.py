@@ -25,7 +25,7 @@ from farm_plugin.workflow.package import DEFAULT_PASS, SequenceSettings, Workflo
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 3: exr_layers, the workflow's vram_gb; 2: the workflow's named passes (1: one output node)
+SCHEMA_VERSION = 3  # 3: exr_layers, vram_gb, data passes; 2: the workflow's named passes (1: one output node)
 OLDEST_READABLE_SCHEMA = 1
 
 
@@ -76,12 +76,13 @@ class PassSpec:
     node: str
     prefix_input: Optional[str] = None
     alpha: Optional[Tuple[str, int]] = None
+    data: bool = False  # values (depth, normals, AO), written without the colour conversion
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PassSpec:
         alpha = data.get("alpha")
         return cls(name=str(data["name"]), node=str(data["node"]), prefix_input=data.get("prefix_input"),
-                   alpha=(str(alpha[0]), int(alpha[1])) if alpha else None)
+                   alpha=(str(alpha[0]), int(alpha[1])) if alpha else None, data=bool(data.get("data", False)))
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class WorkflowSpec:
             input_node=package.input.node,
             input_name=str(package.input.input),
             passes=tuple(PassSpec(name=output.name, node=output.node, prefix_input=output.input,
-                                  alpha=(output.alpha.node, output.alpha.output) if output.alpha else None)
+                                  alpha=(output.alpha.node, output.alpha.output) if output.alpha else None,
+                                  data=output.data)
                          for output in package.outputs),
             parameters=dict(parameters),
             sequence=package.sequence,

@@ -40,6 +40,7 @@ from .layers import layer_channel_names
 logger = logging.getLogger(__name__)
 
 _LOAD_LOCK = threading.Lock()
+RAW_COLOUR_SPACE = "data"  # not colour: OpenImageIO writes it as the EXR's colorInteropID "data" (OCIO's "Raw")
 
 
 def stage_frame(source_path: PathLike, dest_png: PathLike, policy: Optional[ColourPolicy] = None) -> PlateInfo:
@@ -116,17 +117,20 @@ def unstage_pixels(
     policy: Optional[ColourPolicy] = None,
     file_format: Optional[str] = None,
     straight_alpha: bool = False,
+    data: bool = False,
 ) -> PlateInfo:
     """Write a full-precision result (working space, RGB or RGBA) as a plate, like ``unstage_result``.
 
     Alpha is kept where the result has it; the plate's own format, depth and header apply. Colour is
     never multiplied by alpha nor divided by it. ``straight_alpha``: the colour is not multiplied by this
     alpha (a keyer's plate colour and its matte), so a format that says which (PNG, TIFF) says straight.
+    ``data``: the pass holds values (depth, normals, AO), written as the workflow gave them, tagged raw.
     """
     policy = policy or ColourPolicy.default_for(source)
-    plate = from_working(_fit_channels(pixels, dest_path, file_format), policy)
+    fitted = _fit_channels(pixels, dest_path, file_format)
+    plate = np.ascontiguousarray(fitted, dtype=np.float32) if data else from_working(fitted, policy)
     written = write_frame(dest_path, plate, like=source, file_format=file_format,
-                          metadata=_plate_metadata(policy, straight_alpha and plate.shape[2] == 4))
+                          metadata=_plate_metadata(policy, straight_alpha and plate.shape[2] == 4, data=data))
     logger.debug("unstaged %d-channel result → %s", pixels.shape[2], written.path)
     return written
 
@@ -138,8 +142,10 @@ def unstage_result(
     source: PlateInfo,
     policy: Optional[ColourPolicy] = None,
     file_format: Optional[str] = None,
+    data: bool = False,
 ) -> PlateInfo:
-    """Convert a ComfyUI result from the working space to ``source``'s space and write it to ``dest_path``.
+    """Convert a ComfyUI result from the working space to ``source``'s space and write it to ``dest_path``
+    (``data``: as ComfyUI gave it, see ``unstage_pixels``).
 
     The result keeps its own resolution (an upscale stays upscaled) and its RGB channels, with its alpha
     where it has one (an 8-bit RGBA result of a workflow that gives its alpha); the format and
@@ -147,9 +153,10 @@ def unstage_result(
     …) is carried, with the plate space recorded as ``oiio:ColorSpace``. Returns the written header.
     """
     policy = policy or ColourPolicy.default_for(source)
-    plate = from_working(_fit_channels(read_result_image(result_path), dest_path, file_format), policy)
+    fitted = _fit_channels(read_result_image(result_path), dest_path, file_format)
+    plate = fitted if data else from_working(fitted, policy)
     written = write_frame(dest_path, plate, like=source, file_format=file_format,
-                          metadata=_plate_metadata(policy, plate.shape[2] == 4))
+                          metadata=_plate_metadata(policy, plate.shape[2] == 4, data=data))
     logger.debug("unstaged %s → %s", os.fspath(result_path), written.path)
     return written
 
@@ -162,10 +169,11 @@ def read_result_image(result_path: PathLike) -> np.ndarray:
 
 
 def unstage_layers(layers: Sequence[Tuple[str, np.ndarray]], dest_path: PathLike, *, source: PlateInfo,
-                   policy: Optional[ColourPolicy] = None) -> PlateInfo:
+                   policy: Optional[ColourPolicy] = None, data: Sequence[str] = ()) -> PlateInfo:
     """Write several passes' results (name, working-space RGB or RGBA pixels; the first pass first) as the
-    layers of one EXR (``layers``), in the plate's depth and with its header. Every pass must have the first
-    one's size (``PlateError`` naming both otherwise)."""
+    layers of one EXR (``layers``), in the plate's depth and with its header; the passes named in ``data``
+    as the workflow gave them (``unstage_pixels``). Every pass must have the first one's size (``PlateError``
+    naming both otherwise)."""
     policy = policy or ColourPolicy.default_for(source)
     first_name, first = layers[0]
     for name, pixels in layers[1:]:
@@ -174,7 +182,8 @@ def unstage_layers(layers: Sequence[Tuple[str, np.ndarray]], dest_path: PathLike
                 f"cannot write '{dest_path}': the {name} pass is {pixels.shape[1]}x{pixels.shape[0]} but the "
                 f"{first_name} pass is {first.shape[1]}x{first.shape[0]}: the layers of one EXR share one size; "
                 "write the passes as separate sequences (exr_layers off)", path=os.fspath(dest_path))
-    converted = [from_working(pixels, policy) for _, pixels in layers]
+    converted = [np.ascontiguousarray(pixels, dtype=np.float32) if name in data else from_working(pixels, policy)
+                 for name, pixels in layers]
     names = layer_channel_names([(name, pixels.shape[2]) for (name, _), pixels in zip(layers, converted)])
     written = write_frame(dest_path, np.concatenate(converted, axis=2), like=source, file_format="exr",
                           channel_names=names, metadata=_plate_metadata(policy, False))
@@ -182,8 +191,8 @@ def unstage_layers(layers: Sequence[Tuple[str, np.ndarray]], dest_path: PathLike
     return written
 
 
-def _plate_metadata(policy: ColourPolicy, straight_alpha: bool) -> Dict[str, Any]:
-    metadata: Dict[str, Any] = {"oiio:ColorSpace": policy.plate_space}
+def _plate_metadata(policy: ColourPolicy, straight_alpha: bool, *, data: bool = False) -> Dict[str, Any]:
+    metadata: Dict[str, Any] = {"oiio:ColorSpace": RAW_COLOUR_SPACE if data else policy.plate_space}
     if straight_alpha:
         metadata["oiio:UnassociatedAlpha"] = 1  # OpenImageIO would otherwise divide a PNG's colour by alpha
     return metadata

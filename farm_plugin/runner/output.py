@@ -20,7 +20,7 @@ from farm_plugin.frames.image_io import PlateInfo, probe, verify_frame, writable
 from farm_plugin.frames.layers import pass_channels
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.frames.staging import unstage_layers, unstage_pixels, unstage_result
-from farm_plugin.jobrecord import JobRecord, job_retime, layered, pass_patterns
+from farm_plugin.jobrecord import JobRecord, PassSpec, job_retime, layered, pass_patterns
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class OutputWriter:
         target = self.path(frame, pass_name)
         target.parent.mkdir(parents=True, exist_ok=True)
         written = unstage_result(result, target, source=source, policy=self.policy,
-                                 file_format=self.record.output.file_format)
+                                 file_format=self.record.output.file_format, data=self._spec(pass_name).data)
         return self._verified(target, written)
 
     def write_pixels(self, frame: int, pixels: np.ndarray, source: PlateInfo, pass_name: Optional[str] = None
@@ -114,9 +114,10 @@ class OutputWriter:
         and verify it. The alpha of a pass whose workflow gives one is straight (``unstage_pixels``)."""
         target = self.path(frame, pass_name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        spec = next((p for p in self.record.workflow.passes if p.name == pass_name), self.record.workflow.passes[0])
+        spec = self._spec(pass_name)
         written = unstage_pixels(pixels, target, source=source, policy=self.policy,
-                                 file_format=self.record.output.file_format, straight_alpha=spec.alpha is not None)
+                                 file_format=self.record.output.file_format, straight_alpha=spec.alpha is not None,
+                                 data=spec.data)
         return self._verified(target, written)
 
     def write_layers(self, frame: int, layers: Sequence[Tuple[str, np.ndarray]], source: PlateInfo) -> PlateInfo:
@@ -127,8 +128,12 @@ class OutputWriter:
             raise PlateError(f"cannot write '{target}': the passes go as layers into an EXR, and this is not one: "
                              "name the output .exr, or turn exr_layers off", path=str(target))
         target.parent.mkdir(parents=True, exist_ok=True)
-        written = unstage_layers(layers, target, source=source, policy=self.policy)
+        written = unstage_layers(layers, target, source=source, policy=self.policy,
+                                 data=[spec.name for spec in self.record.workflow.passes if spec.data])
         return self._verified(target, written)
+
+    def _spec(self, pass_name: Optional[str]) -> PassSpec:
+        return next((p for p in self.record.workflow.passes if p.name == pass_name), self.record.workflow.passes[0])
 
     @staticmethod
     def _verified(target: Path, written: PlateInfo) -> PlateInfo:

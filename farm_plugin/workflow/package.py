@@ -57,11 +57,13 @@ class Link:
 
 @dataclass(frozen=True)
 class OutputBinding(Binding):
-    """One pass of the results: its name, the node that saves it (and its file-name input), and the MASK
-    that becomes its alpha, if any."""
+    """One pass of the results: its name, the node that saves it (and its file-name input), the MASK that
+    becomes its alpha, if any, and whether it is data (depth, normals, AO: values, not colour), written as the
+    workflow gives them, without the colour conversion back to the plate's space."""
 
     name: str = DEFAULT_PASS
     alpha: Optional[Link] = None
+    data: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,8 @@ def _read_outputs(reader: _Reader, data: Mapping[str, Any], mode: str) -> Tuple[
     if "output" in data:
         single = _read_binding(reader, data["output"], "output", needs_input=False)
         alpha = _read_link(reader, reader.mapping(data["output"], "output").get("alpha"), "output.alpha")
-        return (OutputBinding(node=single.node, input=single.input, alpha=alpha),)
+        return (OutputBinding(node=single.node, input=single.input, alpha=alpha,
+                              data=_read_data_flag(reader, data["output"], "output")),)
     passes = reader.mapping(data["outputs"], "outputs")
     if not passes:
         raise reader.fail("outputs", "names no pass: give at least one, e.g. depth: {node: \"4\"}")
@@ -299,7 +302,8 @@ def _read_outputs(reader: _Reader, data: Mapping[str, Any], mode: str) -> Tuple[
                                      "(up to 32, starting with a letter), e.g. depth, normals, matte")
         binding = _read_binding(reader, raw, where, needs_input=False)
         alpha = _read_link(reader, reader.mapping(raw, where).get("alpha"), f"{where}.alpha")
-        outputs.append(OutputBinding(node=binding.node, input=binding.input, name=name, alpha=alpha))
+        outputs.append(OutputBinding(node=binding.node, input=binding.input, name=name, alpha=alpha,
+                                     data=_read_data_flag(reader, raw, where)))
     nodes = [output.node for output in outputs]
     for node in nodes:
         if nodes.count(node) > 1:
@@ -307,6 +311,15 @@ def _read_outputs(reader: _Reader, data: Mapping[str, Any], mode: str) -> Tuple[
             raise reader.fail("outputs", f"passes {names} are all saved by node {node}: give each pass its own save "
                                          "node")
     return tuple(outputs)
+
+
+def _read_data_flag(reader: _Reader, raw: Any, where: str) -> bool:
+    """``data: true``: the pass holds values (depth, normals, AO), not colour."""
+    value = reader.mapping(raw, where).get("data", False)
+    if not isinstance(value, bool):
+        raise reader.fail(f"{where}.data", f"expected true (the pass holds data: depth, normals, AO; written "
+                                           f"without colour conversion) or false, got {value!r}")
+    return value
 
 
 def _read_link(reader: _Reader, raw: Any, key: str) -> Optional[Link]:

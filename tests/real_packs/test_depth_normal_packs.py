@@ -11,7 +11,6 @@ from typing import Dict, Sequence
 import numpy as np
 import pytest
 
-from farm_plugin.frames.colour import ColourPolicy, to_working
 from farm_plugin.frames.image_io import probe, read_pixels
 from tests.real_packs.plates import FULL_PRECISION, HEIGHT, WIDTH, Run, run_package, sequence, subject_plate
 from tests.real_packs.plugin import PacksComfyUI
@@ -37,9 +36,11 @@ def _run(comfyui: PacksComfyUI, package: str, folder: Path, frames: int = len(FR
 
 
 def _working(run: Run, name: str, frame: int) -> np.ndarray:
-    """A pass's pixels as the workflow gave them (the working space), colour channels only."""
-    plate = run.output.parent / "plate" / f"plate.{frame}.exr"
-    return to_working(run.frame(name, frame), ColourPolicy.default_for(probe(plate)))[..., :3]
+    """A data pass's pixels as the workflow gave them (written without colour conversion, tagged data), its
+    first three channels: what a compositor decodes."""
+    path = run.output / f"{name}.{frame}.exr"
+    assert probe(path).metadata.get("oiio:ColorSpace") == "data", path
+    return run.frame(name, frame)[..., :3]
 
 
 def _plate_alpha(run: Run, frame: int) -> np.ndarray:
