@@ -9,7 +9,9 @@ order (openjd-specifications wiki, How-Jobs-Are-Run, "Sessions"): the Deadline 1
 So ``enter`` starts ComfyUI in a process group of its own (the action's process ends, ComfyUI stays),
 records where it listens in the session's working directory (the state file) and returns once ComfyUI
 answers; ``exit`` stops that process group. With ``--comfyui-url`` it attaches to a ComfyUI someone else
-runs instead, and ``exit`` leaves it alone.
+runs instead, and ``exit`` leaves it alone. Where comfyfarm's Worker service (farm_plugin.service) runs a
+warm ComfyUI for the session's GPU (``--service-gpu``, default: the one ``CUDA_VISIBLE_DEVICES`` names, else
+0), the session uses it, checked and tidied by ``prepare`` before each task; ``exit`` leaves it warm.
 
 What it prints for the render manager are OpenJD stdout messages (How-Jobs-Are-Run, "Stdout/Stderr
 Messages"): ``openjd_status: …``, ``openjd_fail: …``, and ``openjd_env: COMFYFARM_COMFYUI_URL=…``, which
@@ -35,6 +37,8 @@ from farm_plugin.atomic import write_text_atomic
 from farm_plugin.comfyui.errors import ComfyUIError, ComfyUIStartError
 from farm_plugin.comfyui.server import ComfyUIServer, ExternalServer, ServerConfig, default_python
 from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput
+from farm_plugin.service.prepare import prepare
+from farm_plugin.service.state import ServiceUnavailable, default_state_dir
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ class SessionComfyUI:
     restart_limit: int = DEFAULT_RESTART_LIMIT
     restarts: int = 0
     starts: int = 0
+    service_gpu: str = ""  # attached to comfyfarm's Worker service for this GPU (farm_plugin.service)
     written_at: float = field(default_factory=time.time)
 
     def log_tail(self, lines: int = LOG_TAIL_SHOWN) -> List[str]:
@@ -106,6 +111,7 @@ class EnvSettings:
     startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_SECONDS
     restart_limit: int = DEFAULT_RESTART_LIMIT
     scratch_dir: str = ""
+    service_gpu: str = ""  # the session's GPU, whose warm ComfyUI (farm_plugin.service) it uses if one runs
 
 
 def resolve_settings(settings: EnvSettings) -> EnvSettings:
@@ -115,7 +121,24 @@ def resolve_settings(settings: EnvSettings) -> EnvSettings:
     python = settings.python or os.environ.get("COMFYUI_PYTHON", "")
     extra = settings.extra_args or tuple(shlex.split(os.environ.get("COMFYUI_ARGS", "")))
     url = settings.url or ("" if comfyui_dir else os.environ.get("COMFYUI_URL", ""))
-    return replace(settings, comfyui_dir=comfyui_dir, python=python, extra_args=extra, url=url)
+    visible = [gpu.strip() for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if gpu.strip()]
+    gpu = settings.service_gpu or (visible[0] if len(visible) == 1 else "0")
+    return replace(settings, comfyui_dir=comfyui_dir, python=python, extra_args=extra, url=url, service_gpu=gpu)
+
+
+def attach_service(settings: EnvSettings, job: str) -> Optional[SessionComfyUI]:
+    """The warm ComfyUI of comfyfarm's Worker service for the session's GPU, checked and tidied (``prepare``),
+    or None where no service answers (the session starts its own, as without one). Not where the job names
+    a ComfyUI URL."""
+    if settings.url:
+        return None
+    try:
+        prepared = prepare(settings.service_gpu, state_dir=default_state_dir(), job=job,
+                           wait_s=settings.startup_timeout_s)
+    except ServiceUnavailable as exc:
+        _say(f"openjd_status: {exc}: starting ComfyUI for this session")
+        return None
+    return SessionComfyUI(url=prepared.url, owned=False, restart_limit=0, service_gpu=settings.service_gpu)
 
 
 def start(settings: EnvSettings, *, port: Optional[int] = None, starts: int = 0,
@@ -229,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     enter.add_argument("--restart-limit", type=int, default=DEFAULT_RESTART_LIMIT,
                        help="restarts of a ComfyUI that died, per session")
     enter.add_argument("--scratch", default="", help="ComfyUI's input/output/temp (default: beside the state file)")
+    enter.add_argument("--service-gpu", default="", help="the GPU whose comfyfarm service ComfyUI to use if one runs "
+                                                         "(default: CUDA_VISIBLE_DEVICES's one GPU, else 0)")
     leave = commands.add_parser("exit", help="stop this session's ComfyUI (onExit)")
     leave.add_argument("--state", required=True)
     return parser
@@ -243,12 +268,13 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     settings = resolve_settings(EnvSettings(
         comfyui_dir=args.comfyui_dir, python=args.comfyui_python, extra_args=tuple(shlex.split(args.comfyui_args)),
         url=args.comfyui_url, base_port=args.base_port, startup_timeout_s=args.startup_timeout_s,
-        restart_limit=args.restart_limit, scratch_dir=args.scratch or str(state_path.parent / "comfyui")))
+        restart_limit=args.restart_limit, scratch_dir=args.scratch or str(state_path.parent / "comfyui"),
+        service_gpu=args.service_gpu))
     where = settings.url or settings.comfyui_dir or "?"
     _say(f"openjd_status: starting ComfyUI ({where})")
     signal.signal(signal.SIGTERM, _cancelled)  # OpenJD's notify: stop what was started, then leave
     try:
-        state = start(settings)
+        state = attach_service(settings, state_path.parent.name) or start(settings)
     except ComfyUIError as exc:
         for line in getattr(exc, "log_tail", None) or []:
             _say(f"comfyui: {line}")
@@ -256,7 +282,9 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT if not (settings.url or settings.comfyui_dir) else EXIT_NOT_STARTED
     write_state(state_path, state)
     _say(f"openjd_env: {URL_VARIABLE}={state.url}")
-    _say(f"openjd_status: ComfyUI is up at {state.url}" + (f" (pid {state.pid})" if state.pid else " (attached)"))
+    how = (f" (pid {state.pid})" if state.pid else f" (the warm ComfyUI of comfyfarm's service on GPU "
+           f"{state.service_gpu})" if state.service_gpu else " (attached)")
+    _say(f"openjd_status: ComfyUI is up at {state.url}{how}")
     return EXIT_OK
 
 

@@ -41,9 +41,11 @@ from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.jobrecord import JobRecordError, read_job_record
 from farm_plugin.openjd.env import SessionComfyUI, SessionStateError, read_state, restart, write_state
 from farm_plugin.runner.chunk import DEFAULT_IDLE_TIMEOUT_SECONDS
-from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_OK
+from farm_plugin.runner.exits import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_COMFYUI_LOST, EXIT_FAILED, EXIT_OK
 from farm_plugin.runner.output import OutputWriter
 from farm_plugin.runner.progress import parse_progress_line
+from farm_plugin.service.prepare import NotReady, prepare
+from farm_plugin.service.state import ServiceUnavailable, default_state_dir
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +129,14 @@ class TaskRun:
         except SessionStateError as exc:
             say(f"openjd_fail: {exc}")
             return EXIT_BAD_INPUT
+        if state.service_gpu:  # the Worker service's ComfyUI: checked and tidied before each task
+            try:
+                state = dataclasses.replace(state, url=prepare(state.service_gpu, state_dir=default_state_dir(),
+                                                               job=self.chunk.state_path.parent.name,
+                                                               wait_s=state.startup_timeout_s).url)
+            except (ServiceUnavailable, NotReady) as exc:
+                say(f"openjd_fail: comfyfarm's service cannot take this task: {exc}")
+                return EXIT_COMFYUI_LOST if isinstance(exc, ServiceUnavailable) else EXIT_FAILED
         while True:
             code, error = self.run_runner(state.url) if not self.cancelled.is_set() else (EXIT_CANCELLED, None)
             if self.cancelled.is_set() or code == EXIT_CANCELLED:

@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from farm_plugin.frames.image_io import probe, read_pixels
+from farm_plugin.service.state import Limits
+from farm_plugin.service.supervisor import ComfyUIService, ServiceConfig
+from tests.doubles.comfyui.harness import free_port
 from tests.farm_plugin.runner.temporal import make_mean_package
 from tests.flame_submitter.test_run_local import fake_processes
 from tests.real_comfyui import REAL_SKIP_REASON
@@ -153,3 +156,30 @@ def test_a_worker_without_comfyui_fails_the_step_saying_how_to_set_it(bundle_stu
             "in the worker's environment (or ComfyUIURL to use a running ComfyUI)") in run.messages
     assert run.chunks == [] and comfyui_starts(bundle_studio.comfyui_dir) == 0
     assert not (bundle_studio.root / "sh010" / "comfy" / "invert.comfyfarm.json").exists()
+
+
+def test_a_bundle_uses_the_workers_warm_comfyui_and_leaves_it_warm(bundle_studio: BundleStudio,
+                                                                   tmp_path: Path) -> None:
+    """comfyfarm's Worker service (farm_plugin.service) runs a warm ComfyUI for GPU 0: the step environment
+    attaches to it instead of starting one, each task is prepared against it, and it stays up after."""
+    state = tmp_path / "service-state"
+    service = ComfyUIService(ServiceConfig(comfyui_dir=bundle_studio.comfyui_dir, gpus=("0",), state_dir=state,
+                                           base_port=free_port(), python=sys.executable, startup_timeout_s=30,
+                                           limits=Limits()))
+    service.start()
+    try:
+        starts_before = comfyui_starts(bundle_studio.comfyui_dir)
+        bundle = bundle_studio.export(tmp_path / "bundle", "--chunk-size", "12")
+        run = bundle_studio.openjd_run(bundle, env={**bundle_studio.environment(), "COMFYFARM_SERVICE_DIR": str(state),
+                                                    "CUDA_VISIBLE_DEVICES": "0"})
+        assert run.returncode == 0, run.text()
+        url = service.servers["0"].url
+        assert f"openjd_status: ComfyUI is up at {url} (the warm ComfyUI of comfyfarm's service on GPU 0)" \
+            in run.messages
+        assert comfyui_starts(bundle_studio.comfyui_dir) == starts_before  # none started for the session
+        assert service.servers["0"].is_running() and service.servers["0"].starts == 1  # left warm
+        assert len([line for line in run.text().splitlines() if "is ready for the task" in line]) >= 2
+        out = bundle_studio.root / "sh010" / "comfy"
+        assert frame_names(out, "invert") == [f"invert.{f}.exr" for f in FRAMES]
+    finally:
+        service.stop()
