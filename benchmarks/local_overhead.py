@@ -55,8 +55,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from farm_plugin.comfyui.server import ComfyUIServer, ExternalServer, ServerConfig  # noqa: E402
+from farm_plugin.frames.colour import ColourPolicy, from_working, to_working  # noqa: E402
 from farm_plugin.frames.framelist import chunk_frames  # noqa: E402
-from farm_plugin.frames.image_io import read_pixels, timecode_bcd, write_frame  # noqa: E402
+from farm_plugin.frames.image_io import probe, read_pixels, timecode_bcd, write_frame  # noqa: E402
 from farm_plugin.jobrecord import JobRecord, OutputSpec, SourceSpec, WorkflowSpec  # noqa: E402
 from farm_plugin.runner.local import LocalRun, LocalServer  # noqa: E402
 from farm_plugin.runner.progress import ProgressSink  # noqa: E402
@@ -119,6 +120,13 @@ def write_plate(folder: Path, width: int, height: int, count: int) -> str:
         write_frame(folder / f"plate.{FIRST_FRAME + index:04d}.exr", pixels,
                     metadata={"smpte:TimeCode": [timecode, 0], "FramesPerSecond": (24, 1)})
     return str(folder / "plate.####.exr")
+
+
+def warm_colour_tables(plate: Path) -> None:
+    """Build the colour tables of the plate's conversions before the clock starts: run-local builds them once
+    per process (about a second of CPU), which a first run would otherwise pay alone (farm_plugin/frames/curves.py)."""
+    policy = ColourPolicy.default_for(probe(plate))
+    from_working(to_working(np.zeros((512, 512, 3), np.float16), policy), policy)
 
 
 def exr_rate(sources: Sequence[Path], out_dir: Path, workers: int) -> float:
@@ -269,6 +277,7 @@ def measure_size(width: int, height: int, count: int, args: argparse.Namespace, 
         result[f"exr_fps_{workers}"] = round(exr_rate(sources, root / "copy", workers), 3)
     print(f"{size}: EXR read+write {result['exr_fps_1']:.2f} frames/s (1 thread), "
           f"{result['exr_fps_2']:.2f} (2 threads)", flush=True)
+    warm_colour_tables(sources[0])
     faults = json.dumps({"node_delay_s": args.delay_ms / 1000.0 / INVERT_NODES})
     double = managed(fake_dir, sys.executable, (), {"COMFYFARM_FAKE_FAULTS": faults}, base_port=18400)
     runs: Dict[str, Dict[str, Any]] = {}
