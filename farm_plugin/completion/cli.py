@@ -5,8 +5,10 @@ Unless the job failed, what two chunks of a sequence workflow each left to the o
 ``--failed``: the Deadline job failed (or was cancelled): the record says failed, with the frames that exist.
 ``--failed-unless-complete``: Deadline no longer has the job (deleted), or it is in no final state: the record
 says completed when every frame is on disk, else failed with ``--reason`` and the missing frames.
-Exit 0 when the record is written or was already there; 2 when the job record cannot be read or the inbox
-cannot be written. What it did is printed on one line, for the hand-back job's log.
+A complete job's record names its contact sheet (``contact_sheet.py``), written beside the frames first; a sheet that
+cannot be made is a warning line and the record names none. Exit 0 when the record is written or was already
+there; 2 when the job record cannot be read or the inbox cannot be written. What it did is printed on one line
+each, for the hand-back job's log.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from farm_plugin.completion.record import STATUS_FAILED, build_completion, completion_summary, write_completion
+from farm_plugin.completion.contact_sheet import add_contact_sheet
+from farm_plugin.completion.record import (
+    HANDLED_FOLDER,
+    STATUS_FAILED,
+    build_completion,
+    completion_summary,
+    write_completion,
+)
 from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_OK
 from farm_plugin.frames.errors import FrameError
 from farm_plugin.frames.framelist import format_frame_list, parse_frame_list
@@ -59,6 +68,10 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     if args.failed_unless_complete and completion.missing_frames:
         reason = "; ".join(text for text in (args.reason, completion.reason) if text)
         completion = dataclasses.replace(completion, status=STATUS_FAILED, reason=reason)
+    if not _already_written(inbox, args.deadline_job_id):
+        completion, line = add_contact_sheet(completion, record, output_pattern=args.output_pattern)
+        if line:
+            print(line)
     try:
         written = write_completion(completion, inbox)
     except OSError as exc:
@@ -72,6 +85,12 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
               + (f", missing {summary['missing']}" if summary["missing"] else "")
               + (f" ({summary['reason']})" if summary["reason"] else ""))
     return EXIT_OK
+
+
+def _already_written(inbox: str, deadline_job_id: str) -> bool:
+    """Whether the inbox has the job's record (waiting, or imported): a repeated hand-back makes no sheet."""
+    name = f"{deadline_job_id}.json"
+    return (Path(inbox) / name).exists() or (Path(inbox) / HANDLED_FOLDER / name).exists()
 
 
 def _finish_joins(record: JobRecord, job_path: str, output_pattern: Optional[str]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COMPLETION_SCHEMA = 2  # 2: ``passes``, one entry per pass (1: the one output at the top level)
+COMPLETION_SCHEMA = 3  # 3: ``contact_sheet``; 2: ``passes``, one entry per pass (1: the one output at the top level)
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
 HANDLED_FOLDER = "imported"  # where Flame moves the records it has handled
@@ -47,7 +47,7 @@ class PassOutput:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PassOutput:
-        values = dict(data)
+        values = _known(cls, data)
         for key in ("frames", "missing_frames"):
             values[key] = tuple(values.get(key) or ())
         return cls(**values)
@@ -78,6 +78,7 @@ class CompletionRecord:
     parameters: Mapping[str, Any]
     relink: Mapping[str, Any]
     passes: Tuple[PassOutput, ...] = ()
+    contact_sheet: Optional[str] = None  # the JPEG of each pass's first, middle and last frame (artist's path)
     written_at: float = field(default_factory=time.time)
     written_by: str = __version__
     schema: int = COMPLETION_SCHEMA
@@ -87,11 +88,16 @@ class CompletionRecord:
         return self.status == STATUS_COMPLETED and not self.missing_frames
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        values = asdict(self)
+        if values["contact_sheet"] is None:  # no sheet, no field: such a record reads as schema 2 did
+            del values["contact_sheet"]
+        return json.dumps(values, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CompletionRecord:
-        values = dict(data)
+        """A record of any schema: fields an older comfyfarm did not write take their defaults, and fields a newer
+        one added are left out (logged), so that the relink reads records from a farm upgraded before it."""
+        values = _known(cls, data)
         for key in ("frames", "missing_frames", "source_frames"):
             values[key] = tuple(values.get(key) or ())
         passes = tuple(PassOutput.from_dict(item) for item in values.get("passes") or ())
@@ -99,6 +105,15 @@ class CompletionRecord:
                                                  frames=values["frames"], missing_frames=values["missing_frames"],
                                                  width=values.get("width"), height=values.get("height")),)
         return cls(**values)
+
+
+def _known(cls: Any, data: Mapping[str, Any]) -> Dict[str, Any]:
+    """``data``'s entries that are fields of the dataclass ``cls``; the others are logged and left out."""
+    names = {item.name for item in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        logger.debug("%s: left out the fields %s, from a newer comfyfarm", cls.__name__, ", ".join(unknown))
+    return {key: value for key, value in data.items() if key in names}
 
 
 def read_completion(path: str | Path) -> CompletionRecord:
@@ -123,19 +138,20 @@ def verify_outputs(pattern: FramePattern, frames: List[int]) -> Tuple[List[int],
     return present, missing, first
 
 
+def artist_path(record: JobRecord, path: str) -> str:
+    """A farm path of ``record``'s job as the artist's workstation sees it (the record's path mappings)."""
+    if not record.workstation_os or not record.farm_os:
+        return path
+    mappings = [PathMapping.from_dict(m) for m in record.path_mappings]
+    return map_path(path, mappings, source_os=record.farm_os, target_os=record.workstation_os)
+
+
 def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: bool, reason: str = "",
                      part: str = "main", frames: Optional[List[int]] = None,
                      output_pattern: Optional[str] = None) -> CompletionRecord:
     """The record for a finished (or failed) job, every pass's outputs verified, paths mapped back for the
     artist. ``output_pattern`` is the job's output pattern as this machine sees it, where it differs."""
     wanted = output_frames(record, frames)
-    mappings = [PathMapping.from_dict(m) for m in record.path_mappings]
-
-    def artist_path(path: str) -> str:
-        if not record.workstation_os or not record.farm_os:
-            return path
-        return map_path(path, mappings, source_os=record.farm_os, target_os=record.workstation_os)
-
     artist_patterns = pass_patterns(record)
     names = [spec.name for spec in record.workflow.passes]
     passes = []
@@ -148,7 +164,7 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
         channels = header.channels if header else None
         if header is not None and layered(record):  # this pass's layer of the frames' EXR
             channels = len(pass_channels(header.channel_names, names)[name])
-        passes.append(PassOutput(name=name, output_pattern=artist_path(artist_patterns[name].to_hashes()),
+        passes.append(PassOutput(name=name, output_pattern=artist_path(record, artist_patterns[name].to_hashes()),
                                  frames=tuple(present), missing_frames=tuple(missing),
                                  width=header.width if header else None, height=header.height if header else None,
                                  channels=channels))
@@ -172,7 +188,7 @@ def build_completion(record: JobRecord, *, deadline_job_id: str, job_failed: boo
         missing_frames=tuple(missing_any),
         width=first.width,
         height=first.height,
-        source_pattern=artist_path(record.source.pattern),
+        source_pattern=artist_path(record, record.source.pattern),
         source_frames=tuple(record.source.frames),
         source_timecode=record.source.timecode,
         fps=record.source.fps,

@@ -18,7 +18,7 @@ from farm_plugin.public import public_names
 # What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
 # imported on first use, so importing one module of this package does not import the others.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
-    "colour": ("ColourPolicy",),
+    "colour": ("ColourPolicy", "from_working", "to_working"),
     "errors": ("FrameError", "FrameListError", "MissingFramesError", "MixedResolutionError", "PlateError"),
     "framelist": ("chunk_frames", "format_frame_list", "parse_frame_list"),
     "image_io": ("FLOAT_FORMATS", "FORMATS_WITHOUT_ALPHA", "PlateInfo", "probe", "read_pixels", "timecode_bcd",

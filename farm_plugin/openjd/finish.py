@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from farm_plugin.atomic import write_text_atomic
+from farm_plugin.completion.contact_sheet import add_contact_sheet
 from farm_plugin.completion.record import CompletionRecord, build_completion, completion_summary, write_completion
 from farm_plugin.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from farm_plugin.frames.errors import FrameError
@@ -84,6 +85,9 @@ def finish(record: JobRecord, job_path: Path, *, frames: Optional[Sequence[int]]
         print(f"comfyfarm: error: could not cross-fade the frames left between chunks: {exc}")
     completion = build_completion(record, deadline_job_id=job_id, job_failed=False,
                                   frames=list(frames) if frames else None, output_pattern=here.output.pattern)
+    completion, line = add_contact_sheet(completion, record, output_pattern=here.output.pattern)
+    if line:
+        print(line)
     text = completion.to_json()
     beside = completion_beside(here.output.pattern)
     replace_file(beside, text)

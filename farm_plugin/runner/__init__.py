@@ -11,7 +11,7 @@ from farm_plugin.public import public_names
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "binding": ("LOADER", "SAVER"),
     "chunk": ("DEFAULT_IDLE_TIMEOUT_SECONDS",),
-    "exits": ("EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_COMFYUI_LOST", "EXIT_OK"),
+    "exits": ("EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_COMFYUI_LOST", "EXIT_FAILED", "EXIT_OK"),
     "joins": ("finish_joins",),
     "local": ("LocalRun", "LocalRunReport", "LocalServer"),
     "output": ("OutputWriter",),

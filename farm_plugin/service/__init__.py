@@ -17,7 +17,7 @@ from farm_plugin.public import public_names
 # What other packages may use (comfyfarm doctor), by the module it lives in; tests/test_public_api.py keeps it
 # true. A name is imported on first use.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
-    "prepare": ("inspect",),
+    "prepare": ("NotReady", "inspect", "prepare"),
     "state": ("ServiceUnavailable", "default_state_dir", "service_gpus"),
 }
 __all__, __getattr__ = public_names(__name__, _PUBLIC)

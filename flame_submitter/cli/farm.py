@@ -1,4 +1,8 @@
-"""``comfyfarm submit | status | jobs | cancel``: the farm from the command line."""
+"""``comfyfarm submit | status | jobs | cancel``: the farm from the command line.
+
+``status`` also shows, per pass, how many of the job's frames are on disk and whole, the frame written last and a
+thumbnail of it (``latest_<pass>.jpg`` in the job folder): results as they arrive, read from the job record and the
+output folders through this machine's path mappings (``farm_plugin/completion/progress.py``)."""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Sequence
 
 from farm_plugin.errors import BadInput, ComfyfarmError, UsageError, exit_code
+from farm_plugin.frames.framelist import parse_frame_list
 from farm_plugin.frames.pattern import FramePattern
-from farm_plugin.jobrecord import RelinkIdentity
+from farm_plugin.jobrecord import RelinkIdentity, read_job_record
+from farm_plugin.paths import map_path
 from farm_plugin.workflow.params import parse_assignments, resolve_parameters
 from flame_submitter.config import Config, load_config
 from flame_submitter.deadline.client import JOB_STATES, TASK_STATES, DeadlineClient
@@ -75,7 +81,8 @@ def add_parsers(commands: Any) -> None:
                              "ComfyFarmPython=/opt/comfyfarm/bin/python")
     parser.set_defaults(run=run_submit)
 
-    status = commands.add_parser("status", help="a Deadline job's state, tasks and errors")
+    status = commands.add_parser("status", help="a Deadline job's state, tasks and errors, and the frames done per "
+                                                "pass with a thumbnail of the latest")
     status.add_argument("job_id", metavar="JOB_ID")
     status.set_defaults(run=run_status)
 
@@ -181,7 +188,9 @@ def _client() -> DeadlineClient:
     return deadline_client(load_config())
 
 
-def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]]) -> List[str]:
+def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]], frames: Sequence[str] = ()) -> List[str]:
+    """What ``status`` prints of a job: its state, its outputs, then ``frames`` (``frames_done``), then its rendering
+    and failed tasks."""
     props = job.get("Props") or {}
     done = sum(1 for t in tasks if t.get("Stat") == 5)
     state = JOB_STATES.get(job.get("Stat"), f"state {job.get('Stat')}")
@@ -195,6 +204,7 @@ def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]]) -> List[str]:
         f"  user: {props.get('User', '')}    frames: {props.get('Frames', '')}    workflow: {props.get('Ex0', '')}",
     ]
     lines += [f"  {name or 'output'}: {path}" for name, path in job_outputs(job)]
+    lines += list(frames)
     for task in tasks:
         if task.get("Stat") in (4, 6):
             status = task.get("RndStat") or ""
@@ -203,15 +213,51 @@ def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def frames_done(job: Mapping[str, Any], config: Config) -> List[str]:
+    """Per pass: ``  inverted frames: 12/24 done, latest 1012 (thumbnail /jobs/…/latest_inverted.jpg)`` (a one-pass
+    job: ``  frames: …``), from the job record the job names, its farm paths read through ``config``'s path
+    mappings; the thumbnail is written into the job folder. One line saying why where the record cannot be read."""
+    from farm_plugin.completion.contact_sheet import ContactSheetError
+    from farm_plugin.completion.progress import pass_progress, write_latest_thumbnail
+
+    props = job.get("Props") or {}
+    farm_record = str((props.get("PlugInfo") or {}).get("JobRecord") or "")
+    if not farm_record:
+        return []
+
+    def here(path: str) -> str:
+        return map_path(path, config.path_mappings, source_os=config.farm_os, target_os=config.workstation_os)
+
+    try:
+        record = read_job_record(here(farm_record))
+        frames = parse_frame_list(str(props["Frames"])) if props.get("Frames") else None
+        progress = pass_progress(record, frames, output_pattern=here(record.output.pattern))
+    except ComfyfarmError as exc:  # the record's errors say which file, and why
+        return [f"  frames: not counted: {exc}"]
+    lines = []
+    for item in progress:
+        label = f"{item.name} frames" if len(progress) > 1 else "frames"
+        line = f"  {label}: {len(item.done)}/{item.total} done"
+        if item.latest is not None:
+            try:
+                thumbnail = write_latest_thumbnail(record, item, Path(here(farm_record)).parent)
+                line += f", latest {item.latest} (thumbnail {thumbnail})"
+            except ContactSheetError as exc:
+                line += f", latest {item.latest} (no thumbnail: {exc})"
+        lines.append(line)
+    return lines
+
+
 def run_status(args: argparse.Namespace) -> int:
     try:
-        client = _client()
+        config = load_config()
+        client = deadline_client(config)
         job = client.get_job(args.job_id)
         tasks = client.get_job_tasks(args.job_id)["Tasks"]
         errors = client.job_reports(args.job_id, "error") if job.get("Errs") else []
     except ComfyfarmError as exc:
         return _fail(exc)
-    for line in describe_job(job, tasks):
+    for line in describe_job(job, tasks, frames_done(job, config)):
         print(line)
     for report in errors[-3:]:
         text = str(report.get("ErrorMessage") or report.get("Title") or "").strip().splitlines()

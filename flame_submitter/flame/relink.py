@@ -15,6 +15,10 @@ off the main thread. For each record of the current project and user it:
   the console says which passes it holds as layers; gives each clip the source's start frame
   (the frames carry the source timecode in their headers) and marks it with a colour so artists see what
   came from the farm;
+- where the record names a contact sheet (``contact_sheet``: a JPEG of each pass's first, middle and last frame,
+  written by the hand-back beside the frames), puts its path into each clip's comment (the comment of the clip's
+  media segment, ``versions[0].tracks[0].segments[0]``: a PyClip has no comment of its own) and into the
+  console's import message;
 - moves the record to ``<inbox>/imported/``, so that it is imported once, also across Flame restarts.
 
 A failure record, or a record with a frame missing from any pass, becomes a message in Flame's console
@@ -269,8 +273,9 @@ class RelinkWatcher:
                     "Import finished renders to try again"))
                 self.say(outcome.message, "error")
                 return outcome
+            sheet = f"; contact sheet {record.contact_sheet}" if record.contact_sheet else ""
             outcome = Outcome(path.name, imported=tuple(names), message=(
-                f"comfyfarm: {imported_text(names, passes_of(record), record.frames, self.library_name)}"))
+                f"comfyfarm: {imported_text(names, passes_of(record), record.frames, self.library_name)}{sheet}"))
             self.say(outcome.message, "info")
         self.mark_handled(path)
         return outcome
@@ -289,18 +294,25 @@ class RelinkWatcher:
     def import_clip(self, record: CompletionRecord) -> List[str]:
         return import_render(self.flame, self.library_name, workflow=record.workflow,
                              workflow_title=record.workflow_title, clip_name=record.relink.get("clip_name") or "clip",
-                             passes=passes_of(record))
+                             passes=passes_of(record),
+                             comment=sheet_comment(record.contact_sheet) if record.contact_sheet else "")
+
+
+def sheet_comment(path: str) -> str:
+    """The comment an imported clip gets when its record names a contact sheet."""
+    return f"comfyfarm contact sheet: {path}"
 
 
 def import_render(flame: Any, library_name: str, *, workflow: str, workflow_title: str, clip_name: str,
-                  passes: Sequence[RenderedPass]) -> List[str]:
+                  passes: Sequence[RenderedPass], comment: str = "") -> List[str]:
     """Import a finished render into ``library_name`` / ``workflow_title``, one clip per pass, as the next
     ``<clip>_<workflow>_vNNN`` (one pass) or ``<clip>_<workflow>_<pass>_vNNN`` (several passes, one NNN for
     all), each with its first frame as start frame and the farm colour; returns the clips' names. Passes that
     are the layers of one EXR sequence (``as_layers``) are that sequence, imported once as one multi-channel
     clip named like a one-pass job's. The version is free for every name a job of the workflow gives its
     clips: a several-pass workflow's jobs, with layers or without, count on from one another. All or nothing:
-    raises PassImportError, after deleting the clips of the passes already imported. Main thread only."""
+    raises PassImportError, after deleting the clips of the passes already imported. ``comment`` (a contact sheet's
+    path) goes into each clip's comment where Flame takes it (``set_comment``). Main thread only."""
     taken = [f"{clip_name}_{workflow}"] + ([f"{clip_name}_{workflow}_{item.name}" for item in passes]
                                            if len(passes) > 1 else [])
     if as_layers(passes):
@@ -324,11 +336,26 @@ def import_render(flame: Any, library_name: str, *, workflow: str, workflow_titl
             if clip.start_frame != rendered.frames[0]:
                 clip.change_start_frame(rendered.frames[0])
             clip.colour = FARM_COLOUR
+            if comment:
+                set_comment(clip, comment)
         except Exception as exc:  # Flame's own errors have no common type: each is turned into words here
             logger.exception("comfyfarm: importing %s failed", rendered.output_pattern)
             left = take_back(flame, imported)
             raise PassImportError(rendered.name if several else None, str(exc) or type(exc).__name__, left) from exc
     return [name for name, _ in imported]
+
+
+def set_comment(clip: Any, text: str) -> bool:
+    """Put ``text`` into ``clip``'s comment: the ``comment`` PyAttribute of its media segment
+    (``versions[0].tracks[0].segments[0]``; a PyClip has none of its own). False, logged, where the clip has no
+    segment or Flame refuses it: the import stands, and the console message carries the text."""
+    try:
+        segment = clip.versions[0].tracks[0].segments[0]
+        segment.comment = text
+    except Exception:  # Flame's own errors have no common type; a comment is no reason to undo an import
+        logger.warning("comfyfarm: could not set the comment of %s", text_of(getattr(clip, "name", "")), exc_info=True)
+        return False
+    return True
 
 
 def _import_pass(flame: Any, folder: Any, rendered: RenderedPass) -> Any:

@@ -96,8 +96,11 @@ class Studio:
         return env
 
     def outputs(self, workflow: str = "invert") -> List[str]:
+        """The frames in the output folder (and anything left there but the hand-back's contact sheet)."""
         folder = self.root / "sh010" / "comfy"
-        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if not p.name.endswith("_contact.jpg"))
 
     def comfyui_processes(self) -> List[int]:
         """PIDs of ComfyUI doubles started from this studio's ComfyUI folder."""

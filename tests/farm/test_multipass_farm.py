@@ -83,4 +83,4 @@ def test_a_two_pass_job_with_exr_layers_comes_back_into_flame_as_one_clip(farm, 
     assert [i.path for i in flame_session.imports] == [f"{outputs}/invert.[1001-1024].exr"]
     assert flame_session.console_messages[-1].message == (
         "comfyfarm: imported sh010_plate_invert_v001 (1001-1024) into ComfyUI Renders: one multi-channel clip, the "
-        "passes inverted, original as its layers")
+        f"passes inverted, original as its layers; contact sheet {outputs}/invert_contact.jpg")

@@ -47,7 +47,8 @@ def test_a_layered_job_names_its_one_file_once(fake_deadline, tmp_path: Path, st
     assert (record.output.pattern, record.output.exr_layers) == (str(out / "sh010.####.exr"), True)
     status = comfyfarm(config, "status", job_id)
     assert status.returncode == 0, status.stderr
-    assert status.stdout.splitlines()[3:] == [f"  output (passes inverted, original as layers): {out}/sh010.####.exr"]
+    assert status.stdout.splitlines()[3:] == [f"  output (passes inverted, original as layers): {out}/sh010.####.exr",
+                                              "  inverted frames: 0/24 done", "  original frames: 0/24 done"]
 
 
 def test_without_exr_layers_the_passes_stay_sequences_of_their_own(fake_deadline, tmp_path: Path,
