@@ -22,7 +22,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
         "PromptExecutionError",
     ),
     "events": ("PromptSession",),
-    "gpu_failures": ("GpuFailure", "classify_error", "classify_exit", "classify_log"),
+    "gpu_failures": ("OUT_OF_MEMORY", "GpuFailure", "classify_error", "classify_exit", "classify_log"),
     "prompts": ("OutputFile", "PromptEvent", "PromptResult"),
     "server": (
         "ATTACH_TIMEOUT_SECONDS", "FRAME_NODES_DIR", "ComfyUIServer", "ExternalServer", "ServerConfig",

@@ -9,6 +9,7 @@ On cancel it interrupts ComfyUI, removes its temporary files and leaves finished
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import shutil
@@ -29,7 +30,7 @@ from farm_plugin.comfyui.errors import (
     PromptExecutionError,
 )
 from farm_plugin.comfyui.events import PromptSession
-from farm_plugin.comfyui.gpu_failures import classify_error, classify_exit, classify_log
+from farm_plugin.comfyui.gpu_failures import OUT_OF_MEMORY, classify_error, classify_exit, classify_log
 from farm_plugin.comfyui.prompts import OutputFile, PromptEvent, PromptResult
 from farm_plugin.errors import Cancelled, ComfyfarmError
 from farm_plugin.frames.errors import FrameError
@@ -67,6 +68,10 @@ class ChunkFailed(ChunkError):
     def __init__(self, message: str, *, frames: Sequence[int] = ()) -> None:
         self.frames = list(frames)
         super().__init__(message)
+
+
+class WindowOutOfMemory(ChunkFailed):
+    """A sequence workflow's window ran out of GPU memory (``gpu_failures``): it may be retried shorter."""
 
 
 class ComfyUILost(ChunkFailed):
@@ -186,6 +191,7 @@ class ChunkRunner:
         if todo:
             Path(self.output.directory or ".").mkdir(parents=True, exist_ok=True)
             attempt_dir = prefetch.attempt_dir if prefetch is not None else self._attempt_dir(frames)
+            retried = False
             try:
                 while todo:
                     self._check_cancel()
@@ -193,6 +199,11 @@ class ChunkRunner:
                         todo = self._run_units(todo, report, total, attempt_dir, prefetch)
                     except (ConnectionLost, ComfyUIUnreachable, ComfyUITimeout) as exc:
                         todo = self._recover(exc, todo, report)
+                    except WindowOutOfMemory as exc:
+                        if retried:
+                            raise
+                        todo = self._shorter_windows(exc, todo, report)
+                        retried = True
             finally:
                 if self._io is not None:  # writes behind still read ComfyUI's results and the staged alpha
                     self._io.discard_after(attempt_dir)
@@ -250,6 +261,23 @@ class ChunkRunner:
             self.progress.status(f"frames {text} wait for the chunk before to cross-fade them")
 
     # -- one pass over the remaining units ---------------------------------------------------------
+
+    def _shorter_windows(self, exc: WindowOutOfMemory, units: List[Unit], report: ChunkReport) -> List[Unit]:
+        """The units still to do, planned again in the manifest's shorter windows (``sequence.oom_context``):
+        once per chunk, after a window ran out of GPU memory. Without that setting the chunk fails as it is."""
+        sequence = self.record.workflow.sequence
+        if sequence is None or not sequence.oom_context_frames:
+            raise exc
+        done = set(report.written) | set(report.skipped) | (self._io.writing if self._io is not None else set())
+        left = sorted({frame for unit in units if self._needed(unit, done) for frame in unit.frames},
+                      key=list(self.record.source.frames).index)
+        shorter = dataclasses.replace(sequence, context_frames=sequence.oom_context_frames)
+        replanned = plan_units(left, self.record.workflow.mode, shorter, self.record.source.frames)
+        text = (f"GPU out of memory in a window of {sequence.context_frames} frames: retrying frames "
+                f"{format_frame_list(left)} in windows of {shorter.context_frames} (sequence.oom_context)")
+        logger.warning("%s", text)
+        self.progress.status(text)
+        return [unit for unit in replanned if self._needed(unit, done)]
 
     def _attempt_dir(self, frames: Sequence[int]) -> Path:
         return self.scratch_dir / f"chunk-{frames[0]}-{secrets.token_hex(4)}"
@@ -346,7 +374,10 @@ class ChunkRunner:
             if not self.write_behind:  # writes under way finish whole, and count
                 self.close()
         if failures:
-            raise ChunkFailed(_failure_text(failures[0], failed_frames), frames=failed_frames)
+            error = failures[0]
+            out_of_memory = classify_error(error.exception_type, error.exception_message) is OUT_OF_MEMORY
+            kind = WindowOutOfMemory if out_of_memory and self.record.workflow.sequence is not None else ChunkFailed
+            raise kind(_failure_text(error, failed_frames), frames=failed_frames)
         return []
 
     def _settle(self, io: _FrameIO, chunk: _Chunk, *, wait: bool = False) -> None:

@@ -108,6 +108,7 @@ class SequenceSettings:
     overlap_frames: int = 0
     ratio: float = 1.0
     blend: str = "none"
+    oom_context_frames: Optional[int] = None  # a window that runs out of GPU memory is retried once this long
 
 
 @dataclass(frozen=True)
@@ -444,7 +445,15 @@ def _read_sequence(reader: _Reader, raw: Any, mode: str) -> Optional[SequenceSet
     if context < needed:
         raise reader.fail("sequence.context", f"{context} frames cannot hold a frame of its own with {overlap} handle "
                           f"frame(s) each side at ratio {ratio:g}: use at least {needed}")
-    return SequenceSettings(context_frames=context, overlap_frames=overlap, ratio=float(ratio), blend=blend)
+    smaller = data.get("oom_context")
+    if smaller is not None:
+        smaller = reader.frames(data, "oom_context", "sequence.")
+        if not needed <= smaller < context:
+            raise reader.fail("sequence.oom_context", f"{smaller} frames: a window retried after running out of GPU "
+                                                      f"memory must be shorter than context ({context}) and hold a "
+                                                      f"frame of its own (at least {needed})")
+    return SequenceSettings(context_frames=context, overlap_frames=overlap, ratio=float(ratio), blend=blend,
+                            oom_context_frames=smaller)
 
 
 def package_parameters(package: WorkflowPackage) -> Dict[str, Any]:
