@@ -137,6 +137,40 @@ def select_gpus(override_affinity, affinity, thread, gpus_per_task, explicit):
     return [], warnings
 
 
+# farm_plugin.comfyui.gpu_failures' rules for what ComfyUI's log shows, repeated here (this file imports nothing
+# of comfyfarm; tests/farm/test_plugin_helpers.py keeps them equal): (headline, texts, fix), in that order.
+GPU_LOG_CAUSES = (
+    ("GPU out of memory", ("cuda out of memory", "hip out of memory", "mps backend out of memory",
+                           "allocation on device", "cudnn_status_alloc_failed", "cublas_status_alloc_failed"),
+     "give the workflow less to hold at once (a smaller resolution or batch, fewer frames per window where the "
+     "workflow has a window setting), or send it to Workers with more GPU memory (a group or Limit for heavy "
+     "workflows)"),
+    ("GPU failure", ("an illegal memory access was encountered", "unspecified launch failure",
+                     "uncorrectable ecc error", "gpu is lost", "fallen off the bus",
+                     "the launch timed out and was terminated", "cuda error: unknown error",
+                     "cuda-capable device(s) is/are busy or unavailable"),
+     "the GPU or its driver failed under load: restart this Worker (and its GPU), and if it happens again "
+     "blacklist the Worker for this job and have the GPU checked (nvidia-smi, the kernel log's Xid errors)"),
+    ("no usable GPU driver", ("found no nvidia driver on your system",
+                              "cuda driver version is insufficient for cuda runtime version",
+                              "the nvidia driver on your system is too old", "driver/library version mismatch",
+                              "system has unsupported display driver / cuda driver combination",
+                              "no cuda-capable device is detected"),
+     "install or repair the NVIDIA driver on this Worker (one that supports this torch's CUDA; reboot after a "
+     "driver update), or keep the Worker out of the group that runs comfyfarm's GPU jobs"),
+)
+
+
+def gpu_cause(text, detail):
+    """``headline: detail: fix`` where ComfyUI's log ``text`` shows a GPU failure (its last such line decides),
+    else ``detail`` as it is."""
+    for line in reversed(text.lower().splitlines()):
+        for headline, texts, fix in GPU_LOG_CAUSES:
+            if any(needle in line for needle in texts):
+                return f"{headline}: {detail}: {fix}"
+    return detail
+
+
 def service_state_dir(configured, environ, platform, home):
     """Where the Worker's comfyfarm service writes its state: the plugin's Service State Directory, else
     ``COMFYFARM_SERVICE_DIR``, else the user's state folder (farm_plugin.service.state.default_state_dir's
@@ -619,7 +653,7 @@ class ComfyUIPlugin(DeadlinePlugin):
                 tail = self.comfyui_log_tail()
                 if "address already in use" in tail.lower():
                     return False
-                self.FailRender(f"ComfyUI exited while starting at {self.url}\n{tail}")
+                self.FailRender(gpu_cause(tail, f"ComfyUI exited while starting at {self.url}") + f"\n{tail}")
             try:
                 stats = http_json(f"{self.url}/system_stats", 2.0)
             except (OSError, ValueError):
@@ -746,6 +780,8 @@ class ComfyUIPlugin(DeadlinePlugin):
                 continue
             detail = chunk.error or f"the comfyfarm runtime exited with code {code}"
             tail = f"\n{self.comfyui_log_tail()}" if lost else ""
+            if lost and not detail.startswith(tuple(headline for headline, _texts, _fix in GPU_LOG_CAUSES)):
+                detail = gpu_cause(tail, detail)  # ComfyUI died of it: its log says which
             self.FailRender(f"{detail}{tail}")
 
     def withdraw(self, record, output, frames):

@@ -164,3 +164,17 @@ def test_the_plugin_looks_for_the_service_where_it_writes_its_state(plugin, monk
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert state.default_state_dir() == Path(expected)
+
+
+def test_the_plugins_gpu_rules_are_the_runtimes(plugin) -> None:
+    """The plugin's copy of farm_plugin.comfyui.gpu_failures' log rules (it imports nothing of comfyfarm)."""
+    from farm_plugin.comfyui import gpu_failures
+
+    runtime = [(gpu_failures.OUT_OF_MEMORY.headline, gpu_failures._OUT_OF_MEMORY_TEXTS, gpu_failures.OUT_OF_MEMORY.fix),
+               (gpu_failures.LOST.headline, gpu_failures._LOST_TEXTS, gpu_failures.LOST.fix),
+               (gpu_failures.DRIVER.headline, gpu_failures._DRIVER_TEXTS, gpu_failures.DRIVER.fix)]
+    assert list(plugin.GPU_LOG_CAUSES) == runtime
+    tail = "last lines of ComfyUI's log:\n  RuntimeError: Found no NVIDIA driver on your system."
+    assert plugin.gpu_cause(tail, "ComfyUI exited while starting at http://127.0.0.1:8188") == (
+        f"no usable GPU driver: ComfyUI exited while starting at http://127.0.0.1:8188: {gpu_failures.DRIVER.fix}")
+    assert plugin.gpu_cause("last lines of ComfyUI's log:\n  got prompt", "it stopped") == "it stopped"

@@ -167,3 +167,21 @@ def test_out_of_memory_on_the_farm_names_the_cause_and_the_fix(studio: Studio) -
     assert ("GPU out of memory: ComfyUI node 2 (ImageInvert) failed: torch.OutOfMemoryError: CUDA out of memory. "
             "Tried to allocate 2.00 GiB. (frames 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008): give the "
             "workflow less to hold at once") in errors[0]
+
+
+@pytest.mark.parametrize(("faults", "headline"), [
+    ('{"fail_node": {"class_type": "ImageInvert", "exception_type": "torch.AcceleratorError", "message": '
+     '"CUDA error: an illegal memory access was encountered"}}',
+     "GPU failure: ComfyUI node 2 (ImageInvert) failed: torch.AcceleratorError: CUDA error: an illegal memory access "
+     "was encountered (frames 1001, 1002, 1003, 1004): the GPU or its driver failed under load: restart this Worker"),
+    ('{"refuse_start": "RuntimeError: Found no NVIDIA driver on your system."}',
+     "no usable GPU driver: ComfyUI exited while starting at http://127.0.0.1:"),
+])
+def test_a_lost_gpu_and_a_missing_driver_on_the_farm_name_the_cause_and_the_fix(studio: Studio, faults: str,
+                                                                               headline: str) -> None:
+    studio.configure(faults=faults)
+    workers = studio.farm.start_workers(1)
+    job_id = studio.submit("--chunk-size", "4", frames="1001-1004")
+    studio.farm.wait_for_job(job_id, timeout_s=120)
+    log = studio.farm.worker_log(workers[0])
+    assert headline in log, log
