@@ -161,6 +161,14 @@ GPU_LOG_CAUSES = (
 )
 
 
+KILLED_CAUSE = (
+    "ComfyUI was killed (SIGKILL)",
+    "on Linux this is usually the kernel's out-of-memory killer (see `dmesg` or the journal for 'Out of memory: "
+    "Killed process'): the machine ran out of RAM; run fewer ComfyUI instances or concurrent tasks on it, or "
+    "smaller chunks")
+KILLED_EXIT_CODES = (137, -9)  # Deadline reports a process killed by signal N as 128 + N
+
+
 def gpu_cause(text, detail):
     """``headline: detail: fix`` where ComfyUI's log ``text`` shows a GPU failure (its last such line decides),
     else ``detail`` as it is."""
@@ -691,7 +699,15 @@ class ComfyUIPlugin(DeadlinePlugin):
             self.comfyui.Cleanup()
             self.comfyui = None
 
+    def comfyui_was_killed(self):
+        """Whether the ComfyUI this plugin started ended by SIGKILL (the out-of-memory killer, as a rule)."""
+        if self.comfyui is None or self.MonitoredManagedProcessIsRunning(COMFYUI_PROCESS):
+            return False
+        return self.GetMonitoredManagedProcessExitCode(COMFYUI_PROCESS) in KILLED_EXIT_CODES
+
     def restart_comfyui(self):
+        if self.comfyui_was_killed():
+            self.LogWarning(f"comfyfarm: {KILLED_CAUSE[0]}: {KILLED_CAUSE[1]}")
         self.restarts += 1
         self.LogWarning(f"comfyfarm: ComfyUI stopped; restarting it ({self.restarts}/{self.restart_limit()})\n"
                         f"{self.comfyui_log_tail()}")
@@ -780,7 +796,9 @@ class ComfyUIPlugin(DeadlinePlugin):
                 continue
             detail = chunk.error or f"the comfyfarm runtime exited with code {code}"
             tail = f"\n{self.comfyui_log_tail()}" if lost else ""
-            if lost and not detail.startswith(tuple(headline for headline, _texts, _fix in GPU_LOG_CAUSES)):
+            if lost and self.comfyui_was_killed():
+                detail = f"{KILLED_CAUSE[0]}: {detail}: {KILLED_CAUSE[1]}"
+            elif lost and not detail.startswith(tuple(headline for headline, _texts, _fix in GPU_LOG_CAUSES)):
                 detail = gpu_cause(tail, detail)  # ComfyUI died of it: its log says which
             self.FailRender(f"{detail}{tail}")
 

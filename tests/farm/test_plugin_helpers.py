@@ -174,6 +174,7 @@ def test_the_plugins_gpu_rules_are_the_runtimes(plugin) -> None:
                (gpu_failures.LOST.headline, gpu_failures._LOST_TEXTS, gpu_failures.LOST.fix),
                (gpu_failures.DRIVER.headline, gpu_failures._DRIVER_TEXTS, gpu_failures.DRIVER.fix)]
     assert list(plugin.GPU_LOG_CAUSES) == runtime
+    assert (gpu_failures.KILLED_OUTRIGHT.headline, gpu_failures.KILLED_OUTRIGHT.fix) == plugin.KILLED_CAUSE
     tail = "last lines of ComfyUI's log:\n  RuntimeError: Found no NVIDIA driver on your system."
     assert plugin.gpu_cause(tail, "ComfyUI exited while starting at http://127.0.0.1:8188") == (
         f"no usable GPU driver: ComfyUI exited while starting at http://127.0.0.1:8188: {gpu_failures.DRIVER.fix}")

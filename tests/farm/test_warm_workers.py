@@ -185,3 +185,13 @@ def test_a_lost_gpu_and_a_missing_driver_on_the_farm_name_the_cause_and_the_fix(
     studio.farm.wait_for_job(job_id, timeout_s=120)
     log = studio.farm.worker_log(workers[0])
     assert headline in log, log
+
+
+def test_a_comfyui_killed_by_the_system_on_the_farm_is_named_with_its_fix(studio: Studio) -> None:
+    studio.configure(faults='{"kill_on_prompt": 2}', RestartLimit="0")
+    workers = studio.farm.start_workers(1)
+    job_id = studio.submit("--chunk-size", "4", frames="1001-1004")
+    studio.farm.wait_for_job(job_id, timeout_s=120)
+    log = studio.farm.worker_log(workers[0])
+    assert "ComfyUI was killed (SIGKILL): ComfyUI stopped during frames " in log, log
+    assert "the kernel's out-of-memory killer" in log
