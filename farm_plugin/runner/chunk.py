@@ -211,6 +211,7 @@ class ChunkRunner:
                     shutil.rmtree(attempt_dir, ignore_errors=True)
         self._note_pending(units, report)
         report.restarts = self.restarts
+        report.written.sort()  # in frame order, whichever writer finished first
         return report
 
     def close(self) -> None:

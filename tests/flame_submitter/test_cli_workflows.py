@@ -81,7 +81,8 @@ def test_workflows_json_is_machine_readable(capsys) -> None:
     assert len(records) == 16
     toon = records["toonyou_style"]
     assert (toon["category"], toon["mode"], toon["template"]) == ("Temporal", "sequence", "heavy")
-    assert toon["sequence"] == {"context_frames": 24, "overlap_frames": 4, "ratio": 1.0, "blend": "crossfade"}
+    assert toon["sequence"] == {"context_frames": 24, "overlap_frames": 4, "ratio": 1.0, "blend": "crossfade",
+                                "oom_context_frames": None}
     assert toon["packs"] == ["Kosinkadink/ComfyUI-AnimateDiff-Evolved", "Fannovel16/comfyui_controlnet_aux"]
     assert {"name": "v3_sd15_mm.ckpt", "folder": "animatediff_models",
             "location": "ComfyUI/models/animatediff_models"} in toon["models"]

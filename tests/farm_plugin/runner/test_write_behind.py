@@ -84,7 +84,7 @@ def test_comfyui_starts_the_next_chunk_while_the_last_frames_are_written(fake, t
     assert timeline.started[f"frame {SECOND[0]}"] < finished[FIRST[-1]]  # ComfyUI did not wait for the write
     assert frame_files(out) == [f"inv.{frame}.exr" for frame in FRAMES]
     assert sorted(timeline.done) == FRAMES and sorted(runner.totals.written) == FRAMES  # each frame once
-    assert first.written == FIRST  # counted in the report of the chunk it belongs to
+    assert sorted(first.written) == FIRST  # counted in the report of the chunk it belongs to
     assert runner.late_failures == []
     for frame in FRAMES:  # the frames written behind are whole
         plate_pixels = read_pixels(plate.replace("####", str(frame)))
