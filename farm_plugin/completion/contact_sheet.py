@@ -35,7 +35,7 @@ from farm_plugin.completion.record import CompletionRecord, PassOutput, artist_p
 from farm_plugin.errors import ComfyfarmError
 from farm_plugin.frames.colour import ColourPolicy, to_working
 from farm_plugin.frames.errors import FrameError
-from farm_plugin.frames.image_io import probe, read_pixels, write_frame
+from farm_plugin.frames.image_io import probe, read_pixels, timecode_after, write_frame
 from farm_plugin.frames.layers import pass_channels
 from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import JobRecord, layered, pass_patterns
@@ -239,15 +239,10 @@ def source_timecode(record: JobRecord, frame: int) -> Optional[str]:
     sequence = record.workflow.sequence
     if not source.timecode or not source.fps or not source.frames or (sequence and sequence.ratio != 1):
         return None
-    parts = source.timecode.replace(";", ":").split(":")
-    rate = round(source.fps)
-    if ";" in source.timecode or len(parts) != 4 or not all(part.isdigit() for part in parts) or rate <= 0:
+    try:  # a drop-frame timecode (';') is not counted on here
+        return timecode_after(source.timecode, frame - min(source.frames), round(source.fps))
+    except ValueError:
         return None
-    hours, minutes, seconds, frames = (int(part) for part in parts)
-    count = ((hours * 60 + minutes) * 60 + seconds) * rate + frames + frame - min(source.frames)
-    count %= 24 * 3600 * rate
-    return (f"{count // (3600 * rate):02d}:{count // (60 * rate) % 60:02d}:{count // rate % 60:02d}:"
-            f"{count % rate:02d}")
 
 
 def _draw_texts(sheet: np.ndarray, texts: Sequence[Tuple[int, int, str]]) -> bool:

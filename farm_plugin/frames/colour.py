@@ -143,15 +143,11 @@ def _curve(config: str, source: str, target: str) -> Optional[ChannelCurve]:
     key = (config, source, target)
     with _curves_lock:  # the staging thread and the writers ask at once: build once
         if key not in _curves:
-            _curves[key] = build_curve(functools.partial(_exact_for_curve, config=config, source=source,
+            _curves[key] = build_curve(functools.partial(_convert_exact, config=config, source=source,
                                                          target=target))
             logger.debug("colour %s -> %s: %s", source, target,
                          "tabulated" if _curves[key] is not None else "converted by OpenColorIO")
         return _curves[key]
-
-
-def _exact_for_curve(rgb: np.ndarray, *, config: str, source: str, target: str) -> np.ndarray:
-    return _convert_exact(np.ascontiguousarray(rgb, dtype=np.float32), config, source, target)
 
 
 def _is_default_config(path: str) -> bool:

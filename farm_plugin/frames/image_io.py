@@ -283,6 +283,17 @@ def timecode_text(bcd: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}{separator}{frames:02d}"
 
 
+def timecode_after(start: str, frames: int, fps: int) -> str:
+    """The non-drop-frame timecode ``frames`` frames after ``start`` (``"HH:MM:SS:FF"``) at ``fps`` whole frames a
+    second, wrapping at 24 hours; ``ValueError`` where ``start`` is not one or ``fps`` is not above 0."""
+    parts = start.split(":")
+    if fps <= 0 or len(parts) != 4 or not all(part.isdigit() for part in parts):
+        raise ValueError(f"cannot count on from timecode '{start}' at {fps} frames a second")
+    hours, minutes, seconds, frame = (int(part) for part in parts)
+    count = (((hours * 60 + minutes) * 60 + seconds) * fps + frame + frames) % (24 * 3600 * fps)
+    return f"{count // (3600 * fps):02d}:{count // (60 * fps) % 60:02d}:{count // fps % 60:02d}:{count % fps:02d}"
+
+
 def timecode_bcd(text: str) -> int:
     """``"HH:MM:SS:FF"`` (or ``;`` for drop-frame) as SMPTE BCD; ``ValueError`` if it is not one."""
     parts = text.strip().replace(";", ":").split(":")

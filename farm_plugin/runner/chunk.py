@@ -269,7 +269,7 @@ class ChunkRunner:
         sequence = self.record.workflow.sequence
         if sequence is None or not sequence.oom_context_frames:
             raise exc
-        done = set(report.written) | set(report.skipped) | (self._io.writing if self._io is not None else set())
+        done = self._settled(report)
         left = sorted({frame for unit in units if self._needed(unit, done) for frame in unit.frames},
                       key=list(self.record.source.frames).index)
         shorter = dataclasses.replace(sequence, context_frames=sequence.oom_context_frames)
@@ -536,24 +536,14 @@ class ChunkRunner:
             assert boundary is not None  # a unit has fade_in frames only after a boundary
         try:
             if output.path:  # full precision: comfyfarm's saver wrote the frame file here, on this machine
-                result = Path(output.path)
-                try:
-                    pixels = self._with_plate_alpha(staged.get(self.writer.retime.source_of(frame)),
-                                                    read_frame_file(result))
-                    if boundary is not None and side is not None and self.joins is not None:
-                        self.joins.put_pixels(boundary, frame, side, pixels)
-                    else:
-                        self.writer.write_pixels(frame, pixels, self.writer.source_info(frame, infos), pass_name)
-                finally:
-                    result.unlink(missing_ok=True)
+                pixels = self._with_plate_alpha(staged.get(self.writer.retime.source_of(frame)),
+                                                self._result_pixels(client, frame, output, pass_name, download_dir))
+                if boundary is not None and side is not None and self.joins is not None:
+                    self.joins.put_pixels(boundary, frame, side, pixels)
+                else:
+                    self.writer.write_pixels(frame, pixels, self.writer.source_info(frame, infos), pass_name)
                 return
-            local = download_dir / f"{frame}.{pass_name}.png"
-            try:
-                local.write_bytes(client.view(output))
-            except OSError as exc:  # a full scratch disk: the frame fails, the run goes on and says so
-                raise ChunkFailed(f"frame {frame}: cannot save ComfyUI's result in the scratch folder "
-                                  f"{download_dir} ({exc.strerror or exc}): free some space there, or set scratch_dir "
-                                  "to another folder", frames=[frame]) from exc
+            local = self._download(client, frame, output, pass_name, download_dir)
             try:
                 if boundary is not None and side is not None and self.joins is not None:
                     self.joins.put(boundary, frame, side, local)
@@ -589,12 +579,23 @@ class ChunkRunner:
                 return read_frame_file(result)
             finally:
                 result.unlink(missing_ok=True)
-        local = download_dir / f"{frame}.{pass_name}.png"
+        local = self._download(client, frame, output, pass_name, download_dir)
         try:
-            local.write_bytes(client.view(output))
             return read_result_image(local)
         finally:
             local.unlink(missing_ok=True)
+
+    @staticmethod
+    def _download(client: ComfyUIClient, frame: int, output: OutputFile, pass_name: str, download_dir: Path) -> Path:
+        """ComfyUI's saved image of one pass of output ``frame`` (8-bit path), in the scratch folder."""
+        local = download_dir / f"{frame}.{pass_name}.png"
+        try:
+            local.write_bytes(client.view(output))
+        except OSError as exc:  # a full scratch disk: the frame fails, the run goes on and says so
+            raise ChunkFailed(f"frame {frame}: cannot save ComfyUI's result in the scratch folder "
+                              f"{download_dir} ({exc.strerror or exc}): free some space there, or set scratch_dir "
+                              "to another folder", frames=[frame]) from exc
+        return local
 
     def _written(self, frame: int, report: ChunkReport, total: int, *, current: bool = True) -> None:
         """Output ``frame`` is on disk and verified: count it and say so (and the progress of its chunk, when
@@ -621,8 +622,12 @@ class ChunkRunner:
 
     # -- failure and cancel ------------------------------------------------------------------------
 
+    def _settled(self, report: ChunkReport) -> Set[int]:
+        """Output frames that need no more computing: written, skipped, or handed to a writer."""
+        return set(report.written) | set(report.skipped) | (self._io.writing if self._io is not None else set())
+
     def _recover(self, exc: ComfyUIError, units: List[Unit], report: ChunkReport) -> List[Unit]:
-        done = set(report.written) | set(report.skipped) | (self._io.writing if self._io is not None else set())
+        done = self._settled(report)
         units = [unit for unit in units if self._needed(unit, done)]  # collected ones left only parts or frames
         frames = [f for unit in units for f in unit.outputs if f not in done]
         lines = self.server.log_tail(15)

@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import requests
 
@@ -56,24 +56,7 @@ def prepare(gpu: str, *, state_dir: Path, job: str = "", vram_gb: Optional[float
             wait_s: float = 0.0) -> Prepared:
     """Check and tidy the service's ComfyUI of ``gpu`` for a task of ``job`` (module docstring). A ComfyUI the
     service is restarting is waited for, up to ``wait_s``."""
-    state = read_state(state_dir, gpu)
-    if state is None:
-        raise ServiceUnavailable(f"no comfyfarm service runs a ComfyUI for GPU {gpu} on this machine (no "
-                                 f"{state_path(state_dir, gpu)})")
-    deadline = time.monotonic() + wait_s
-    while True:
-        running = (_control_status(state).get("gpus") or {}).get(gpu)
-        if not isinstance(running, dict):
-            raise ServiceUnavailable(f"the comfyfarm service at {state.control_url} runs no ComfyUI for GPU {gpu}")
-        if running.get("running"):
-            break
-        if time.monotonic() >= deadline:
-            raise ServiceUnavailable(f"the comfyfarm service's ComfyUI for GPU {gpu} is not running (still not "
-                                     f"after {wait_s:g} s)")
-        time.sleep(0.5)
-    state = read_state(state_dir, gpu) or state  # restarted meanwhile: its new process
-    client = ComfyUIClient(state.url, timeout_s=CONTROL_TIMEOUT_SECONDS)
-    _check_identity(client, state)
+    state, client = _answering(gpu, state_dir, wait_s)
     prepared = Prepared(state.url)
     _clear_foreign_queue(client, prepared)
     state = _memory_hygiene(client, state, prepared)
@@ -97,15 +80,7 @@ def prepare(gpu: str, *, state_dir: Path, job: str = "", vram_gb: Optional[float
 def inspect(gpu: str, *, state_dir: Path) -> Dict[str, Any]:
     """What the service's ComfyUI of ``gpu`` is like now, changing nothing: its URL, process id, starts,
     resident memory, prompts run and free GPU memory. :class:`ServiceUnavailable` where it does not answer."""
-    state = read_state(state_dir, gpu)
-    if state is None:
-        raise ServiceUnavailable(f"no comfyfarm service runs a ComfyUI for GPU {gpu} on this machine (no "
-                                 f"{state_path(state_dir, gpu)})")
-    running = (_control_status(state).get("gpus") or {}).get(gpu) or {}
-    if not running.get("running"):
-        raise ServiceUnavailable(f"the comfyfarm service's ComfyUI for GPU {gpu} is not running")
-    client = ComfyUIClient(state.url, timeout_s=CONTROL_TIMEOUT_SECONDS)
-    _check_identity(client, state)
+    state, client = _answering(gpu, state_dir, 0.0)
     rss = resident_memory_bytes(state.pid)
     free = _free_vram(client)
     return {"gpu": gpu, "url": state.url, "pid": state.pid, "starts": state.starts,
@@ -128,6 +103,30 @@ def resident_memory_bytes(pid: int) -> Optional[int]:
 
 
 # -- the steps ------------------------------------------------------------------------------------
+
+
+def _answering(gpu: str, state_dir: Path, wait_s: float) -> Tuple[GpuState, ComfyUIClient]:
+    """The state of ``gpu``'s ComfyUI and a client of it, once the service says it runs (waited for up to
+    ``wait_s``) and it answers as the one the service started; :class:`ServiceUnavailable` otherwise."""
+    state = read_state(state_dir, gpu)
+    if state is None:
+        raise ServiceUnavailable(f"no comfyfarm service runs a ComfyUI for GPU {gpu} on this machine (no "
+                                 f"{state_path(state_dir, gpu)})")
+    deadline = time.monotonic() + wait_s
+    while True:
+        running = (_control_status(state).get("gpus") or {}).get(gpu)
+        if not isinstance(running, dict):
+            raise ServiceUnavailable(f"the comfyfarm service at {state.control_url} runs no ComfyUI for GPU {gpu}")
+        if running.get("running"):
+            break
+        if time.monotonic() >= deadline:
+            waited = f" (still not after {wait_s:g} s)" if wait_s else ""
+            raise ServiceUnavailable(f"the comfyfarm service's ComfyUI for GPU {gpu} is not running{waited}")
+        time.sleep(0.5)
+    state = read_state(state_dir, gpu) or state  # restarted meanwhile: its new process
+    client = ComfyUIClient(state.url, timeout_s=CONTROL_TIMEOUT_SECONDS)
+    _check_identity(client, state)
+    return state, client
 
 
 def _control_status(state: GpuState) -> Dict[str, Any]:

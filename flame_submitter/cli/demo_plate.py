@@ -8,16 +8,12 @@ from typing import List
 import numpy as np
 
 from farm_plugin.frames.errors import PlateError
-from farm_plugin.frames.image_io import timecode_bcd, write_frame
+from farm_plugin.frames.image_io import timecode_after, timecode_bcd, write_frame
 
 
 def frame_timecode(index: int, fps: int, start: str = "01:00:00:00") -> str:
     """The timecode ``index`` frames after ``start`` (non-drop-frame)."""
-    hours, minutes, seconds, frames = (int(part) for part in start.split(":"))
-    total = ((hours * 60 + minutes) * 60 + seconds) * fps + frames + index
-    frames, total = total % fps, total // fps
-    seconds, total = total % 60, total // 60
-    return f"{total // 60:02d}:{total % 60:02d}:{seconds:02d}:{frames:02d}"
+    return timecode_after(start, index, fps)
 
 
 def write_demo_plate(

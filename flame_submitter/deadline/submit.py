@@ -30,7 +30,15 @@ from farm_plugin.workflow.package import WorkflowPackage
 from flame_submitter.config import Config
 from flame_submitter.deadline.client import DeadlineClient
 from flame_submitter.deadline.errors import DeadlineError, DeadlineRejected, DeadlineTimeout
-from flame_submitter.jobs.builder import FarmPaths, JobFolders, PlannedJob, hand_back_of, plan_jobs, waiting_for
+from flame_submitter.jobs.builder import (
+    FarmPaths,
+    JobFolders,
+    PlannedJob,
+    explicit_group,
+    hand_back_of,
+    plan_jobs,
+    waiting_for,
+)
 from flame_submitter.jobs.record import SourceClip, check_workflow, colour_spec, source_clip, workflow_spec
 from flame_submitter.jobs.submission import JobSubmission
 from flame_submitter.jobs.templates import JobTemplate
@@ -139,10 +147,9 @@ def _gpu_class_groups(template: JobTemplate, jobs: Sequence[PlannedJob]) -> List
     """(group, GB) of each GPU class group the jobs go to; without jobs, every class of the template's, unless
     it names a group (which wins)."""
     if jobs:
-        chosen = {(job.scheduling.group, job.scheduling.gpu_class) for job in jobs
-                  if job.scheduling is not None and job.scheduling.gpu_class is not None}
-        return sorted((group, memory) for group, memory in chosen if memory is not None)
-    if template.group.strip().lower() not in ("", "none"):
+        return sorted({(job.scheduling.group, job.scheduling.gpu_class) for job in jobs
+                       if job.scheduling is not None and job.scheduling.gpu_class is not None})
+    if explicit_group(template.group):
         return []
     return [(group, memory) for memory, group in template.gpu_groups]
 

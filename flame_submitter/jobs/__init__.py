@@ -11,8 +11,8 @@ from farm_plugin.public import public_names
 # imported on first use, so importing one module of this package does not import the others.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "builder": (
-        "FarmPaths", "HAND_BACK_MODE", "JobFolders", "PlannedJob", "hand_back_of", "plan_jobs", "waiting_for",
-        "whole_windows",
+        "FarmPaths", "HAND_BACK_MODE", "JobFolders", "PlannedJob", "explicit_group", "hand_back_of", "plan_jobs",
+        "waiting_for", "whole_windows",
     ),
     "record": (
         "SourceClip", "check_workflow", "clip_name", "colour_spec", "job_record", "load_workflow", "requested_frames",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, List
 
 import pytest
 
@@ -16,3 +17,21 @@ def studio(tmp_path: Path) -> Path:
     write_demo_plate(root / "sh010" / "plate", frame_count=24, width=16, height=16)
     (root / "comfyfarm" / "jobs").mkdir(parents=True)
     return root
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    """The completion records' inbox the relink watches."""
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    return folder
+
+
+def renders_folder(session: Any) -> Any:
+    """The Flame double's "ComfyUI Renders" library folder of the invert workflow, where the relink imports."""
+    library = next(lib for lib in session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders")
+    return next(f for f in library.folders if f.name.get_value() == "Invert")
+
+
+def clip_names(session: Any) -> List[str]:
+    return [c.name.get_value() for c in renders_folder(session).clips]

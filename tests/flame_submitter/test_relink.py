@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import pytest
 
 from farm_plugin.completion import CompletionRecord, write_completion
 from farm_plugin.frames.image_io import timecode_bcd, write_frame
 from flame_submitter.cli.demo_plate import frame_timecode
 from flame_submitter.flame.relink import RelinkWatcher
+
+from .conftest import renders_folder
 
 
 def render(folder: Path, frames: Iterable[int], name: str = "invert") -> str:
@@ -34,16 +35,6 @@ def record(tmp_path: Path, job: str, *, project: str = "show_2026", status: str 
         workflow_title="Invert", parameters={}, relink={"project": project, "clip_name": "sh010_plate", "user": "ann"})
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
-
-
-def renders_folder(session):
-    library = next(lib for lib in session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders")
-    return next(f for f in library.folders if f.name.get_value() == "Invert")
 
 
 def test_finished_renders_come_back_as_versioned_clips_once(flame_session, inbox: Path, tmp_path: Path) -> None:

@@ -14,14 +14,8 @@ from farm_plugin.jobrecord import JobRecord
 from farm_plugin.workflow.package import load_package
 from flame_submitter.flame.relink import RelinkWatcher
 
+from .conftest import renders_folder
 from .two_passes import job_record, render_passes, two_pass_package
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
 
 
 def finished(tmp_path: Path, *, exr_layers: bool = False) -> JobRecord:
@@ -30,10 +24,6 @@ def finished(tmp_path: Path, *, exr_layers: bool = False) -> JobRecord:
     render_passes(record)
     return record
 
-
-def renders_folder(session) -> Any:
-    library = next(lib for lib in session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders")
-    return next(f for f in library.folders if f.name.get_value() == "Invert")
 
 
 def comment_of(clip: Any) -> str:

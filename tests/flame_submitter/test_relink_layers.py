@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, List
-
-import pytest
 
 from farm_plugin.completion import write_completion
 from farm_plugin.frames.image_io import probe
@@ -19,25 +16,13 @@ from farm_plugin.workflow.package import load_package
 from flame_submitter.flame.bundle_import import import_folder
 from flame_submitter.flame.relink import RelinkWatcher
 
+from .conftest import clip_names, renders_folder
 from .two_passes import FRAMES, finished_job, job_record, render_passes, two_pass_package
 
 LAYERED = "one multi-channel clip, the passes inverted, original as its layers"
 
 
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
 
-
-def renders_folder(session) -> Any:
-    library = next(lib for lib in session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders")
-    return next(f for f in library.folders if f.name.get_value() == "Invert")
-
-
-def clip_names(session) -> List[str]:
-    return [c.name.get_value() for c in renders_folder(session).clips]
 
 
 def test_a_layered_job_comes_back_once_as_one_clip_named_like_a_one_pass_job(flame_session, inbox: Path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import pytest
 
@@ -15,23 +15,8 @@ from farm_plugin.workflow.package import load_package
 from flame_submitter.flame.bundle_import import import_folder
 from flame_submitter.flame.relink import RelinkWatcher
 
+from .conftest import clip_names, renders_folder
 from .two_passes import FRAMES, REPO, finished_job, job_record, render_passes, two_pass_package
-
-
-@pytest.fixture
-def inbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "inbox"
-    folder.mkdir()
-    return folder
-
-
-def renders_folder(session) -> Any:
-    library = next(lib for lib in session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders")
-    return next(f for f in library.folders if f.name.get_value() == "Invert")
-
-
-def clip_names(session) -> List[str]:
-    return [c.name.get_value() for c in renders_folder(session).clips]
 
 
 def test_each_pass_comes_back_as_its_own_clip_with_one_version_and_the_source_start_frame(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Sequence
 
 import pytest
 
@@ -44,3 +45,31 @@ def click_and_wait_for_done(dialog: Any, flame_session: Any, qapp: Any, timeout_
         time.sleep(0.05)
     assert dialog.submit_button.text() == "Done", dialog.problem_label.text()
     return clicked
+
+
+@contextmanager
+def submit_dialogs(app: Any, clips: Sequence[Any], **defaults: Any) -> Iterator[Callable[..., Any]]:
+    """``make(workflow="", **kwargs)``: a shown SubmitDialog for ``clips`` (or ``clips=``), with ``defaults`` for
+    the arguments not given, the workflow ``workflow`` selected; every one made is closed at the end."""
+    from flame_submitter.dialog.submit_dialog import SubmitDialog
+
+    made: List[Any] = []
+
+    def make(workflow: str = "", **kwargs: Any) -> Any:
+        for name, value in defaults.items():
+            kwargs.setdefault(name, value)
+        dialog = SubmitDialog(kwargs.pop("clips", clips), **kwargs)
+        dialog.show()
+        made.append(dialog)
+        if workflow:
+            dialog._select_tree_item(workflow)
+        app.processEvents()
+        return dialog
+
+    try:
+        yield make
+    finally:
+        for dialog in made:
+            dialog.close()
+            dialog.deleteLater()
+        app.processEvents()

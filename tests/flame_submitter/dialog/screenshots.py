@@ -53,6 +53,16 @@ def _wait(app, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-un
     app.processEvents()
 
 
+def _save(app, dialog, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``dialog`` as it shows to ``path``, then close it; returns ``path``."""
+    if not dialog.grab().save(str(path)):
+        raise RuntimeError(f"could not write {path}")
+    dialog.close()
+    dialog.deleteLater()
+    app.processEvents()
+    return path
+
+
 def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
            shots: Sequence[tuple] = SHOTS, store_dir: Optional[Path] = None) -> List[Path]:
     """Render each (workflow, file name, frame range mode) of ``shots`` into ``output_dir``; returns the files."""
@@ -74,13 +84,7 @@ def render(output_dir: Path, *, clips: Sequence[ClipSummary] = SAMPLE_CLIPS,
             dialog._select_tree_item(workflow)
             dialog.frame_mode_buttons[frame_mode].click()
             _wait(app, lambda: False, 0.2)
-            path = output_dir / file_name
-            if not dialog.grab().save(str(path)):
-                raise RuntimeError(f"could not write {path}")
-            written.append(path)
-            dialog.close()
-            dialog.deleteLater()
-            app.processEvents()
+            written.append(_save(app, dialog, output_dir / file_name))
     return written
 
 
@@ -107,13 +111,7 @@ def render_layers(output_dir: Path, file_name: str = "submit_dialog_layers.png",
         _wait(app, lambda: False, 0.2)
         if not dialog.layers_check.isChecked():
             raise RuntimeError("the layers checkbox did not tick: nothing to show")
-        path = output_dir / file_name
-        if not dialog.grab().save(str(path)):
-            raise RuntimeError(f"could not write {path}")
-        dialog.close()
-        dialog.deleteLater()
-        app.processEvents()
-    return path
+        return _save(app, dialog, output_dir / file_name)
 
 
 def settings_sources(scratch: Path) -> Any:
@@ -149,13 +147,7 @@ def render_settings(output_dir: Path, file_name: str = "settings_dialog.png") ->
         dialog.test_connection()
         _wait(app, lambda: dialog.test_button.isEnabled())
         _wait(app, lambda: False, 0.2)
-        path = output_dir / file_name
-        if not dialog.grab().save(str(path)):
-            raise RuntimeError(f"could not write {path}")
-        dialog.close()
-        dialog.deleteLater()
-        app.processEvents()
-    return path
+        return _save(app, dialog, output_dir / file_name)
 
 
 def main(argv: Sequence[str]) -> int:

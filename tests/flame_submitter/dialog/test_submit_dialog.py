@@ -29,7 +29,7 @@ from flame_submitter.dialog.model import (  # noqa: E402
 )
 from flame_submitter.dialog.submit_dialog import SubmitDialog, deadline_farm_lists  # noqa: E402
 from flame_submitter.jobs.templates import template_dirs  # noqa: E402
-from tests.flame_submitter.dialog.conftest import wait_until  # noqa: E402
+from tests.flame_submitter.dialog.conftest import submit_dialogs, wait_until  # noqa: E402
 
 QtCore, QtWidgets = qt.QtCore, qt.QtWidgets
 QTest = pytest.importorskip(f"{qt.QT_BINDING}.QtTest").QTest  # PySide6 or PySide2, as qt_compat chose
@@ -54,26 +54,9 @@ def store(tmp_path: Path) -> ChoicesStore:
 
 @pytest.fixture
 def make_dialog(qapp: Any, store: ChoicesStore) -> Iterator[Callable[..., SubmitDialog]]:
-    made: List[SubmitDialog] = []
-
-    def make(workflow: str = "", **kwargs: Any) -> SubmitDialog:
-        kwargs.setdefault("packages", PACKAGES)
-        kwargs.setdefault("templates", TEMPLATES)
-        kwargs.setdefault("choices_store", store)
-        kwargs.setdefault("farm_lists", lambda: (POOLS, GROUPS))
-        dialog = SubmitDialog(kwargs.pop("clips", CLIPS), **kwargs)
-        dialog.show()
-        made.append(dialog)
-        if workflow:
-            dialog._select_tree_item(workflow)
-        qapp.processEvents()
-        return dialog
-
-    yield make
-    for dialog in made:
-        dialog.close()
-        dialog.deleteLater()
-    qapp.processEvents()
+    with submit_dialogs(qapp, CLIPS, packages=PACKAGES, templates=TEMPLATES, choices_store=store,
+                        farm_lists=lambda: (POOLS, GROUPS)) as make:
+        yield make
 
 
 def type_into(widget: Any, text: str) -> None:

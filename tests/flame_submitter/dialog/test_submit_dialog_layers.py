@@ -22,6 +22,7 @@ from flame_submitter.dialog.model import (  # noqa: E402
 )
 from flame_submitter.dialog.submit_dialog import LAYERS_LABEL, SubmitDialog  # noqa: E402
 from flame_submitter.jobs.templates import template_dirs  # noqa: E402
+from tests.flame_submitter.dialog.conftest import submit_dialogs  # noqa: E402
 
 CLIPS = (ClipSummary("sh010_plate", 1001, 1100, width=1920, height=1080, fps=24.0, source_format="dpx"),)
 EXR_CLIPS = (ClipSummary("sh010_plate", 1001, 1100, width=1920, height=1080, fps=24.0, source_format="exr"),)
@@ -37,26 +38,9 @@ def store(tmp_path: Path) -> ChoicesStore:
 
 @pytest.fixture
 def make_dialog(qapp: Any, store: ChoicesStore) -> Iterator[Callable[..., SubmitDialog]]:
-    made: List[SubmitDialog] = []
-
-    def make(workflow: str = "", **kwargs: Any) -> SubmitDialog:
-        kwargs.setdefault("packages", PACKAGES)
-        kwargs.setdefault("templates", TEMPLATES)
-        kwargs.setdefault("choices_store", store)
-        kwargs.setdefault("farm_lists", None)
-        dialog = SubmitDialog(kwargs.pop("clips", CLIPS), **kwargs)
-        dialog.show()
-        made.append(dialog)
-        if workflow:
-            dialog._select_tree_item(workflow)
-        qapp.processEvents()
-        return dialog
-
-    yield make
-    for dialog in made:
-        dialog.close()
-        dialog.deleteLater()
-    qapp.processEvents()
+    with submit_dialogs(qapp, CLIPS, packages=PACKAGES, templates=TEMPLATES, choices_store=store,
+                        farm_lists=None) as make:
+        yield make
 
 
 def choose_format(dialog: SubmitDialog, output_format: str) -> None:
