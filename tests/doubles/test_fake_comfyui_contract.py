@@ -838,6 +838,44 @@ def test_fault_die_on_prompt(fake_comfyui_factory, tmp_path):
     assert "die_on_prompt" in fake.log_text()
 
 
+def test_fault_kill_on_prompt_is_what_the_oom_killer_does(fake_comfyui_factory, tmp_path):
+    """Linux's out-of-memory killer ends its victim with SIGKILL (mm/oom_kill.c, __oom_kill_process:
+    do_send_sig_info(SIGKILL, ...)): no handler runs, nothing is printed, the WebSocket just drops, and the
+    process's status is -9 (a shell's 137)."""
+    fake = fake_comfyui_factory(faults={"kill_on_prompt": 2})
+    assert upload(fake, "kill_src.png", png_bytes(tmp_path, np.full((8, 8, 3), 14, np.uint8))).status_code == 200
+    client = Client(fake)
+    _, first = client.run(workflow("kill_src.png", "kill/one"))
+    assert "execution_success" in types(first)
+    client.post(workflow("kill_src.png", "kill/two"))
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, OSError)):
+        client.collect(lambda m: False, timeout=10)
+    assert fake.process.wait(timeout=10) == -9
+    assert not (fake.output_dir / "kill" / "two_00001_.png").exists()
+    assert "[ComfyUI test double] fault" not in fake.log_text()  # a killed process says nothing
+
+
+def resident_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the resident memory from /proc")
+def test_fault_leak_mb_per_prompt_grows_the_resident_memory(fake_comfyui_factory, tmp_path):
+    """A ComfyUI that grows over a long API session and never gives the memory back (ComfyUI's own tracker:
+    RAM growth per prompt, /free not releasing it): each prompt keeps this much more resident."""
+    fake = fake_comfyui_factory(faults={"leak_mb_per_prompt": 30})
+    assert upload(fake, "leak_src.png", png_bytes(tmp_path, np.full((8, 8, 3), 15, np.uint8))).status_code == 200
+    client = Client(fake)
+    before = resident_mb(fake.process.pid)
+    for index in range(3):
+        assert "execution_success" in types(client.run(workflow("leak_src.png", f"leak/{index}"))[1])
+    assert resident_mb(fake.process.pid) - before >= 3 * 30 * 0.9
+    requests.post(f"{fake.url}/free", json={"unload_models": True, "free_memory": True}, timeout=10)
+    assert resident_mb(fake.process.pid) - before >= 3 * 30 * 0.9  # /free gives none of it back
+    client.close()
+
+
 def test_fault_startup_delay(fake_comfyui_factory):
     started = time.monotonic()
     fake = fake_comfyui_factory(faults={"startup_delay_s": 1.0})

@@ -523,6 +523,37 @@ def test_a_matte_becomes_alpha_on_both_paths(comfy, session, tmp_path):
     assert grey.shape == (H, W, 3) and np.array_equal(grey, np.repeat(eight_bit(frames[0][..., :1]), 3, axis=2))
 
 
+def comfyui_blend(a: np.ndarray, b: np.ndarray, factor: float, mode: str) -> np.ndarray:
+    """ComfyUI 0.3.64's ImageBlend (comfy_extras/nodes_post_processing.py, Blend.execute and blend_mode) in
+    float32 NumPy: the blend of the mode, mixed by the factor, then torch.clamp(…, 0, 1)."""
+    one = np.float32(1)
+    if mode == "soft_light":
+        g = np.where(a <= 0.25, ((16 * a - 12) * a + 4) * a, np.sqrt(np.maximum(a, 0)))
+        blended = np.where(b <= 0.5, a - (1 - 2 * b) * a * (one - a), a + (2 * b - 1) * (g - a))
+    else:
+        blended = {"normal": b, "multiply": a * b, "screen": one - (one - a) * (one - b), "difference": a - b,
+                   "overlay": np.where(a <= 0.5, 2 * a * b, one - 2 * (one - a) * (one - b))}[mode]
+    return np.clip(a * (one - np.float32(factor)) + blended * np.float32(factor), 0, 1)
+
+
+@pytest.mark.parametrize("mode", ["normal", "multiply", "screen", "overlay", "soft_light", "difference"])
+def test_image_blend_mixes_and_clamps_as_comfyui_does(session, tmp_path, mode):
+    """The workflows clamp a frame to 0..1 with core ImageBlend (the frame with itself at factor 1); every mode,
+    on float frames from -0.5 to 4.0, as ComfyUI's own code computes it (the real tier runs the same graph)."""
+    rng = np.random.default_rng(11)
+    a, b = (rng.uniform(-0.5, 4.0, size=(1, H, W, 3)).astype(np.float32) for _ in range(2))
+    first = write_frame(tmp_path / "a.npy", a[0])
+    second = write_frame(tmp_path / "b.npy", b[0])
+    prompt = {"1": load(str(first)), "2": load(str(second)),
+              "4": {"class_type": "ImageBlend", "inputs": {"image1": ["1", 0], "image2": ["2", 0],
+                                                           "blend_factor": 0.7, "blend_mode": mode}},
+              "3": save(["4", 0], tmp_path / "out")}
+    saved(session.run(prompt))
+    got = np.load(tmp_path / "out" / "frame.rgba.00000.npy")
+    np.testing.assert_allclose(got, comfyui_blend(a[0], b[0], 0.7, mode), atol=2e-6)
+    assert got.min() >= 0 and got.max() <= 1
+
+
 def test_a_failed_write_leaves_no_partial_file(session, tmp_path):
     """The second frame's name is taken by a folder: the rename fails, its hidden temporary file is removed,
     the first frame stays whole."""

@@ -565,7 +565,8 @@ class ImageInvert(Node):
 
 class ImageBlend(Node):
     """comfy_extras/nodes_post_processing.py ImageBlend: image1 x (1 - f) + blend(image1, image2) x f, clamped
-    to 0..1 (image2 the size of image1, as the workflows use it)."""
+    to 0..1, every blend mode of ComfyUI 0.3.64's Blend.blend_mode (image2 the size of image1, as the workflows
+    use it: the double refuses others instead of resizing them)."""
 
     CLASS_TYPE = "ImageBlend"
 
@@ -573,8 +574,12 @@ class ImageBlend(Node):
         a, b = np.asarray(image1, dtype=np.float32), np.asarray(image2, dtype=np.float32)
         if a.shape != b.shape:
             raise ValueError(f"the double's ImageBlend takes images of one size, not {a.shape} and {b.shape}")
-        blended = {"normal": b, "multiply": a * b, "screen": 1 - (1 - a) * (1 - b), "difference": a - b,
-                   "overlay": np.where(a <= 0.5, 2 * a * b, 1 - 2 * (1 - a) * (1 - b))}[blend_mode]
+        if blend_mode == "soft_light":
+            g = np.where(a <= 0.25, ((16 * a - 12) * a + 4) * a, np.sqrt(np.maximum(a, 0)))
+            blended = np.where(b <= 0.5, a - (1 - 2 * b) * a * (1 - a), a + (2 * b - 1) * (g - a))
+        else:
+            blended = {"normal": b, "multiply": a * b, "screen": 1 - (1 - a) * (1 - b), "difference": a - b,
+                       "overlay": np.where(a <= 0.5, 2 * a * b, 1 - 2 * (1 - a) * (1 - b))}[blend_mode]
         return (np.clip(a * (1 - blend_factor) + blended * blend_factor, 0, 1).astype(np.float32),)
 
 
