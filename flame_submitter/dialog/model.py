@@ -39,6 +39,7 @@ from farm_plugin.workflow.package import (
 from farm_plugin.workflow.params import resolve_parameters
 from flame_submitter.jobs.builder import whole_windows
 from flame_submitter.jobs.templates import OUTPUT_FORMATS, JobTemplate, TemplateError, load_template, load_template_file
+from flame_submitter.preview.request import PreviewSettings, preview_frames
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class ClipSummary:
     height: int = 0
     fps: float = 0.0
     source_format: str = ""  # what its results are with the output format "source": exr, dpx, png, tiff; "": unknown
+    positioner: Optional[int] = None  # the frame under Flame's positioner, the preview's first choice
 
     @property
     def frame_count(self) -> int:
@@ -152,6 +154,19 @@ class SubmitChoice:
         """The farm preset with the artist's changes applied (raises TemplateError when it is gone)."""
         return load_template(self.template, search_dirs).with_overrides(self.template_overrides,
                                                                          origin="the submit dialog")
+
+
+@dataclass(frozen=True)
+class PreviewChoice:
+    """A preview the artist asked for: ``frame`` of ``clip`` (``frames``: what is rendered for it, a window for a
+    sequence workflow) with ``settings``. ``choice`` is the submission of those frames with the same settings,
+    for whoever must put them on disk first (an export, a farm job)."""
+
+    settings: PreviewSettings
+    clip: ClipSummary
+    frame: int
+    frames: Tuple[int, ...]
+    choice: SubmitChoice
 
 
 @dataclass(frozen=True)
@@ -842,6 +857,56 @@ class DialogModel:
             clips=self.clips,
             exr_layers=self.effective_exr_layers,
         )
+
+    # -- the preview ----------------------------------------------------------------------------------------
+
+    def preview_settings(self) -> Optional[PreviewSettings]:
+        """What a preview renders with now (the settings a submission would get), or None while the workflow's
+        settings are not valid. Its ``key`` changes exactly when the picture would."""
+        if self.workflow is None or self.parameter_problems():
+            return None
+        parameters = self.resolved_parameters()
+        choice = SubmitChoice(workflow=self.workflow.name, workflow_path=str(self.workflow.path),
+                              parameters=parameters, template=self.template_name, template_overrides={},
+                              frame_mode="all", custom_frames="", output_format=None, local=self.local)
+        return PreviewSettings(workflow_path=str(self.workflow.path), parameters=parameters,
+                               set_arguments=tuple(choice.set_arguments()),
+                               output_format=None if self.output_format == "source" else self.output_format,
+                               exr_layers=self.effective_exr_layers)
+
+    def preview_problems(self) -> List[str]:
+        """Why no preview can be rendered now (no clip, no workflow, a setting that is not valid)."""
+        problems: List[str] = []
+        if not self.clips:
+            problems.append("No clips to preview: select clips, sequences or segments in Flame first")
+        if self.workflow is None:
+            problems.append("Choose a workflow in the list")
+        else:
+            problems.extend(self.parameter_problems().values())
+        return problems
+
+    def default_preview_frame(self, clip: ClipSummary) -> int:
+        """The frame a preview of ``clip`` starts on: under Flame's positioner, else the first frame to send."""
+        if clip.positioner is not None and clip.first_frame <= clip.positioner <= clip.last_frame:
+            return clip.positioner
+        frames = self.frames_for(clip)
+        return frames[0] if frames else clip.first_frame
+
+    def preview_choice(self, clip_index: int, frame: int) -> PreviewChoice:
+        """The preview of ``frame`` of the ``clip_index``-th clip with the current settings. Raises ValueError
+        listing the problems, or PreviewError for a frame outside the clip."""
+        problems = self.preview_problems()
+        settings = self.preview_settings()
+        if problems or settings is None or self.workflow is None:
+            raise ValueError("cannot preview yet: " + "; ".join(problems))
+        clip = self.clips[clip_index]
+        frames = preview_frames(self.workflow, frame, clip.first_frame, clip.last_frame)
+        choice = SubmitChoice(workflow=self.workflow.name, workflow_path=settings.workflow_path,
+                              parameters=dict(settings.parameters), template=self.template_name,
+                              template_overrides={"chunk_size": len(frames)}, frame_mode="custom",
+                              custom_frames=format_frame_list(list(frames)), output_format=settings.output_format,
+                              local=self.local, clips=(clip,), exr_layers=settings.exr_layers)
+        return PreviewChoice(settings=settings, clip=clip, frame=frame, frames=frames, choice=choice)
 
     def remember(self) -> RememberedChoices:
         """The memory updated with the current choices (valid values only), for :meth:`ChoicesStore.save`."""

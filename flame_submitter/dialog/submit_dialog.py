@@ -33,6 +33,7 @@ from flame_submitter.dialog.model import (
     ChoicesStore,
     ClipSummary,
     DialogModel,
+    PreviewChoice,
     SubmitChoice,
     SubmitResult,
     artist_message,
@@ -40,9 +41,11 @@ from flame_submitter.dialog.model import (
     load_job_templates,
     load_workflow_packages,
 )
+from flame_submitter.dialog.preview_panel import PreviewPanel, load_images
 from flame_submitter.dialog.qt_compat import QtCore, QtGui, QtWidgets, Signal
 from flame_submitter.dialog.widgets import LenientSpinBox, ParameterForm, QuietComboBox, set_invalid
 from flame_submitter.jobs.templates import JobTemplate, template_dirs
+from flame_submitter.preview.request import PreviewError, PreviewResult
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +158,19 @@ def dark_palette() -> QtGui.QPalette:
     return palette
 
 
+NO_PREVIEW = ("No preview: set comfyui_dir (a local ComfyUI) or deadline_url (the farm renders it) in Settings.")
+
+
+def preview_where(config: Config) -> Optional[str]:
+    """How a preview renders with ``config``: on the local ComfyUI when one is configured, else as a one-task farm
+    job when Deadline is; None when neither is."""
+    if config.comfyui_dir or config.comfyui_urls:
+        return "on the local ComfyUI"
+    if config.deadline_url:
+        return "as a one-task job on the farm"
+    return None
+
+
 def flame_main_window() -> Optional[QtWidgets.QWidget]:
     """Flame's main window, to parent dialogs to (window layering on Linux); None outside Flame."""
     app = QtWidgets.QApplication.instance()
@@ -227,6 +243,8 @@ class _Relay(QtCore.QObject):
     lists = Signal(object)
     result = Signal(object)
     progress = Signal(float, str)
+    preview_result = Signal(object)
+    preview_progress = Signal(float, str)
 
 
 class SubmitDialog(QtWidgets.QDialog):
@@ -236,11 +254,15 @@ class SubmitDialog(QtWidgets.QDialog):
         submit_requested(SubmitChoice): Submit (or Run locally) was pressed with a valid form.
         cancel_requested(): Stop was pressed while a local run is in progress.
         farm_lists_changed(str): the pool and group lists changed; the text says where they came from.
+        preview_requested(PreviewChoice): Preview was pressed; answer with post_preview_result (any thread).
+        preview_stop_requested(): Stop was pressed while a preview renders, or the dialog closed meanwhile.
     """
 
     submit_requested = Signal(object)
     cancel_requested = Signal()
     farm_lists_changed = Signal(str)
+    preview_requested = Signal(object)
+    preview_stop_requested = Signal()
 
     def __init__(
         self,
@@ -253,6 +275,7 @@ class SubmitDialog(QtWidgets.QDialog):
         farm_lists: Optional[Callable[[], FarmLists]] = None,
         farm_timeout_s: float = DEFAULT_FARM_TIMEOUT_SECONDS,
         load_problems: Sequence[str] = (),
+        preview_where: Optional[str] = None,
         parent: Optional[QtWidgets.QWidget] = None,
     ) -> None:
         super().__init__(parent)
@@ -269,7 +292,12 @@ class SubmitDialog(QtWidgets.QDialog):
         self._relay.lists.connect(self._on_farm_lists)
         self._relay.result.connect(self.show_result)
         self._relay.progress.connect(self.show_progress)
+        self._relay.preview_result.connect(self.show_preview_result)
+        self._relay.preview_progress.connect(self.show_preview_progress)
         self.form: Optional[ParameterForm] = None
+        self.preview_where = preview_where  # how a preview renders ("on the local ComfyUI"); None: it cannot
+        self.preview_pending: Optional[PreviewChoice] = None  # the preview rendering now
+        self.preview_shown: Optional[PreviewChoice] = None  # the preview on screen
 
         self.setObjectName("ComfyFarmSubmitDialog")
         self.setPalette(dark_palette())
@@ -302,7 +330,7 @@ class SubmitDialog(QtWidgets.QDialog):
                    choices_store=ChoicesStore(choices_path),
                    farm_lists=None if local else deadline_farm_lists(config, timeout_s=farm_timeout_s),
                    farm_timeout_s=farm_timeout_s, load_problems=package_problems + template_problems,
-                   parent=parent)
+                   preview_where=preview_where(config), parent=parent)
 
     # -- building -------------------------------------------------------------------------------------
 
@@ -315,7 +343,15 @@ class SubmitDialog(QtWidgets.QDialog):
         splitter.setChildrenCollapsible(False)
         splitter.setHandleWidth(8)
         splitter.addWidget(self._build_workflow_list(load_problems))
-        splitter.addWidget(self._build_workflow_panel())
+        middle = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        middle.setChildrenCollapsible(False)
+        middle.setHandleWidth(8)
+        middle.addWidget(self._build_workflow_panel())
+        middle.addWidget(self._build_preview())
+        middle.setStretchFactor(0, 1)
+        middle.setStretchFactor(1, 1)
+        middle.setSizes([380, 420])
+        splitter.addWidget(middle)
         splitter.addWidget(self._build_settings_column())
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
@@ -435,6 +471,17 @@ class SubmitDialog(QtWidgets.QDialog):
         scroll.setWidget(panel)
         self.workflow_panel = panel
         return scroll
+
+    def _build_preview(self) -> QtWidgets.QWidget:
+        model = self.model
+        panel = PreviewPanel(model.clips, [model.default_preview_frame(clip) for clip in model.clips],
+                             where=self.preview_where or "")
+        panel.preview_clicked.connect(self._on_preview)
+        panel.stop_clicked.connect(self.preview_stop_requested.emit)
+        if self.preview_where is None:
+            panel.view.set_message(NO_PREVIEW)
+        self.preview_panel = panel
+        return panel
 
     def _build_settings_column(self) -> QtWidgets.QWidget:
         """Farm (or local run) settings above frames and output: always in view, whatever the workflow."""
@@ -730,6 +777,22 @@ class SubmitDialog(QtWidgets.QDialog):
         self.hint_label.setVisible(bool(model.hints()))
         self.submit_button.setEnabled(not problems and not self.busy)
         self.submit_button.setToolTip("\n".join(problems))
+        self._refresh_preview()
+
+    def _refresh_preview(self) -> None:
+        """Preview enabled when the workflow's settings are valid; the picture stale once they differ from its own."""
+        panel = self.preview_panel
+        reasons = [NO_PREVIEW] if self.preview_where is None else self.model.preview_problems()
+        panel.set_available(reasons + (["A submission is under way"] if self.busy else []))
+        panel.set_stale(self.preview_stale)
+
+    @property
+    def preview_stale(self) -> bool:
+        """A preview is on screen and the settings have changed since it was rendered."""
+        if self.preview_shown is None:
+            return False
+        settings = self.model.preview_settings()
+        return settings is None or settings.key != self.preview_shown.settings.key
 
     def _show_exr_layers(self) -> None:
         """The layers checkbox: enabled for a several-pass workflow with an EXR output, ticked as it applies."""
@@ -897,6 +960,51 @@ class SubmitDialog(QtWidgets.QDialog):
         self.farm_status.setToolTip(tooltip)
         self.farm_lists_changed.emit(text)
 
+    # -- the preview ----------------------------------------------------------------------------------
+
+    def _on_preview(self, clip_index: int, frame: int) -> None:
+        try:
+            choice = self.model.preview_choice(clip_index, frame)
+        except (ValueError, PreviewError) as exc:
+            self.preview_panel.show_result(PreviewResult(error=artist_message(exc)), {})
+            return
+        self.preview_pending = choice
+        self.preview_panel.start(frame, choice.frames, self.preview_where or "")
+        logger.info("submit dialog: preview %s frame %d of %s", choice.choice.workflow, frame, choice.clip.name)
+        self.preview_requested.emit(choice)
+
+    def show_preview_progress(self, fraction: float, text: str = "") -> None:
+        """A preview's progress (0 to 1). Main thread only: from other threads use post_preview_progress."""
+        if self.preview_panel.running:
+            self.preview_panel.show_progress(fraction, text)
+
+    def show_preview_result(self, result: PreviewResult) -> None:
+        """A preview ended: its pictures and time, or its error (ComfyUI's own words). Main thread only."""
+        pending, self.preview_pending = self.preview_pending, None
+        if result.ok and pending is not None:
+            self.preview_shown = pending
+        self.preview_panel.show_result(result, load_images(result) if result.ok else {})
+        self._refresh()
+
+    def post_preview_result(self, result: PreviewResult) -> None:
+        """:meth:`show_preview_result` from any thread (queued onto the main thread)."""
+        try:
+            self._relay.preview_result.emit(result)
+        except RuntimeError:
+            logger.info("the submit dialog was closed before the preview came")
+
+    def post_preview_progress(self, fraction: float, text: str = "") -> None:
+        """:meth:`show_preview_progress` from any thread (queued onto the main thread)."""
+        try:
+            self._relay.preview_progress.emit(float(fraction), text)
+        except RuntimeError:
+            logger.debug("the submit dialog was closed during the preview")
+
+    def done(self, code: int) -> None:  # noqa: D102 (QDialog's): closing stops a preview that still renders
+        if self.preview_panel.running:
+            self.preview_stop_requested.emit()
+        super().done(code)
+
     # -- submit and results ---------------------------------------------------------------------------
 
     def _on_submit(self) -> None:
@@ -908,6 +1016,8 @@ class SubmitDialog(QtWidgets.QDialog):
             return
         self.model.memory = self.model.remember()
         self.store.save(self.model.memory)
+        if self.preview_shown is not None and not self.preview_stale:
+            logger.info("submit dialog: submitting the settings previewed on frame %d", self.preview_shown.frame)
         self.submitted_choice = choice
         self._set_busy(True)
         self.result_label.setVisible(False)

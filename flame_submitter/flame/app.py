@@ -135,6 +135,7 @@ class FlameApp:
         from flame_submitter.dialog.model import SubmitResult
         from flame_submitter.flame.launch import clean_environment, comfyfarm_command
         from flame_submitter.flame.media import SelectionError, describe
+        from flame_submitter.flame.preview import PreviewRunner
         from flame_submitter.flame.relink import as_layers, import_render, passes_at
         from flame_submitter.flame.submit import clip_summary, local_requests, run_locally
 
@@ -145,6 +146,7 @@ class FlameApp:
             return None
         dialog = SubmitDialog.from_config([clip_summary(s) for s in sources], self.config, local=True,
                                           parent=flame_main_window())
+        dialog.preview_runner = PreviewRunner(self.flame, self.config, dialog, sources)
         stop = threading.Event()
         dialog.cancel_requested.connect(stop.set)
 
@@ -206,6 +208,7 @@ class FlameApp:
         """The menu action: describe the selection, open the dialog, and submit off the main thread."""
         from flame_submitter.dialog import SubmitDialog, flame_main_window
         from flame_submitter.flame.media import SelectionError, describe
+        from flame_submitter.flame.preview import PreviewRunner
         from flame_submitter.flame.submit import clip_summary, shared_check, start_submission
 
         try:
@@ -215,6 +218,7 @@ class FlameApp:
             return None
         dialog = SubmitDialog.from_config([clip_summary(s, shared_check(self.config)) for s in sources], self.config,
                                           local=False, parent=flame_main_window())
+        dialog.preview_runner = PreviewRunner(self.flame, self.config, dialog, sources)
         # start_submission answers every outcome through show_result (a failed export too), never by raising
         dialog.submit_requested.connect(
             lambda choice: start_submission(self.flame, sources, choice, self.config, dialog.show_result))

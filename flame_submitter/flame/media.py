@@ -27,6 +27,7 @@ from flame_submitter.flame.sources import (
     fps_of,
     frame_pattern,
     marks_of,
+    positioner_of,
     text_of,
     value_of,
 )
@@ -94,12 +95,14 @@ def _describe_clip(clip: Any, flame: Any, use_marks: bool) -> FlameSource:
             pattern, first_number = found
     frames = tuple(range(first_number + first_rel - 1, first_number + end_rel - 1))
     start_time = value_of(clip.start_time)  # a PyAttribute holding a PyTime
+    positioner = positioner_of(clip)
     return FlameSource(
         name=name, frames=frames, width=int(clip.width), height=int(clip.height), fps=fps_of(clip.frame_rate),
         bit_depth=int(clip.bit_depth) if clip.bit_depth else None, start_frame=int(clip.start_frame),
         timecode=str(getattr(start_time, "timecode", "") or "") or None, uid=str(getattr(clip, "source_uid", "")),
         wiretap_id=str(clip.get_wiretap_node_id()), pattern=pattern, marks=marks, flame_object=clip,
-        clip_marks=clip_marks, colour_space=colour_space_of(clip))
+        clip_marks=clip_marks, colour_space=colour_space_of(clip),
+        positioner=first_number + positioner - 1 if positioner and 1 <= positioner <= length else None)
 
 
 def direct_pattern(source: FlameSource, is_shared: Callable[[str], bool]) -> Optional[str]:

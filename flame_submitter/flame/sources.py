@@ -53,6 +53,7 @@ class FlameSource:
     flame_object: Any = None  # the PyClip, PySequence or PySegment
     clip_marks: Optional[Tuple[int, int]] = None  # the clip's marks, applied or not
     colour_space: Optional[str] = None  # Flame's name for it, as get_colour_space() says
+    positioner: Optional[int] = None  # the frame number under the clip's positioner (current_time), if known
 
     @property
     def needs_export(self) -> bool:
@@ -113,6 +114,16 @@ def marks_of(clip: Any) -> Optional[Tuple[int, int]]:
     if mark_in is None and mark_out is None:
         return None
     return (mark_in or 1, mark_out or clip_length(clip) + 1)
+
+
+def positioner_of(clip: Any) -> Optional[int]:
+    """The relative frame (1 = first) under a clip's or sequence's positioner (``current_time``), or None when
+    Flame cannot say."""
+    try:
+        value = clip.current_time.get_value() if hasattr(clip.current_time, "get_value") else clip.current_time
+        return None if value is None else int(getattr(value, "relative_frame", value))
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
 
 
 def colour_space_of(item: Any) -> Optional[str]:

@@ -60,7 +60,7 @@ def clip_summary(source: FlameSource, is_shared: Optional[Callable[[str], bool]]
     return ClipSummary(name=source.name, first_frame=first, last_frame=last, has_marks=marks is not None,
                        mark_in=marks[0] if marks else None, mark_out=marks[1] if marks else None,
                        width=source.width, height=source.height, fps=source.fps or 0.0,
-                       source_format=FORMAT_OF_EXTENSION.get(extension, ""))
+                       source_format=FORMAT_OF_EXTENSION.get(extension, ""), positioner=source.positioner)
 
 
 def shared_check(config: Config) -> Callable[[str], bool]:
