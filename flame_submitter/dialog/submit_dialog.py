@@ -27,6 +27,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 from farm_plugin.workflow.package import WorkflowPackage, bundled_workflows_dir
 from flame_submitter.config import Config
 from flame_submitter.deadline.errors import DeadlineAuthError, DeadlineTimeout, DeadlineUnreachable
+from flame_submitter.dialog.farm_view import FarmView
 from flame_submitter.dialog.model import (
     FARM_NUMBERS,
     OUTPUT_FORMAT_CHOICES,
@@ -45,6 +46,7 @@ from flame_submitter.dialog.preview_panel import PreviewPanel, load_images
 from flame_submitter.dialog.qt_compat import QtCore, QtGui, QtWidgets, Signal
 from flame_submitter.dialog.widgets import LenientSpinBox, ParameterForm, QuietComboBox, set_invalid
 from flame_submitter.jobs.templates import JobTemplate, template_dirs
+from flame_submitter.preview.progress import JobProgress
 from flame_submitter.preview.request import PreviewError, PreviewResult
 
 logger = logging.getLogger(__name__)
@@ -245,6 +247,7 @@ class _Relay(QtCore.QObject):
     progress = Signal(float, str)
     preview_result = Signal(object)
     preview_progress = Signal(float, str)
+    farm_progress = Signal(object)
 
 
 class SubmitDialog(QtWidgets.QDialog):
@@ -294,6 +297,7 @@ class SubmitDialog(QtWidgets.QDialog):
         self._relay.progress.connect(self.show_progress)
         self._relay.preview_result.connect(self.show_preview_result)
         self._relay.preview_progress.connect(self.show_preview_progress)
+        self._relay.farm_progress.connect(self.show_farm_progress)
         self.form: Optional[ParameterForm] = None
         self.preview_where = preview_where  # how a preview renders ("on the local ComfyUI"); None: it cannot
         self.preview_pending: Optional[PreviewChoice] = None  # the preview rendering now
@@ -492,6 +496,8 @@ class SubmitDialog(QtWidgets.QDialog):
         column.setSpacing(8)
         column.addWidget(self._build_farm_box())
         column.addWidget(self._build_frames_box())
+        self.farm_view = FarmView()
+        column.addWidget(self.farm_view)
         column.addStretch(1)
         panel.setMinimumWidth(360)
         return panel
@@ -999,6 +1005,18 @@ class SubmitDialog(QtWidgets.QDialog):
             self._relay.preview_progress.emit(float(fraction), text)
         except RuntimeError:
             logger.debug("the submit dialog was closed during the preview")
+
+    def show_farm_progress(self, jobs: Sequence[JobProgress]) -> None:
+        """The submitted jobs as the farm reports them: state, frames per pass, the latest frame. Main thread only:
+        from other threads use post_farm_progress."""
+        self.farm_view.show_jobs(jobs)
+
+    def post_farm_progress(self, jobs: Sequence[JobProgress]) -> None:
+        """:meth:`show_farm_progress` from any thread (queued onto the main thread)."""
+        try:
+            self._relay.farm_progress.emit(list(jobs))
+        except RuntimeError:
+            logger.debug("the submit dialog was closed while the farm was asked")
 
     def done(self, code: int) -> None:  # noqa: D102 (QDialog's): closing stops a preview that still renders
         if self.preview_panel.running:

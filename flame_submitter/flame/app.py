@@ -207,8 +207,9 @@ class FlameApp:
     def submit_dialog(self, selection: Any) -> Any:
         """The menu action: describe the selection, open the dialog, and submit off the main thread."""
         from flame_submitter.dialog import SubmitDialog, flame_main_window
+        from flame_submitter.dialog.model import SubmitResult
         from flame_submitter.flame.media import SelectionError, describe
-        from flame_submitter.flame.preview import PreviewRunner
+        from flame_submitter.flame.preview import PreviewRunner, watch_farm
         from flame_submitter.flame.submit import clip_summary, shared_check, start_submission
 
         try:
@@ -219,9 +220,15 @@ class FlameApp:
         dialog = SubmitDialog.from_config([clip_summary(s, shared_check(self.config)) for s in sources], self.config,
                                           local=False, parent=flame_main_window())
         dialog.preview_runner = PreviewRunner(self.flame, self.config, dialog, sources)
+
+        def submitted(result: SubmitResult) -> None:
+            dialog.show_result(result)
+            if result.ok and result.job_ids:  # results as they arrive, in the dialog while it stays open
+                dialog.farm_watcher = watch_farm(self.flame, dialog, result.job_ids)
+
         # start_submission answers every outcome through show_result (a failed export too), never by raising
         dialog.submit_requested.connect(
-            lambda choice: start_submission(self.flame, sources, choice, self.config, dialog.show_result))
+            lambda choice: start_submission(self.flame, sources, choice, self.config, submitted))
         dialog.show()
         return dialog
 

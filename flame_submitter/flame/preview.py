@@ -21,6 +21,7 @@ from flame_submitter.flame.launch import clean_environment, comfyfarm_command
 from flame_submitter.flame.media import FlameSource
 from flame_submitter.flame.submit import local_requests
 from flame_submitter.preview.local import preview_command, run_preview
+from flame_submitter.preview.progress import FarmWatcher, job_progress
 from flame_submitter.preview.request import PreviewResult
 
 logger = logging.getLogger(__name__)
@@ -66,3 +67,17 @@ class PreviewRunner:
                                   folder=folder, gpus=tuple(self.config.gpus))
         stop, progress, env = self.stop, self.dialog.post_preview_progress, clean_environment()
         return lambda: run_preview(command, progress=progress, stop=stop, env=env)
+
+
+def watch_farm(flame: Any, dialog: Any, jobs: Sequence[str]) -> Optional[FarmWatcher]:
+    """Show ``jobs`` in the dialog's farm view as the farm reports them, until they finish or the dialog closes;
+    None (and a line in the shell's log) where comfyfarm cannot be run from this Flame."""
+    try:
+        launcher = comfyfarm_command(str(flame.get_version()))
+    except ComfyfarmError as exc:
+        logger.warning("comfyfarm: no farm view of %s: %s", ", ".join(jobs), exc)
+        return None
+    env = clean_environment()
+    watcher = FarmWatcher(jobs, lambda job: job_progress(launcher, job, env=env), dialog.post_farm_progress)
+    dialog.finished.connect(watcher.stop.set)
+    return watcher.start()

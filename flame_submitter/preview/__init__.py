@@ -1,5 +1,6 @@
-"""The preview frame of the submit dialog: what it asks for and gives back (``request``), rendered on the local
-ComfyUI through ``comfyfarm preview`` (``local``) or as a one-task farm job (``farm``). No Qt, no ``flame``."""
+"""See before you send, and as it arrives: the submit dialog's preview frame, what it asks for and gives back
+(``request``), rendered on the local ComfyUI through ``comfyfarm preview`` (``local``) or as a one-task farm job
+(``farm``); and the submitted jobs' frames per pass as the farm reports them (``progress``). No Qt, no ``flame``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from farm_plugin.public import public_names
 # imported on first use, so importing one module of this package does not import the others.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
     "local": ("PREVIEW_TIMEOUT_S", "preview_command", "run_preview"),
+    "progress": ("FarmWatcher", "JobProgress", "POLL_SECONDS", "PassFrames", "job_progress"),
     "request": (
         "PREVIEW_WIDTH", "PreviewError", "PreviewImage", "PreviewResult", "PreviewSettings", "RESULT_PREFIX",
         "image_names", "preview_frames",
