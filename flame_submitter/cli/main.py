@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from flame_submitter.cli import demo as cli_demo
     from flame_submitter.cli import doctor as cli_doctor
     from flame_submitter.cli import farm as cli_farm
+    from flame_submitter.cli import preview as cli_preview
     from flame_submitter.cli import run_local as cli_run_local
     from flame_submitter.cli import validate as cli_validate
     from flame_submitter.cli import workflows as cli_workflows
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_validate.add_parser(commands)
     cli_run_local.add_parser(commands)
+    cli_preview.add_parser(commands)
     cli_demo.add_parser(commands)
     cli_farm.add_parsers(commands)
     cli_config.add_parser(commands)

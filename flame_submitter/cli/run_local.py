@@ -27,6 +27,7 @@ from farm_plugin.frames.pattern import FramePattern
 from farm_plugin.jobrecord import JobRecord, layered, output_frames, pass_patterns, read_job_record
 from farm_plugin.runner.local import LocalRun, LocalRunReport, LocalServer
 from farm_plugin.runner.preflight import check_clip, check_colour, check_pass_formats
+from farm_plugin.workflow.package import WorkflowPackage
 from farm_plugin.workflow.params import parse_assignments, resolve_parameters
 from flame_submitter.cli.progress_bar import ProgressBar
 from flame_submitter.config import Config, load_config
@@ -57,13 +58,25 @@ def add_parser(commands: Any) -> None:
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workflow", required=True, metavar="NAME|PATH", help="a workflow package name or folder")
-    parser.add_argument("--input", required=True, metavar="PATTERN", help="source frames, e.g. plate.####.exr")
+    add_input_arguments(parser)
     parser.add_argument("--frames", metavar="LIST", help="frames in Deadline's syntax (1001-1100, 1-100x2, 1,5,10-20); "
                         "default: every frame of --input on disk")
     parser.add_argument("--output", required=True, metavar="PATTERN", help="results, e.g. out/result.####.exr")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
     parser.add_argument("--chunk-size", type=int, metavar="N", help="frames per chunk (default: config, 10)")
+    add_render_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workflow`` and ``--input``: what runs on which plate (run-local's, and ``comfyfarm preview``'s)."""
+    parser.add_argument("--workflow", required=True, metavar="NAME|PATH", help="a workflow package name or folder")
+    parser.add_argument("--input", required=True, metavar="PATTERN", help="source frames, e.g. plate.####.exr")
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the frames are rendered, and on which ComfyUI: the parameters, the output format, the ComfyUI options and
+    the colour spaces (run-local's, and ``comfyfarm preview``'s, which renders as run-local would)."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a workflow parameter")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--instances", type=int, metavar="N", help="ComfyUI instances to start (default: config, 1)")
     where.add_argument("--gpus", metavar="0,1,...",
@@ -77,17 +90,18 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=OUTPUT_FORMATS, help="output file format (default: the source's)")
     parser.add_argument("--exr-layers", action="store_true",
                         help="a workflow with several passes writes them as the layers of one EXR per frame at "
-                             "--output (the first pass as R,G,B(,A), each other as <pass>.R ...), not as a "
+                             "the output (the first pass as R,G,B(,A), each other as <pass>.R ...), not as a "
                              "sequence each; needs an .exr output")
     parser.add_argument("--ocio-config", metavar="CONFIG", help="OCIO config (default: config, ocio://default)")
     parser.add_argument("--plate-space", metavar="NAME", help="the plates' colour space (default: from the plate)")
     parser.add_argument("--working-space", metavar="NAME", help="the colour space the workflow sees")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
-    """Check everything the user gave (before any ComfyUI starts) and build the job record."""
-    package = load_workflow(args.workflow, config.workflows_dirs)
+def build_record(args: argparse.Namespace, config: Config, package: Optional[WorkflowPackage] = None) -> JobRecord:
+    """Check everything the user gave (before any ComfyUI starts) and build the job record. ``package``: the
+    workflow of ``--workflow``, where the caller has loaded it already."""
+    if package is None:
+        package = load_workflow(args.workflow, config.workflows_dirs)
     check_workflow(package)
     values = resolve_parameters(package, parse_assignments(args.set))
     source = FramePattern.parse(args.input, role="input")
@@ -113,10 +127,13 @@ def build_record(args: argparse.Namespace, config: Config) -> JobRecord:
                       file_format=args.format, exr_layers=exr_layers)
 
 
-def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int) -> List[LocalServer]:
+def build_servers(args: argparse.Namespace, config: Config, scratch: Path, chunks: int, *,
+                  command: str = "run-local") -> List[LocalServer]:
+    """The ComfyUIs to run ``chunks`` chunks on: those of ``--comfyui-url`` (or the config's), else those to start
+    (one per GPU, or ``--instances``, at most one per chunk). ``command`` names the command in messages."""
     urls = list(args.comfyui_url) or list(config.comfyui_urls)
     if urls and args.cpu:
-        raise UsageError(f"--cpu starts ComfyUI on the CPU, but run-local attaches to the running ComfyUI at "
+        raise UsageError(f"--cpu starts ComfyUI on the CPU, but {command} attaches to the running ComfyUI at "
                          f"{urls[0]}: start that one with --cpu, or leave out --comfyui-url")
     if urls:
         timeout_s = min(config.startup_timeout_s, ATTACH_TIMEOUT_SECONDS)

@@ -308,7 +308,9 @@ class PreviewPanel(QtWidgets.QGroupBox):
     def summary(result: PreviewResult) -> str:
         window = f" (window {result.frames[0]}-{result.frames[-1]})" if len(result.frames) > 1 else ""
         text = f"Frame {result.frame}{window} rendered in {result.seconds:.1f} s"
-        text += f" {result.where}." if result.where else "."
+        text += f" by {result.where}" if result.where else ""
+        started = result.startup_seconds >= 0.05  # a ComfyUI started for it, not one that was running
+        text += f" (ComfyUI started in {result.startup_seconds:.1f} s first)." if started else "."
         for warning in result.warnings:
             text += f"\n{warning}"
         return text
@@ -325,11 +327,13 @@ class PreviewPanel(QtWidgets.QGroupBox):
         return self.view.stale
 
     def _set_status(self, text: str, *, error: bool, stale: bool = False) -> None:
-        self.status_label.setText(text)
         self.status_label.setObjectName("ResultError" if error else ("Problem" if stale else "Caption"))
         style = self.status_label.style()
         style.unpolish(self.status_label)
-        style.polish(self.status_label)
+        style.polish(self.status_label)  # the style's font first, then the text: its wrapped height follows
+        self.status_label.setText(text)
+        # a wrapped label's height is not asked again inside the splitter: hold room for every line it wraps to
+        self.status_label.setMinimumHeight(self.status_label.heightForWidth(max(200, self.status_label.width())))
 
 
 def load_images(result: PreviewResult) -> Dict[str, QtGui.QImage]:

@@ -38,7 +38,11 @@ class PreviewRunner:
         self.stop = threading.Event()
         self.thread: Optional[threading.Thread] = None
         dialog.preview_requested.connect(self.start)
-        dialog.preview_stop_requested.connect(self.stop.set)
+        dialog.preview_stop_requested.connect(self.stop_preview)
+
+    def stop_preview(self) -> None:
+        """Stop, or the dialog closed: the preview rendering now stops, and nothing it started is left running."""
+        self.stop.set()
 
     def start(self, choice: PreviewChoice) -> None:
         """Main thread: put the frames on disk and start the render; every outcome reaches the dialog."""

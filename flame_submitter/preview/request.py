@@ -51,11 +51,13 @@ class PreviewImage:
 @dataclass(frozen=True)
 class PreviewResult:
     """A finished preview (``error`` empty) or why there is none (``error``: the artist's words, ComfyUI's own
-    error included where it failed). ``seconds``: the render's wall time; ``where``: what rendered it."""
+    error included where it failed). ``seconds``: the render's wall time; ``startup_seconds``: the time it took to
+    start ComfyUI before it (0 for one that was running); ``where``: what rendered it."""
 
     frame: int = 0
     frames: Tuple[int, ...] = ()
     seconds: float = 0.0
+    startup_seconds: float = 0.0
     where: str = ""
     source: Optional[PreviewImage] = None
     passes: Tuple[PreviewImage, ...] = ()
@@ -68,7 +70,8 @@ class PreviewResult:
 
     def to_json(self) -> str:
         return json.dumps({
-            "frame": self.frame, "frames": list(self.frames), "seconds": round(self.seconds, 3), "where": self.where,
+            "frame": self.frame, "frames": list(self.frames), "seconds": round(self.seconds, 3),
+            "startup_seconds": round(self.startup_seconds, 3), "where": self.where,
             "source": _image_json(self.source), "passes": [_image_json(p) for p in self.passes],
             "warnings": list(self.warnings), "error": self.error,
         })
@@ -80,7 +83,9 @@ class PreviewResult:
             data = json.loads(text)
             source = _image(data.get("source"))
             return cls(frame=int(data.get("frame", 0)), frames=tuple(int(f) for f in data.get("frames", ())),
-                       seconds=float(data.get("seconds", 0.0)), where=str(data.get("where", "")), source=source,
+                       seconds=float(data.get("seconds", 0.0)),
+                       startup_seconds=float(data.get("startup_seconds", 0.0)), where=str(data.get("where", "")),
+                       source=source,
                        passes=tuple(p for p in (_image(item) for item in data.get("passes", ())) if p is not None),
                        warnings=tuple(str(w) for w in data.get("warnings", ())), error=str(data.get("error", "")))
         except (ValueError, TypeError, AttributeError, KeyError) as exc:

@@ -78,7 +78,7 @@ class StandIn:
                 self.dialog.post_preview_result(PreviewResult(error=self.error))
                 return
             self.dialog.post_preview_result(PreviewResult(
-                frame=choice.frame, frames=choice.frames, seconds=2.5, where="on the local ComfyUI",
+                frame=choice.frame, frames=choice.frames, seconds=2.5, where="1 ComfyUI on GPU 0",
                 source=PreviewImage("source", self.source, choice.frame),
                 passes=(PreviewImage("blurred", self.result, choice.frame),)))
 
@@ -122,7 +122,7 @@ def test_the_preview_renders_the_frame_under_the_positioner_and_shows_it_beside_
     assert (asked.clip.name, asked.frame, asked.frames) == ("sh010_plate", 1042, (1042,))
     assert asked.settings.parameters["radius"] == 5 and "radius=5" in asked.settings.set_arguments
     assert asked.choice.custom_frames == "1042" and asked.choice.template_overrides == {"chunk_size": 1}
-    assert panel.status_label.text() == "Frame 1042 rendered in 2.5 s on the local ComfyUI."
+    assert panel.status_label.text() == "Frame 1042 rendered in 2.5 s by 1 ComfyUI on GPU 0."
     assert set(panel.images) == {"source", "blurred"} and not panel.pass_combo.isVisible()
     shown = panel.view.grab().toImage()
     rect = panel.view.picture_rect()
