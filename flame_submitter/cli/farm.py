@@ -2,15 +2,17 @@
 
 ``status`` also shows, per pass, how many of the job's frames are on disk and whole, the frame written last and a
 thumbnail of it (``latest_<pass>.jpg`` in the job folder): results as they arrive, read from the job record and the
-output folders through this machine's path mappings (``farm_plugin/completion/progress.py``)."""
+output folders through this machine's path mappings (``farm_plugin/completion/progress.py``). ``status --json``
+prints the same as one JSON object (``status_document``), for the submit dialog, which follows a job through it."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from farm_plugin.errors import BadInput, ComfyfarmError, UsageError, exit_code
 from farm_plugin.frames.framelist import parse_frame_list
@@ -84,6 +86,10 @@ def add_parsers(commands: Any) -> None:
     status = commands.add_parser("status", help="a Deadline job's state, tasks and errors, and the frames done per "
                                                 "pass with a thumbnail of the latest")
     status.add_argument("job_id", metavar="JOB_ID")
+    status.add_argument("--json", action="store_true",
+                        help="print one JSON object: job, name, state, tasks_done, tasks, progress (0-100), errors, "
+                             "passes [{name, done, total, latest, thumbnail, thumbnail_error}], frames_error and "
+                             "error (the latest error report, or what stopped the command; null for none)")
     status.set_defaults(run=run_status)
 
     jobs = commands.add_parser("jobs", help="your recent Deadline jobs")
@@ -188,19 +194,38 @@ def _client() -> DeadlineClient:
     return deadline_client(load_config())
 
 
-def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]], frames: Sequence[str] = ()) -> List[str]:
-    """What ``status`` prints of a job: its state, its outputs, then ``frames`` (``frames_done``), then its rendering
-    and failed tasks."""
-    props = job.get("Props") or {}
-    done = sum(1 for t in tasks if t.get("Stat") == 5)
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as ``status`` shows it: its state ("Queued" or "Rendering" for an Active job), tasks and errors."""
+
+    state: str
+    tasks_done: int
+    tasks: int
+    errors: int
+
+    @property
+    def progress(self) -> float:
+        """Percent of the tasks completed, 0-100."""
+        return 100.0 * self.tasks_done / self.tasks if self.tasks else 0.0
+
+
+def job_status(job: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]) -> JobStatus:
     state = JOB_STATES.get(job.get("Stat"), f"state {job.get('Stat')}")
     if state == "Active":
         state = "Rendering" if any(t.get("Stat") == 4 for t in tasks) else "Queued"
-    progress = 100.0 * done / len(tasks) if tasks else 0.0
+    return JobStatus(state=state, tasks_done=sum(1 for t in tasks if t.get("Stat") == 5), tasks=len(tasks),
+                     errors=int(job.get("Errs", 0) or 0))
+
+
+def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]], frames: Sequence[str] = ()) -> List[str]:
+    """What ``status`` prints of a job: its state, its outputs, then ``frames`` (``frames_lines``), then its
+    rendering and failed tasks."""
+    props = job.get("Props") or {}
+    summary = job_status(job, tasks)
     lines = [
         f"{job.get('_id')}  {props.get('Name', '')}",
-        f"  state: {state}    tasks: {done}/{len(tasks)} done    progress: {progress:.0f} %    "
-        f"errors: {job.get('Errs', 0)}",
+        f"  state: {summary.state}    tasks: {summary.tasks_done}/{summary.tasks} done    progress: "
+        f"{summary.progress:.0f} %    errors: {job.get('Errs', 0)}",
         f"  user: {props.get('User', '')}    frames: {props.get('Frames', '')}    workflow: {props.get('Ex0', '')}",
     ]
     lines += [f"  {name or 'output'}: {path}" for name, path in job_outputs(job)]
@@ -213,17 +238,38 @@ def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]], frames: Seque
     return lines
 
 
-def frames_done(job: Mapping[str, Any], config: Config) -> List[str]:
-    """Per pass: ``  inverted frames: 12/24 done, latest 1012 (thumbnail /jobs/…/latest_inverted.jpg)`` (a one-pass
-    job: ``  frames: …``), from the job record the job names, its farm paths read through ``config``'s path
-    mappings; the thumbnail is written into the job folder. One line saying why where the record cannot be read."""
+@dataclass(frozen=True)
+class PassFrames:
+    """One pass of a job: its frames on disk and whole (``done``) of ``total``, the one written last, and that
+    one's thumbnail (the path, or why there is none)."""
+
+    name: str
+    done: int
+    total: int
+    latest: Optional[int] = None
+    thumbnail: Optional[str] = None
+    thumbnail_error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FramesDone:
+    """Each pass's frames (``passes``), or why they were not counted (``error``)."""
+
+    passes: Tuple[PassFrames, ...] = ()
+    error: Optional[str] = None
+
+
+def frames_done(job: Mapping[str, Any], config: Config) -> FramesDone:
+    """Per pass, the job's frames on disk and whole and the latest, from the job record the job names, its farm
+    paths read through ``config``'s path mappings; the latest frame's thumbnail is written into the job folder
+    (``latest_<pass>.jpg``). No pass for a job without a record; ``error`` where the record cannot be read."""
     from farm_plugin.completion.contact_sheet import ContactSheetError
     from farm_plugin.completion.progress import pass_progress, write_latest_thumbnail
 
     props = job.get("Props") or {}
     farm_record = str((props.get("PlugInfo") or {}).get("JobRecord") or "")
     if not farm_record:
-        return []
+        return FramesDone()
 
     def here(path: str) -> str:
         return map_path(path, config.path_mappings, source_os=config.farm_os, target_os=config.workstation_os)
@@ -233,19 +279,63 @@ def frames_done(job: Mapping[str, Any], config: Config) -> List[str]:
         frames = parse_frame_list(str(props["Frames"])) if props.get("Frames") else None
         progress = pass_progress(record, frames, output_pattern=here(record.output.pattern))
     except ComfyfarmError as exc:  # the record's errors say which file, and why
-        return [f"  frames: not counted: {exc}"]
-    lines = []
+        return FramesDone(error=str(exc))
+    passes = []
     for item in progress:
-        label = f"{item.name} frames" if len(progress) > 1 else "frames"
-        line = f"  {label}: {len(item.done)}/{item.total} done"
+        thumbnail, why = None, None
         if item.latest is not None:
             try:
-                thumbnail = write_latest_thumbnail(record, item, Path(here(farm_record)).parent)
-                line += f", latest {item.latest} (thumbnail {thumbnail})"
+                written = write_latest_thumbnail(record, item, Path(here(farm_record)).parent)
+                thumbnail = str(written) if written is not None else None
             except ContactSheetError as exc:
-                line += f", latest {item.latest} (no thumbnail: {exc})"
+                why = str(exc)
+        passes.append(PassFrames(name=item.name, done=len(item.done), total=item.total, latest=item.latest,
+                                 thumbnail=thumbnail, thumbnail_error=why))
+    return FramesDone(passes=tuple(passes))
+
+
+def frames_lines(frames: FramesDone) -> List[str]:
+    """``status``'s lines of ``frames``: ``  inverted frames: 12/24 done, latest 1012 (thumbnail /jobs/…/
+    latest_inverted.jpg)`` per pass (a one-pass job: ``  frames: …``), or one line saying why they were not
+    counted."""
+    if frames.error is not None:
+        return [f"  frames: not counted: {frames.error}"]
+    lines = []
+    for item in frames.passes:
+        label = f"{item.name} frames" if len(frames.passes) > 1 else "frames"
+        line = f"  {label}: {item.done}/{item.total} done"
+        if item.latest is not None:
+            shown = f"thumbnail {item.thumbnail}" if item.thumbnail else f"no thumbnail: {item.thumbnail_error}"
+            line += f", latest {item.latest} ({shown})"
         lines.append(line)
     return lines
+
+
+def report_line(report: Mapping[str, Any]) -> str:
+    """An error report as ``status`` shows it: ``on <Worker> (task N): <its first line>``."""
+    text = str(report.get("ErrorMessage") or report.get("Title") or "").strip().splitlines()
+    return f"on {report.get('Slave', '?')} (task {report.get('Task', '?')}): {text[0] if text else ''}"
+
+
+def status_document(job: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], frames: FramesDone,
+                    errors: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """``status --json``: what the text shows, as one object; ``error`` is the latest error report (null: none)."""
+    summary = job_status(job, tasks)
+    return {
+        "job": job.get("_id"), "name": (job.get("Props") or {}).get("Name", ""), "state": summary.state,
+        "tasks_done": summary.tasks_done, "tasks": summary.tasks, "progress": round(summary.progress, 1),
+        "errors": summary.errors,
+        "passes": [{"name": p.name, "done": p.done, "total": p.total, "latest": p.latest, "thumbnail": p.thumbnail,
+                    "thumbnail_error": p.thumbnail_error} for p in frames.passes],
+        "frames_error": frames.error,
+        "error": report_line(errors[-1]) if errors else None,
+    }
+
+
+def failed_status_document(job_id: str, error: BaseException) -> Dict[str, Any]:
+    """``status --json`` when the job could not be read: ``error`` says why; nothing else is known."""
+    return {"job": job_id, "name": None, "state": None, "tasks_done": 0, "tasks": 0, "progress": 0.0, "errors": 0,
+            "passes": [], "frames_error": None, "error": str(error)}
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -256,12 +346,17 @@ def run_status(args: argparse.Namespace) -> int:
         tasks = client.get_job_tasks(args.job_id)["Tasks"]
         errors = client.job_reports(args.job_id, "error") if job.get("Errs") else []
     except ComfyfarmError as exc:
+        if args.json:
+            print(json.dumps(failed_status_document(args.job_id, exc)))
         return _fail(exc)
-    for line in describe_job(job, tasks, frames_done(job, config)):
+    frames = frames_done(job, config)
+    if args.json:
+        print(json.dumps(status_document(job, tasks, frames, errors)))
+        return 0
+    for line in describe_job(job, tasks, frames_lines(frames)):
         print(line)
     for report in errors[-3:]:
-        text = str(report.get("ErrorMessage") or report.get("Title") or "").strip().splitlines()
-        print(f"  error on {report.get('Slave', '?')} (task {report.get('Task', '?')}): {text[0] if text else ''}")
+        print(f"  error {report_line(report)}")
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import getpass
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -202,10 +202,14 @@ def plan(
     template: JobTemplate,
     config: Config,
     comment: str = "",
+    hand_back: bool = True,
 ) -> List[PlannedJob]:
-    """Every local check, then the plan. Nothing is written."""
+    """Every local check, then the plan. Nothing is written. ``hand_back=False``: no hand-back jobs and no inbox
+    (``plan_jobs``): nothing brings the frames into Flame."""
     check_workflow(workflow)
     paths = farm_paths(config)
+    if not hand_back:
+        paths = replace(paths, inbox_root=None)
     check_shared(str(paths.jobs_root), "the jobs root", config)
     clips = preflight_clips(requests, config, workflow=workflow_spec(workflow, parameters),
                             file_format=template.output_format, exr_layers=template.exr_layers)
@@ -215,7 +219,7 @@ def plan(
         check_writable_folder(paths.inbox_root, "the inbox")
     colour = colour_spec(config.ocio_config, config.working_space)
     return plan_jobs(clips, workflow=workflow, parameters=parameters, template=template, paths=paths,
-                     user=submitting_user(config), comment=comment, colour=colour)
+                     user=submitting_user(config), comment=comment, colour=colour, hand_back=hand_back)
 
 
 @dataclass(frozen=True)

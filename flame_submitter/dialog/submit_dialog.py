@@ -79,7 +79,7 @@ _ACCENT = "#3f6e9e"
 _CATEGORY = "#8fb0d0"
 STYLE_SHEET = f"""
 QDialog#ComfyFarmSubmitDialog {{ background-color: {_BACKGROUND}; }}
-QScrollArea#WorkflowScroll, QWidget#WorkflowPanel, QWidget#SettingsColumn {{
+QScrollArea#WorkflowScroll, QWidget#WorkflowPanel, QScrollArea#SettingsScroll, QWidget#SettingsColumn {{
     background-color: {_BACKGROUND}; border: none;
 }}
 QLabel {{ background: transparent; }}
@@ -354,7 +354,7 @@ class SubmitDialog(QtWidgets.QDialog):
         middle.addWidget(self._build_preview())
         middle.setStretchFactor(0, 1)
         middle.setStretchFactor(1, 1)
-        middle.setSizes([380, 420])
+        middle.setSizes([460, 340])
         splitter.addWidget(middle)
         splitter.addWidget(self._build_settings_column())
         splitter.setStretchFactor(0, 0)
@@ -500,7 +500,15 @@ class SubmitDialog(QtWidgets.QDialog):
         column.addWidget(self.farm_view)
         column.addStretch(1)
         panel.setMinimumWidth(360)
-        return panel
+        scroll = QtWidgets.QScrollArea()  # the farm view below them after Submit: scroll, never squeeze
+        scroll.setObjectName("SettingsScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(panel)
+        scroll.setMinimumWidth(380)
+        self.settings_scroll = scroll
+        return scroll
 
     def _spin(self, key: str) -> LenientSpinBox:
         _, low, high = FARM_NUMBERS[key]
@@ -1009,7 +1017,10 @@ class SubmitDialog(QtWidgets.QDialog):
     def show_farm_progress(self, jobs: Sequence[JobProgress]) -> None:
         """The submitted jobs as the farm reports them: state, frames per pass, the latest frame. Main thread only:
         from other threads use post_farm_progress."""
+        first = not self.farm_view.isVisible()
         self.farm_view.show_jobs(jobs)
+        if first:  # the news is below the settings: bring it into view once
+            QtCore.QTimer.singleShot(0, lambda: self.settings_scroll.ensureWidgetVisible(self.farm_view))
 
     def post_farm_progress(self, jobs: Sequence[JobProgress]) -> None:
         """:meth:`show_farm_progress` from any thread (queued onto the main thread)."""

@@ -5,7 +5,9 @@ the farm's paths) and a JobInfo/PluginInfo pair. A template with ``preview_every
 clip: every Nth frame first, then the rest, which waits for the preview (``waits_for``). Each of them has
 its hand-back job (``hand_back``): one task of the ComfyUI plugin in its finish mode, which waits for the job
 however it ends (completed, failed or cancelled, deleted), checks its frames on disk and writes the
-completion record Flame imports. The ids those dependencies name exist only once Deadline has the jobs:
+completion record Flame imports; ``hand_back=False`` plans none, and no inbox in the record, for a job whose
+frames Flame must not import (the submit dialog's preview). The ids those dependencies name exist only once
+Deadline has the jobs:
 ``waiting_for`` and ``hand_back_of`` complete the submissions then. Job folders are written all or nothing:
 a failure removes what this build wrote.
 
@@ -181,9 +183,11 @@ def plan_jobs(
     colour: Optional[ColourSpec] = None,
     now: Optional[float] = None,
     token: Optional[str] = None,
+    hand_back: bool = True,
 ) -> List[PlannedJob]:
     """Plan the jobs for ``clips``. ``now`` and ``token`` (the folder names' time and random part) are for
-    reproducible tests."""
+    reproducible tests. ``hand_back=False``: no hand-back job and no inbox in the record, so that nothing brings
+    the frames into Flame (a preview)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
     spec = workflow_spec(workflow, parameters)
     preview = template.preview_every if workflow.mode == "per_frame" else 0
@@ -212,7 +216,7 @@ def plan_jobs(
             workstation_os=paths.workstation_os,
             farm_os=paths.farm_os,
             path_mappings=tuple(dict(m.prefixes) for m in paths.mappings),
-            inbox=paths.to_farm(str(paths.inbox_root)) if paths.inbox_root else None,
+            inbox=paths.to_farm(str(paths.inbox_root)) if paths.inbox_root and hand_back else None,
         )
         for warning in short_chunk_warnings(clip.frames, template.chunk_size, workflow):
             logger.warning("%s: %s", clip.name, warning)
@@ -222,9 +226,9 @@ def plan_jobs(
             job_info = _job_info(record, clip, template, frames, user=user, comment=comment, batch=batch,
                                  farm_record=farm_record, part=part, preview=preview, paths=paths, placed=placed)
             submission = JobSubmission(job_info, _plugin_info(farm_record, template, part))
-            hand_back = _hand_back(job_info, farm_record, template, part, frames)
+            finish = _hand_back(job_info, farm_record, template, part, frames) if hand_back else None
             jobs.append(PlannedJob(key, folder, record, submission, part,
-                                   waits_for=parts[index - 1][0] if index else None, hand_back=hand_back,
+                                   waits_for=parts[index - 1][0] if index else None, hand_back=finish,
                                    scheduling=placed))
     return jobs
 

@@ -11,6 +11,10 @@ from farm_plugin.public import public_names
 # What other packages may use, by the module it lives in; tests/test_public_api.py keeps it true. A name is
 # imported on first use, so importing one module of this package does not import the others.
 _PUBLIC: Dict[str, Tuple[str, ...]] = {
+    "farm": (
+        "PreviewFarmError", "PreviewJob", "PreviewJobFailed", "PreviewStopped", "PreviewTimedOut",
+        "submit_preview_job", "wait_for_job",
+    ),
     "local": ("PREVIEW_TIMEOUT_S", "preview_command", "run_preview"),
     "progress": ("FarmWatcher", "JobProgress", "POLL_SECONDS", "PassFrames", "job_progress"),
     "request": (

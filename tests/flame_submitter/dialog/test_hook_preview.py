@@ -23,6 +23,7 @@ from farm_plugin.frames.image_io import read_pixels
 from farm_plugin.jobrecord import read_job_record
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
 from tests.doubles.flame.harness import REAL_PYTHON
+from tests.farm.conftest import make_studio
 from tests.flame_submitter.dialog.conftest import click_and_wait_for_done
 
 qt = pytest.importorskip("flame_submitter.dialog.qt_compat",
@@ -201,3 +202,38 @@ def test_stop_ends_the_preview_and_leaves_no_process_behind(qapp, flame_session,
     while processes_under(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_under(tmp_path) == []
+
+
+def test_without_a_local_comfyui_the_farm_renders_the_preview_as_one_task_and_flame_imports_nothing(
+        qapp, flame_session, farm, tmp_path: Path, monkeypatch) -> None:
+    studio = make_studio(farm, tmp_path, frame_count=12)  # the plate on shared storage; no ComfyUI on this machine
+    inbox = studio.hand_back()
+    monkeypatch.setenv("COMFYFARM_CONFIG", str(studio.config))
+    monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(studio.config))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("COMFYFARM_AUTODESK_ROOT", str(flame_session.autodesk_root))
+    lib = flame_session.workspace.create_library("Plates")
+    clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1013), source_dir=studio.root / "plates")
+    clip.current_time = 4
+    farm.start_workers(1)
+    hooks = flame_session.load_hooks(HOOK)
+    dialog = hooks.run_action("Submit to Deadline...", selection=(clip,))
+    dialog._select_tree_item("invert")
+    qapp.processEvents()
+    panel = dialog.preview_panel
+    assert dialog.preview_where == "as a one-task job on the farm"
+    panel.preview_button.click()
+    wait_for_preview(dialog, flame_session, qapp, timeout_s=180)
+    result = panel.result
+    assert result is not None, panel.status_label.text()
+    assert result.frame == 1004 and set(panel.images) == {"source", "result"}
+    (job,) = studio.submitted()  # the render job alone: no hand-back job
+    assert re.fullmatch(rf"Frame 1004 rendered in \d+\.\d s by the farm \(Deadline job {job['job_id']}\)\.",
+                        panel.status_label.text()), panel.status_label.text()
+    source, inverted = panel.images["source"], panel.images["result"]
+    centre = (source.width() // 2, source.height() // 2)
+    assert QtGui.QColor(source.pixel(*centre)).name() != QtGui.QColor(inverted.pixel(*centre)).name()
+    time.sleep(0.5)
+    assert list(inbox.iterdir()) == []  # nothing hands the preview back to Flame
+    assert not [lib for lib in flame_session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders"]
+    dialog.close()
