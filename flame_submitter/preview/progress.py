@@ -103,11 +103,11 @@ class FarmWatcher:
     answers go to ``report`` (from the watcher's thread)."""
 
     def __init__(self, jobs: Sequence[str], ask: Callable[[str], JobProgress],
-                 report: Callable[[List[JobProgress]], None], *, poll_s: float = POLL_SECONDS) -> None:
+                 report: Callable[[List[JobProgress]], None], *, poll_s: Optional[float] = None) -> None:
         self.jobs = list(jobs)
         self.ask = ask
         self.report = report
-        self.poll_s = poll_s
+        self.poll_s = POLL_SECONDS if poll_s is None else poll_s
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="comfyfarm-farm-view", daemon=True)
 

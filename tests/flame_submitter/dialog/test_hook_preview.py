@@ -237,3 +237,38 @@ def test_without_a_local_comfyui_the_farm_renders_the_preview_as_one_task_and_fl
     assert list(inbox.iterdir()) == []  # nothing hands the preview back to Flame
     assert not [lib for lib in flame_session.workspace.libraries if lib.name.get_value() == "ComfyUI Renders"]
     dialog.close()
+
+
+def test_after_submit_the_dialog_shows_the_jobs_frames_and_latest_frame_from_the_farm(
+        qapp, flame_session, farm, tmp_path: Path, monkeypatch) -> None:
+    studio = make_studio(farm, tmp_path, frame_count=12)
+    studio.hand_back()
+    monkeypatch.setenv("COMFYFARM_CONFIG", str(studio.config))
+    monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(studio.config))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("COMFYFARM_AUTODESK_ROOT", str(flame_session.autodesk_root))
+    monkeypatch.setattr("flame_submitter.preview.progress.POLL_SECONDS", 0.5)
+    lib = flame_session.workspace.create_library("Plates")
+    clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1013), source_dir=studio.root / "plates")
+    hooks = flame_session.load_hooks(HOOK)
+    dialog = hooks.run_action("Submit to Deadline...", selection=(clip,))
+    dialog._select_tree_item("invert")
+    qapp.processEvents()
+    assert click_and_wait_for_done(dialog, flame_session, qapp) < 2
+    job = str(studio.submitted()[0]["job_id"])  # the render job (its hand-back job follows it)
+    farm.start_workers(1)
+    view = dialog.farm_view
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (job in view.rows and "Completed" in view.rows[job].details.text()):
+        qapp.processEvents()
+        time.sleep(0.05)
+    row = view.rows[job]
+    assert view.isVisible()
+    lines = row.details.text().splitlines()
+    assert lines[0].startswith("Completed: ") and lines[1].startswith("result: 12/12 frames, latest 10"), lines
+    assert row.shown_thumbnail is not None and Path(row.shown_thumbnail).name == "latest_result.jpg"
+    assert not row.thumbnail.pixmap().isNull()
+    dialog.close()
+    assert dialog.farm_watcher is not None
+    dialog.farm_watcher.thread.join(10)
+    assert not dialog.farm_watcher.thread.is_alive()  # it stops asking once the jobs are done (or the dialog closed)
