@@ -272,3 +272,20 @@ def test_after_submit_the_dialog_shows_the_jobs_frames_and_latest_frame_from_the
     assert dialog.farm_watcher is not None
     dialog.farm_watcher.thread.join(10)
     assert not dialog.farm_watcher.thread.is_alive()  # it stops asking once the jobs are done (or the dialog closed)
+
+
+def test_run_locally_previews_too(qapp, flame_session, fake_deadline, tmp_path: Path, monkeypatch) -> None:
+    shared = preview_config(tmp_path, monkeypatch, flame_session, fake_deadline.url)
+    lib = flame_session.workspace.create_library("Plates")
+    clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1013), source_dir=shared / "plates")
+    hooks = flame_session.load_hooks(HOOK)
+    dialog = hooks.run_action("Run locally...", selection=(clip,))
+    dialog._select_tree_item("blur")
+    qapp.processEvents()
+    panel = dialog.preview_panel
+    assert panel.frame_spin.value() == 1001  # the positioner where Flame starts it: the first frame
+    panel.preview_button.click()
+    wait_for_preview(dialog, flame_session, qapp)
+    assert panel.result is not None, panel.status_label.text()
+    assert set(panel.images) == {"source", "result"}
+    dialog.close()
