@@ -4,7 +4,9 @@ Conversions run through OpenColorIO inside OpenImageIO (``ImageBufAlgo.colorconv
 policy names; ``ocio://default`` is OpenImageIO's built-in ACES studio config. Names may be any colour
 space name, alias or role the config defines ("ACEScg", "lin_rec709", "scene_linear", …). A conversion that
 is one curve on each channel (the default policy's) runs from tables built from OpenColorIO's own results
-(``curves``) on frames of ``TABLE_MIN_PIXELS`` or more.
+(``curves``) on frames of ``TABLE_MIN_PIXELS`` or more, kept between processes in ``tables_folder()``
+(``COMFYFARM_CACHE_DIR``, else ``$XDG_CACHE_HOME/comfyfarm``, else ``~/.cache/comfyfarm``; an empty
+``COMFYFARM_CACHE_DIR`` keeps none), each checked against the exact conversion before it is used.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from __future__ import annotations
 import atexit
 import difflib
 import functools
+import hashlib
 import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import OpenImageIO as oiio
 
-from .curves import ChannelCurve, build_curve
+from .curves import ChannelCurve, build_curve, load_curve, save_curve
 from .errors import ColourSpaceError
 from .image_io import PlateInfo
 
@@ -138,15 +142,47 @@ _curves: Dict[Tuple[str, str, str], Optional[ChannelCurve]] = {}
 _curves_lock = threading.Lock()
 
 
+CACHE_ENV = "COMFYFARM_CACHE_DIR"
+TABLES_VERSION = 1  # of the tables' file: a change of their layout gives new file names
+
+
+def tables_folder(environ: Optional[Dict[str, str]] = None) -> Optional[Path]:
+    """Where colour tables are kept between processes (module docstring); None when the user keeps none."""
+    environ = dict(os.environ) if environ is None else environ
+    if CACHE_ENV in environ:
+        return Path(environ[CACHE_ENV]).expanduser() / "colour" if environ[CACHE_ENV] else None
+    base = environ.get("XDG_CACHE_HOME") or str(Path("~").expanduser() / ".cache")
+    return Path(base) / "comfyfarm" / "colour"
+
+
+def _tables_path(folder: Path, config: str, source: str, target: str) -> Path:
+    """A file name for this conversion with this OpenImageIO (and its OpenColorIO) and this config file."""
+    identity = [str(TABLES_VERSION), oiio.__version__, config, source, target]
+    if os.path.isfile(config):
+        status = os.stat(config)
+        identity += [os.path.realpath(config), str(status.st_size), str(status.st_mtime_ns)]
+    digest = hashlib.sha256("\0".join(identity).encode("utf-8")).hexdigest()[:24]
+    return folder / f"curve-{digest}.npz"
+
+
 def _curve(config: str, source: str, target: str) -> Optional[ChannelCurve]:
-    """The tables of this conversion (``curves``), built on first use; None where it is not a curve."""
+    """The tables of this conversion (``curves``): from memory, else the kept file when it still matches, else
+    built (and kept); None where it is not a curve."""
     key = (config, source, target)
     with _curves_lock:  # the staging thread and the writers ask at once: build once
         if key not in _curves:
-            _curves[key] = build_curve(functools.partial(_convert_exact, config=config, source=source,
-                                                         target=target))
-            logger.debug("colour %s -> %s: %s", source, target,
-                         "tabulated" if _curves[key] is not None else "converted by OpenColorIO")
+            exact = functools.partial(_convert_exact, config=config, source=source, target=target)
+            folder = tables_folder()
+            path = _tables_path(folder, config, source, target) if folder is not None else None
+            curve = load_curve(path, exact) if path is not None else None
+            how = "tables kept from an earlier process"
+            if curve is None:
+                curve = build_curve(exact)
+                how = "tabulated" if curve is not None else "converted by OpenColorIO"
+                if curve is not None and path is not None:
+                    save_curve(curve, path)
+            _curves[key] = curve
+            logger.debug("colour %s -> %s: %s", source, target, how)
         return _curves[key]
 
 

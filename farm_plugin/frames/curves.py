@@ -15,15 +15,25 @@ conversion itself, once per process and transform, and used only where it reprod
 
 A transform with a matrix (ACEScg to sRGB) or a curve too steep for the table (ACEScct) fails the check:
 ``build_curve`` returns None and the caller converts exactly.
+
+Building the tables takes about half a second of CPU per transform, which every farm task's process would
+pay again before its first frame: :func:`save_curve` keeps them in a file (8.6 MB) and :func:`load_curve`
+reads them back (milliseconds) only after checking them against the exact conversion on a probe of half
+values and of unrelated R, G and B floats, so that a file from another OpenColorIO, a config whose LUTs
+changed, or a damaged file is rebuilt rather than used.
 """
 
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+
+from farm_plugin.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +105,58 @@ def build_curve(exact: Convert) -> Optional[ChannelCurve]:
         logger.debug("colour curve not tabulated: interpolation error %.3g > %.3g", error, TOLERANCE)
         return None
     return ChannelCurve(exact, half_table, points, steps)
+
+
+def save_curve(curve: ChannelCurve, path: Path) -> bool:
+    """Keep ``curve``'s tables at ``path`` (written atomically, the folder made); False, with a debug line, where
+    it cannot be written: the tables are only a shortcut."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".npz") as temporary:
+            np.savez(temporary, half_table=curve.half_table, points=curve.points, steps=curve.steps)
+    except OSError as exc:
+        logger.debug("colour tables not kept at %s: %s", path, exc)
+        return False
+    return True
+
+
+def load_curve(path: Path, exact: Convert) -> Optional[ChannelCurve]:
+    """The tables kept at ``path`` when they still reproduce ``exact`` (module docstring); None when there are
+    none, they cannot be read, or they do not agree."""
+    try:
+        with np.load(path, allow_pickle=False) as kept:
+            half_table, points, steps = kept["half_table"], kept["points"], kept["steps"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        logger.debug("colour tables at %s cannot be read: %s", path, exc)
+        return None
+    shapes = ((half_table, (1 << 16,)), (points, (_POINTS + 1,)), (steps, (_POINTS,)))
+    if any(array.dtype != np.float32 or array.shape != shape for array, shape in shapes):
+        logger.debug("colour tables at %s are not this version's", path)
+        return None
+    curve = ChannelCurve(exact, half_table, points, steps)
+    if not _still_exact(curve):
+        logger.debug("colour tables at %s no longer match the conversion: rebuilt", path)
+        return None
+    return curve
+
+
+def _still_exact(curve: ChannelCurve) -> bool:
+    """Whether ``curve`` gives the exact conversion's results: bit for bit on 4096 half values, within
+    ``TOLERANCE`` on 16384 floats of unrelated R, G and B from -1 to 64."""
+    generator = np.random.default_rng(29)
+    halves = generator.integers(0, 1 << 16, (4, _ROW, 3), dtype=np.uint16).view(np.float16)
+    halves[0, :4, 0] = np.array([0.0, 0.18, 1.0, 16.0], dtype=np.float16)
+    finite = np.isfinite(halves)
+    exact_half = curve.exact(halves.astype(np.float32))
+    tabled_half = curve.apply(halves)
+    if not np.array_equal(tabled_half[finite], exact_half[finite], equal_nan=True):
+        return False
+    floats = (np.float32(2.0) ** generator.uniform(-12.0, 6.0, (16, _ROW, 3))).astype(np.float32)
+    floats *= np.where(generator.random(floats.shape) < 0.1, np.float32(-1.0), np.float32(1.0))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _relative_error(curve.apply(floats), curve.exact(floats)) <= TOLERANCE
 
 
 def _acts_per_channel(exact: Convert) -> bool:
