@@ -230,10 +230,16 @@ class ComfyUIServer:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def exit_code(self) -> Optional[int]:
+    def exit_code(self, wait_s: float = 0.0) -> Optional[int]:
         """How ComfyUI's process ended (-9: killed by SIGKILL), until it is stopped or restarted; None while
-        it runs or when none was started."""
-        return self.process.poll() if self.process is not None else None
+        it runs or when none was started. ``wait_s``: how long to wait for it to end, for a caller that has just
+        lost its connection: a killed process's sockets close before the kernel reports it ended."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout=wait_s) if wait_s > 0 else self.process.poll()
+        except subprocess.TimeoutExpired:
+            return None
 
     def restart(self) -> None:
         """Stop (if needed) and start again on the same port."""

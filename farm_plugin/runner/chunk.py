@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT_SECONDS = 900.0
 DEFAULT_RESTART_LIMIT = 2
+EXIT_WAIT_S = 2.0  # after a lost connection: how long a managed ComfyUI is given to be reported ended
 QUEUE_AHEAD = 2  # prompts staged and queued in ComfyUI behind the one it runs
 WRITE_THREADS = 2  # threads writing results (reading, converting and encoding a frame)
 PENDING_WRITES_PER_THREAD = 2  # units whose results wait for a writer, per thread, before the runner waits
@@ -630,9 +631,11 @@ class ChunkRunner:
         done = self._settled(report)
         units = [unit for unit in units if self._needed(unit, done)]  # collected ones left only parts or frames
         frames = [f for unit in units for f in unit.outputs if f not in done]
+        hung = isinstance(exc, ComfyUITimeout)
+        # a managed ComfyUI's, once it ended; the connection drops before the kernel reports a killed process ended
+        exit_code = None if hung else getattr(self.server, "exit_code", lambda wait_s=0.0: None)(wait_s=EXIT_WAIT_S)
         lines = self.server.log_tail(15)
-        exit_code = getattr(self.server, "exit_code", lambda: None)()  # a managed ComfyUI's, once it ended
-        cause = None if isinstance(exc, ComfyUITimeout) else classify_exit(exit_code) or classify_log(lines)
+        cause = None if hung else classify_exit(exit_code) or classify_log(lines)
         if self.restarts >= self.restart_limit:
             tail = "\n".join("  " + line for line in lines)
             what = f"hung ({exc})" if isinstance(exc, ComfyUITimeout) else "stopped"
