@@ -172,7 +172,8 @@ def unstage_layers(layers: Sequence[Tuple[str, np.ndarray]], dest_path: PathLike
                    policy: Optional[ColourPolicy] = None, data: Sequence[str] = ()) -> PlateInfo:
     """Write several passes' results (name, working-space RGB or RGBA pixels; the first pass first) as the
     layers of one EXR (``layers``), in the plate's depth and with its header; the passes named in ``data``
-    as the workflow gave them (``unstage_pixels``). Every pass must have the first one's size (``PlateError``
+    as the workflow gave them (``unstage_pixels``). The file's colour space is the first pass's (``data`` when
+    it is a data pass): it names the R, G, B. Every pass must have the first one's size (``PlateError``
     naming both otherwise)."""
     policy = policy or ColourPolicy.default_for(source)
     first_name, first = layers[0]
@@ -185,8 +186,9 @@ def unstage_layers(layers: Sequence[Tuple[str, np.ndarray]], dest_path: PathLike
     converted = [np.ascontiguousarray(pixels, dtype=np.float32) if name in data else from_working(pixels, policy)
                  for name, pixels in layers]
     names = layer_channel_names([(name, pixels.shape[2]) for (name, _), pixels in zip(layers, converted)])
+    # one colour space names the file's R, G, B, which are the first pass's: data when that pass is data
     written = write_frame(dest_path, np.concatenate(converted, axis=2), like=source, file_format="exr",
-                          channel_names=names, metadata=_plate_metadata(policy, False))
+                          channel_names=names, metadata=_plate_metadata(policy, False, data=first_name in data))
     logger.debug("unstaged %d passes as layers → %s", len(layers), written.path)
     return written
 

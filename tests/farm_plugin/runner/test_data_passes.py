@@ -70,6 +70,25 @@ def test_a_data_pass_holds_the_workflows_values_and_a_colour_pass_the_plates_col
         np.testing.assert_array_equal(keyed, source)  # a colour pass: back in the plate's space, as it was
 
 
+@pytest.mark.parametrize("first_is_data", [True, False])
+def test_a_layered_file_is_tagged_as_its_first_pass_its_r_g_b(fake_comfyui_factory, tmp_path: Path,
+                                                               first_is_data: bool) -> None:
+    fake = fake_comfyui_factory(extra_args=comfyfarm_nodes_args(tmp_path / "nodes.yaml"))
+    plate = scene_linear_rgba_plate(tmp_path / "plate", frames=len(FRAMES))
+    package = data_package(tmp_path / "three")
+    manifest = yaml.safe_load((package / "workflow.yaml").read_text())
+    first = next(iter(manifest["outputs"]))
+    manifest["outputs"][first]["data"] = first_is_data
+    (package / "workflow.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    job = record(package, plate, str(tmp_path / "o" / "o.####.exr"), exr_layers=True)
+    assert ChunkRunner(job, ExternalServer(fake.url), scratch_dir=tmp_path / "s").run(FRAMES).written == FRAMES
+    tag = probe(tmp_path / "o" / f"o.{FRAMES[0]}.exr").metadata.get("oiio:ColorSpace")
+    if first_is_data:
+        assert tag == "data"
+    else:  # the plate's scene-linear Rec.709, by the name OpenImageIO writes for it
+        assert tag == "lin_rec709_scene"
+
+
 def test_data_must_be_true_or_false(tmp_path: Path) -> None:
     package = passes_package(tmp_path / "three")
     manifest = yaml.safe_load((package / "workflow.yaml").read_text())
