@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Protocol, Sequence, Set
@@ -83,9 +84,18 @@ class LocalRun:
             reserve = getattr(server, "reserve_port", None)
             if reserve is not None:
                 claimed.add(reserve(claimed))
-        with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
-            futures = [pool.submit(server.start) for server in self.servers]
+        pool = ThreadPoolExecutor(max_workers=len(self.servers))
+        futures = [pool.submit(server.start) for server in self.servers]
+        try:
             errors = [f.exception() for f in futures]
+        except BaseException:  # Ctrl-C (or SIGTERM) while they start: stop them now, not once they answer
+            while not all(f.done() for f in futures):
+                self.stop_servers()  # a start whose process is stopped under it fails at once
+                futures_wait(futures, timeout=0.2)
+            self.stop_servers()  # one that had not started its process when first asked
+            raise
+        finally:
+            pool.shutdown(wait=False)
         failed = [e for e in errors if e is not None]
         if failed:
             self.stop_servers()

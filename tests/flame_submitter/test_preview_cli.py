@@ -341,3 +341,23 @@ def test_real_comfyui_previews_invert(plate: str, tmp_path: Path) -> None:
     assert (result.frame, result.frames, result.error) == (1012, (1012,), "")
     assert close(picture(result.source), plate_display(plate, 1012))
     assert close(picture(result.passes[0]), 1.0 - plate_display(plate, 1012))
+
+
+def test_a_preview_stopped_while_comfyui_starts_stops_it_at_once(plate: str, tmp_path: Path) -> None:
+    """Stop in the middle of a slow start (a model loading): the ComfyUI being started is stopped now, not once it
+    answers, and none is left behind."""
+    config = write_config(tmp_path, faults='{"startup_delay_s": 60}', startup_timeout_s=120)
+    process = subprocess.Popen(preview_command("--workflow", "invert", "--input", plate, "--frame", "1003",
+                                               "--folder", str(tmp_path / "preview")),
+                               env=environment(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=REPO)
+    deadline = time.monotonic() + 60
+    while not fake_processes(tmp_path / "ComfyUI") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # ComfyUI is up and sleeping before it listens
+    assert fake_processes(tmp_path / "ComfyUI")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)  # well before the 60 s start-up would end
+    error, _ = failed(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), 130)
+    assert error.startswith("stopped")
+    assert fake_processes(tmp_path / "ComfyUI") == []

@@ -198,7 +198,7 @@ def test_stop_ends_the_preview_and_leaves_no_process_behind(qapp, flame_session,
         time.sleep(0.1)
     assert processes_under(tmp_path)
     dialog.close()
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 60
     while processes_under(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_under(tmp_path) == []
