@@ -16,8 +16,8 @@ conversion itself, once per process and transform, and used only where it reprod
 A transform with a matrix (ACEScg to sRGB) or a curve too steep for the table (ACEScct) fails the check:
 ``build_curve`` returns None and the caller converts exactly.
 
-Building the tables takes about half a second of CPU per transform, which every farm task's process would
-pay again before its first frame: :func:`save_curve` keeps them in a file (8.6 MB) and :func:`load_curve`
+Building the tables takes a few tenths of a second of CPU per transform, which every farm task's process
+would pay again before its first frame: :func:`save_curve` keeps them in a file (8.6 MB) and :func:`load_curve`
 reads them back (milliseconds) only after checking them against the exact conversion on a probe of half
 values and of unrelated R, G and B floats, so that a file from another OpenColorIO, a config whose LUTs
 changed, or a damaged file is rebuilt rather than used.
