@@ -21,6 +21,7 @@ import yaml
 
 from farm_plugin.frames.image_io import read_pixels
 from farm_plugin.jobrecord import read_job_record
+from flame_submitter.config import ENVIRONMENT
 from tests.doubles.comfyui.harness import free_port, make_fake_comfyui_dir
 from tests.doubles.flame.harness import REAL_PYTHON
 from tests.farm.conftest import make_studio
@@ -47,11 +48,19 @@ def preview_config(tmp_path: Path, monkeypatch: Any, flame_session: Any, deadlin
         "comfyui_dir": str(make_fake_comfyui_dir(tmp_path / "ComfyUI")), "comfyui_python": REAL_PYTHON,
         "base_port": free_port(), "scratch_dir": str(tmp_path / "scratch"), "startup_timeout_s": 30,
         "comfyui_env": {"COMFYFARM_FAKE_FAULTS": json.dumps(faults)} if faults else {}}))
+    use_config(config, tmp_path, monkeypatch, flame_session)
+    return shared
+
+
+def use_config(config: Path, tmp_path: Path, monkeypatch: Any, flame_session: Any) -> None:
+    """Flame reads ``config`` and nothing else: not the ComfyUI or Deadline the tests' environment names (the real
+    ComfyUI tier sets COMFYUI_DIR, which the configuration reads)."""
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COMFYFARM_CONFIG", str(config))
     monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(config))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("COMFYFARM_AUTODESK_ROOT", str(flame_session.autodesk_root))  # where Flame's Python is
-    return shared
 
 
 def wait_for_preview(dialog: Any, flame_session: Any, qapp: Any, timeout_s: float = 120.0) -> None:
@@ -208,10 +217,7 @@ def test_without_a_local_comfyui_the_farm_renders_the_preview_as_one_task_and_fl
         qapp, flame_session, farm, tmp_path: Path, monkeypatch) -> None:
     studio = make_studio(farm, tmp_path, frame_count=12)  # the plate on shared storage; no ComfyUI on this machine
     inbox = studio.hand_back()
-    monkeypatch.setenv("COMFYFARM_CONFIG", str(studio.config))
-    monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(studio.config))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("COMFYFARM_AUTODESK_ROOT", str(flame_session.autodesk_root))
+    use_config(studio.config, tmp_path, monkeypatch, flame_session)
     lib = flame_session.workspace.create_library("Plates")
     clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1013), source_dir=studio.root / "plates")
     clip.current_time = 4
@@ -243,10 +249,7 @@ def test_after_submit_the_dialog_shows_the_jobs_frames_and_latest_frame_from_the
         qapp, flame_session, farm, tmp_path: Path, monkeypatch) -> None:
     studio = make_studio(farm, tmp_path, frame_count=12)
     studio.hand_back()
-    monkeypatch.setenv("COMFYFARM_CONFIG", str(studio.config))
-    monkeypatch.setenv("COMFYFARM_STUDIO_CONFIG", str(studio.config))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("COMFYFARM_AUTODESK_ROOT", str(flame_session.autodesk_root))
+    use_config(studio.config, tmp_path, monkeypatch, flame_session)
     monkeypatch.setattr("flame_submitter.preview.progress.POLL_SECONDS", 0.5)
     lib = flame_session.workspace.create_library("Plates")
     clip = flame_session.add_clip(lib, "sh010_plate", frames=range(1001, 1013), source_dir=studio.root / "plates")
