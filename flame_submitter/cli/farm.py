@@ -40,6 +40,7 @@ from flame_submitter.deadline_cloud.submit import PartlySubmitted, submit_bundle
 from flame_submitter.jobs.builder import PlannedJob
 from flame_submitter.jobs.record import clip_name, load_workflow, requested_frames
 from flame_submitter.jobs.templates import load_template
+from flame_submitter.preview.progress import PassFrames
 
 BACKENDS = ("deadline", "deadline-cloud")
 CLOUD_ONLY = (("bundle_dir", "--bundle-dir"), ("cpu", "--cpu"), ("job_param", "--job-param"))
@@ -239,19 +240,6 @@ def describe_job(job: Dict[str, Any], tasks: List[Dict[str, Any]], frames: Seque
 
 
 @dataclass(frozen=True)
-class PassFrames:
-    """One pass of a job: its frames on disk and whole (``done``) of ``total``, the one written last, and that
-    one's thumbnail (the path, or why there is none)."""
-
-    name: str
-    done: int
-    total: int
-    latest: Optional[int] = None
-    thumbnail: Optional[str] = None
-    thumbnail_error: Optional[str] = None
-
-
-@dataclass(frozen=True)
 class FramesDone:
     """Each pass's frames (``passes``), or why they were not counted (``error``)."""
 
@@ -325,8 +313,7 @@ def status_document(job: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], 
         "job": job.get("_id"), "name": (job.get("Props") or {}).get("Name", ""), "state": summary.state,
         "tasks_done": summary.tasks_done, "tasks": summary.tasks, "progress": round(summary.progress, 1),
         "errors": summary.errors,
-        "passes": [{"name": p.name, "done": p.done, "total": p.total, "latest": p.latest, "thumbnail": p.thumbnail,
-                    "thumbnail_error": p.thumbnail_error} for p in frames.passes],
+        "passes": [item.to_mapping() for item in frames.passes],
         "frames_error": frames.error,
         "error": report_line(errors[-1]) if errors else None,
     }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
-import re
 import signal
 import subprocess
 import threading
@@ -38,6 +37,7 @@ from flame_submitter.deadline.submit import (
 )
 from flame_submitter.dialog.model import ClipSummary, SubmitChoice, SubmitResult
 from flame_submitter.flame.media import FlameSource, SelectionError, direct_pattern, export_source
+from flame_submitter.preview.local import PROGRESS_LINE
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +168,6 @@ def start_submission(flame: Any, sources: Sequence[FlameSource], choice: SubmitC
 
     flame.schedule_idle_event(deliver, 0)
     return thread
-
-
-PROGRESS_LINE = re.compile(r"\] (\d+)/(\d+) frames")
 
 
 def local_requests(flame: Any, sources: Sequence[FlameSource], choice: SubmitChoice,

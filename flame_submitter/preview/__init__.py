@@ -15,7 +15,7 @@ _PUBLIC: Dict[str, Tuple[str, ...]] = {
         "PreviewFarmError", "PreviewJob", "PreviewJobFailed", "PreviewStopped", "PreviewTimedOut",
         "submit_preview_job", "wait_for_job",
     ),
-    "local": ("PREVIEW_TIMEOUT_S", "preview_command", "run_preview"),
+    "local": ("PREVIEW_TIMEOUT_S", "PROGRESS_LINE", "preview_command", "run_preview"),
     "progress": ("FarmWatcher", "JobProgress", "POLL_SECONDS", "PassFrames", "job_progress"),
     "request": (
         "PREVIEW_WIDTH", "PreviewError", "PreviewImage", "PreviewResult", "PreviewSettings", "RESULT_PREFIX",

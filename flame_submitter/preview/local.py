@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 PREVIEW_TIMEOUT_S = 900.0  # a first preview may start ComfyUI and load a model from network storage
 STOP_GRACE_S = 45.0  # after SIGINT: time to interrupt ComfyUI and stop it (10 s grace of its own) cleanly
-PROGRESS_LINE = re.compile(r"\] (\d+)/(\d+) frames")
+PROGRESS_LINE = re.compile(r"\] (\d+)/(\d+) frames")  # run-local's progress bar, as preview and Run locally read it
 ERROR_PREFIX = "comfyfarm preview: "
 
 

@@ -12,7 +12,7 @@ import logging
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +23,27 @@ FINISHED_STATES = ("Completed", "Failed", "Suspended", "Deleted")
 
 @dataclass(frozen=True)
 class PassFrames:
-    """One pass of a job: frames done of ``total``, the frame written last and its thumbnail (a JPEG path)."""
+    """One pass of a job: frames on disk and whole (``done``) of ``total``, the frame written last and its
+    thumbnail (a JPEG path, or why there is none). ``status --json`` writes it as :meth:`to_mapping` gives it."""
 
     name: str
     done: int
     total: int
     latest: Optional[int] = None
     thumbnail: Optional[str] = None
+    thumbnail_error: Optional[str] = None
+
+    def to_mapping(self) -> Dict[str, Any]:
+        return {"name": self.name, "done": self.done, "total": self.total, "latest": self.latest,
+                "thumbnail": self.thumbnail, "thumbnail_error": self.thumbnail_error}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> PassFrames:
+        latest = data.get("latest")
+        return cls(name=str(data.get("name") or "frames"), done=int(data.get("done") or 0),
+                   total=int(data.get("total") or 0), latest=None if latest is None else int(latest),
+                   thumbnail=str(data["thumbnail"]) if data.get("thumbnail") else None,
+                   thumbnail_error=str(data["thumbnail_error"]) if data.get("thumbnail_error") else None)
 
 
 @dataclass(frozen=True)
@@ -68,11 +82,7 @@ class JobProgress:
 
     @classmethod
     def from_mapping(cls, job: str, data: Mapping[str, Any]) -> JobProgress:
-        passes = tuple(PassFrames(name=str(p.get("name") or "frames"), done=int(p.get("done") or 0),
-                                  total=int(p.get("total") or 0),
-                                  latest=None if p.get("latest") is None else int(p["latest"]),
-                                  thumbnail=str(p["thumbnail"]) if p.get("thumbnail") else None)
-                       for p in data.get("passes") or ())
+        passes = tuple(PassFrames.from_mapping(item) for item in data.get("passes") or ())
         return cls(job=str(data.get("job") or job), name=str(data.get("name") or ""),
                    state=str(data.get("state") or ""),
                    tasks_done=int(data.get("tasks_done") or 0), tasks=int(data.get("tasks") or 0),
