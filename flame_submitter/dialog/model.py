@@ -148,7 +148,7 @@ class SubmitChoice:
 
     def set_arguments(self) -> List[str]:
         """The parameters as ``KEY=VALUE`` texts, for ``comfyfarm run-local --set`` and ``farm submit --set``."""
-        return [f"{key}={_text_of(value)}" for key, value in self.parameters.items()]
+        return set_arguments(self.parameters)
 
     def job_template(self, search_dirs: Sequence[str] = ()) -> JobTemplate:
         """The farm preset with the artist's changes applied (raises TemplateError when it is gone)."""
@@ -334,6 +334,11 @@ def _farm_number(key: str, raw: Any) -> Tuple[Optional[int], Optional[str]]:
     if not low <= value <= high:
         return value, f"{label}: {value} is not a whole number from {low} to {high}"
     return value, None
+
+
+def set_arguments(parameters: Mapping[str, Any]) -> List[str]:
+    """``parameters`` as ``KEY=VALUE`` texts, as the comfyfarm commands' ``--set`` reads them."""
+    return [f"{key}={_text_of(value)}" for key, value in parameters.items()]
 
 
 def _text_of(value: Any) -> str:
@@ -866,11 +871,8 @@ class DialogModel:
         if self.workflow is None or self.parameter_problems():
             return None
         parameters = self.resolved_parameters()
-        choice = SubmitChoice(workflow=self.workflow.name, workflow_path=str(self.workflow.path),
-                              parameters=parameters, template=self.template_name, template_overrides={},
-                              frame_mode="all", custom_frames="", output_format=None, local=self.local)
         return PreviewSettings(workflow_path=str(self.workflow.path), parameters=parameters,
-                               set_arguments=tuple(choice.set_arguments()),
+                               set_arguments=tuple(set_arguments(parameters)),
                                output_format=None if self.output_format == "source" else self.output_format,
                                exr_layers=self.effective_exr_layers)
 
